@@ -1,0 +1,38 @@
+# Front door. `make run` = whole pipeline on data/raw/; `make test` = whole test suite.
+# Both create .venv and install the locked dependencies first (idempotent).
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test setup lock bench clean-outputs
+
+setup: $(STAMP)
+
+# --no-deps: the lock is the full closure; it deliberately omits BERTopic's
+# sentence-transformers/torch chain (see requirements.in).
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip==25.3" "setuptools==80.9.0" "wheel==0.45.1"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+run: $(STAMP)
+	@test -d .dvc || $(BIN)/dvc init --quiet
+	$(BIN)/dvc repro
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/pipeline.py
+
+# Re-resolve the lock from requirements.in in a throwaway venv.
+lock:
+	rm -rf /tmp/policy-topics-lock && $(PYTHON) -m venv /tmp/policy-topics-lock
+	/tmp/policy-topics-lock/bin/pip install --quiet --no-deps bertopic==0.17.4
+	grep -v '^bertopic' requirements.in | /tmp/policy-topics-lock/bin/pip install --quiet -r /dev/stdin
+	/tmp/policy-topics-lock/bin/pip freeze --exclude-editable | sort -f > requirements.lock
