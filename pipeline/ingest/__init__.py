@@ -1,0 +1,145 @@
+"""Ingest stage: minutes in any supported shape -> one clean utterance table.
+
+Library: :func:`ingest_paths`. CLI: ``policy-topics ingest FILE_OR_DIR... -o utterances.parquet
+[--meetings meetings.parquet] [--report ingest.json] [--format auto|pdf_text|pdf|...]``.
+
+Formats live in :mod:`pipeline.ingest.formats` (one module each, auto-detected);
+cleaning in :mod:`pipeline.ingest.clean`; dates, speakers, header and agenda
+parsing in :mod:`pipeline.ingest.structure`.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.errors import MultiFileError, PipelineError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+log = logging.getLogger("policy_topics.ingest")
+
+STAGE = "ingest"
+
+
+@dataclass
+class IngestResult:
+    utterances: "pd.DataFrame"
+    meetings: "pd.DataFrame"
+    report: dict
+
+
+def _package_digest() -> str:
+    """Hash of every module of this package: any code change invalidates cached partitions."""
+    h = hashlib.sha256()
+    for p in sorted(Path(__file__).parent.rglob("*.py")):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def collect_inputs(paths) -> list[tuple[Path, str]]:
+    """Expand files/directories into (path, source_file) pairs; source_file is relative to the
+    directory given (or the file name for a file given directly). Hidden files and *.dvc are skipped."""
+    out: list[tuple[Path, str]] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                rel = f.relative_to(p)
+                if f.is_file() and not any(part.startswith(".") for part in rel.parts) and f.suffix != ".dvc":
+                    out.append((f, rel.as_posix()))
+        elif p.is_file():
+            out.append((p, p.name))
+        else:
+            raise PipelineError(p, "no such file or directory")
+    return out
+
+
+def ingest_paths(paths, fmt: str = "auto", *, cache: bool = True, cache_dir=None,
+                 params: dict | None = None) -> IngestResult:
+    """Read every file (directories recursively) -> :class:`IngestResult`.
+
+    Raises :class:`MultiFileError` listing every bad file (nothing is returned then).
+    """
+    import pandas as pd
+
+    from pipeline.config import stage_params
+    from pipeline.ingest.core import REPORT_COLUMNS, empty_tables, ingest_file
+    from pipeline.ingest.formats import format_names
+    from pipeline.partition import Partition, hash_file, map_partitions
+
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    params = {**stage_params(STAGE), **(params or {})}
+    if fmt not in ("auto", *format_names()):
+        raise PipelineError(None, f"unknown format {fmt!r} (known: auto, {', '.join(format_names())})")
+    inputs = collect_inputs(paths)
+    if not inputs:
+        raise PipelineError(", ".join(map(str, paths)), "no input files")
+    parts = [Partition(name=rel, payload=(str(p), rel, fmt), digest=hash_file(p) + ":" + rel) for p, rel in inputs]
+    results = map_partitions(ingest_file, parts, stage=STAGE, cache=cache, cache_dir=cache_dir,
+                             params={"fmt": fmt, "code": _package_digest(),
+                                     **{k: v for k, v in params.items() if k != "raw_dir"}})
+    errors = [PipelineError(row.source_file, row.problem)
+              for r in results if "error" in r for row in r["error"].itertuples()]
+    if errors:
+        raise MultiFileError(errors)
+    tables = empty_tables()
+    good = [r for r in results if "utterances" in r]
+    utts = pd.concat([tables["utterances"], *[r["utterances"] for r in good]], ignore_index=True)
+    meets = pd.concat([tables["meetings"], *[r["meetings"] for r in good]], ignore_index=True)
+    rep = pd.concat([r["report"] for r in good], ignore_index=True)
+    ids = meets["meeting_id"]
+    if ids.duplicated().any():
+        dup = ids[ids.duplicated()].iloc[0]
+        raise PipelineError(dup, "duplicate meeting_id (two input files with the same stem?)")
+    for col in ("session", "page_start", "page_end"):
+        utts[col] = utts[col].astype("Int64")
+    meets["session"] = meets["session"].astype("Int64")
+    numeric = [c for c in REPORT_COLUMNS if c.startswith(("n_", "chars_"))]
+    totals = {c: int(rep[c].sum()) for c in numeric}
+    report = {"files": len(rep), "meetings": len(meets), "utterances": len(utts),
+              "speech_turns": int((utts["kind"] == "speech").sum()),
+              "distinct_speakers": int(utts.loc[utts["kind"] == "speech", "speaker_raw"].nunique()),
+              "totals": totals,
+              "accounting_ok": bool(totals["chars_in"] == sum(v for k, v in totals.items() if k.startswith("chars_")
+                                                              and k != "chars_in")),
+              "per_file": {r["source_file"]: {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()
+                                              if k != "source_file"}
+                           for r in rep.to_dict("records")}}
+    return IngestResult(utts, meets, report)
+
+
+def run(args) -> int:
+    from pipeline.config import stage_params
+    from pipeline.io import stage_timer, write_json, write_parquet
+
+    fmt = args.format or stage_params(STAGE).get("format", "auto")
+    with stage_timer(STAGE) as stats:
+        res = ingest_paths(args.inputs, fmt=fmt, cache=not args.no_cache)
+        write_parquet(res.utterances, args.output)
+        if args.meetings:
+            write_parquet(res.meetings, args.meetings)
+        if args.report:
+            write_json(res.report, args.report)
+        stats.update(files=res.report["files"], meetings=res.report["meetings"],
+                     speech_turns=res.report["speech_turns"], utterances=res.report["utterances"])
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("ingest", help="minutes files/directories -> utterances.parquet",
+                              description="Read minutes (PDF, PDF-extracted text, Tokyo Assembly JSON, "
+                                          "Kokkai API JSON, '名前：発言' text) into one utterance table.")
+    p.add_argument("inputs", nargs="+", metavar="FILE", help="input files or directories (recursed)")
+    p.add_argument("-o", "--output", required=True, help="utterances parquet to write")
+    p.add_argument("--meetings", help="meetings parquet to write")
+    p.add_argument("--report", help="cleaning/accounting report JSON to write")
+    p.add_argument("--format", default=None,
+                   help="auto (default: params.yaml ingest.format) or one of: pdf, pdf_text, "
+                        "tokyo_assembly_json, kokkai_json, colon_text")
+    p.add_argument("--no-cache", action="store_true", help="recompute every file (ignore .cache/ingest)")
+    p.set_defaults(func=run)

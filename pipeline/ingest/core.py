@@ -1,0 +1,120 @@
+"""One file -> utterance / meeting / report tables (the per-partition function)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.errors import PipelineError
+from pipeline.ingest.model import Document, Meeting, Source
+from pipeline.ingest.structure import assign_agenda, parse_speaker
+
+UTTERANCE_COLUMNS = [
+    "meeting_id", "meeting_title", "meeting_date", "session", "source_file", "utterance_id", "order",
+    "kind", "speaker_raw", "speaker_name", "speaker_role", "speaker_affiliation", "speaker_title",
+    "agenda_item", "text", "page_start", "page_end",
+]
+MEETING_COLUMNS = [
+    "meeting_id", "meeting_title", "meeting_date", "session", "venue", "source_file", "url", "format",
+    "attendees", "officials", "absentees", "agenda", "n_utterances", "n_speech",
+]
+REPORT_COLUMNS = [
+    "source_file", "format", "encoding", "n_meetings", "n_speech", "n_nonspeech", "chars_in", "chars_speech",
+    "chars_speaker_label", "chars_header", "chars_procedural", "chars_page_marker", "chars_whitespace",
+    "chars_other",
+]
+SPEAKER_FIELDS = ("speaker_name", "speaker_role", "speaker_affiliation", "speaker_title")
+
+
+def empty_tables() -> dict[str, pd.DataFrame]:
+    return {"utterances": _typed_utterances(pd.DataFrame(columns=UTTERANCE_COLUMNS)),
+            "meetings": pd.DataFrame(columns=MEETING_COLUMNS),
+            "report": pd.DataFrame(columns=REPORT_COLUMNS)}
+
+
+def _typed_utterances(df: pd.DataFrame) -> pd.DataFrame:
+    for col in ("session", "page_start", "page_end"):
+        df[col] = df[col].astype("Int64")
+    df["order"] = df["order"].astype("int64")
+    for col in UTTERANCE_COLUMNS:
+        if col not in ("session", "page_start", "page_end", "order"):
+            df[col] = df[col].astype("object").where(df[col].notna(), None)
+    return df
+
+
+def complete_speakers(meeting: Meeting) -> None:
+    """Fill speaker_* from the label where the reader did not state them."""
+    roster = [*meeting.attendees, *meeting.officials]
+    cache: dict[str, object] = {}
+    for row in meeting.rows:
+        if row.get("kind") != "speech" or not row.get("speaker_raw"):
+            continue
+        if any(row.get(f) for f in SPEAKER_FIELDS):
+            continue
+        label = row["speaker_raw"]
+        if label not in cache:
+            cache[label] = parse_speaker(label, roster, meeting.secretariat)
+        sp = cache[label]
+        row.update(speaker_name=sp.name, speaker_role=sp.role, speaker_affiliation=sp.affiliation,
+                   speaker_title=sp.title)
+
+
+def document_tables(doc: Document, rel: str, stem: str) -> dict[str, pd.DataFrame]:
+    utts, meets = [], []
+    multi = len(doc.meetings) > 1 or any(m.key for m in doc.meetings)
+    for k, m in enumerate(doc.meetings):
+        mid = f"{stem}#{m.key if m.key is not None else k}" if multi else stem
+        complete_speakers(m)
+        if not any("agenda_item" in r for r in m.rows):
+            assign_agenda(m.rows, m.agenda)
+        for order, r in enumerate(m.rows):
+            utts.append({
+                "meeting_id": mid, "meeting_title": m.title, "meeting_date": m.date, "session": m.session,
+                "source_file": rel, "utterance_id": f"{mid}:u{order:04d}", "order": order,
+                "kind": r["kind"], "speaker_raw": r.get("speaker_raw"),
+                **{f: r.get(f) for f in SPEAKER_FIELDS},
+                "agenda_item": r.get("agenda_item"), "text": r["text"],
+                "page_start": r.get("page_start"), "page_end": r.get("page_end"),
+            })
+        n_speech = sum(r["kind"] == "speech" for r in m.rows)
+        meets.append({
+            "meeting_id": mid, "meeting_title": m.title, "meeting_date": m.date, "session": m.session,
+            "venue": m.venue, "source_file": rel, "url": m.url, "format": doc.format,
+            "attendees": list(m.attendees), "officials": list(m.officials), "absentees": list(m.absentees),
+            "agenda": list(m.agenda), "n_utterances": len(m.rows), "n_speech": n_speech,
+        })
+    acct = doc.accounting
+    if acct.total != acct.chars_in:
+        raise PipelineError(rel, f"internal accounting error: {acct.total} chars classified of {acct.chars_in}")
+    n_speech = sum(u["kind"] == "speech" for u in utts)
+    report = {"source_file": rel, "format": doc.format, "encoding": doc.encoding, "n_meetings": len(meets),
+              "n_speech": n_speech, "n_nonspeech": len(utts) - n_speech, **acct.as_dict()}
+    udf = _typed_utterances(pd.DataFrame(utts, columns=UTTERANCE_COLUMNS))
+    mdf = pd.DataFrame(meets, columns=MEETING_COLUMNS)
+    mdf["session"] = mdf["session"].astype("Int64")
+    return {"utterances": udf, "meetings": mdf, "report": pd.DataFrame([report], columns=REPORT_COLUMNS)}
+
+
+def ingest_file(payload: tuple[str, str, str]) -> dict[str, pd.DataFrame]:
+    """Partition function: (absolute path, path relative to the raw dir, format) -> tables.
+
+    A bad file yields ``{"error": DataFrame[source_file, problem]}`` instead of raising,
+    so a directory run can report every bad file.
+    """
+    from pipeline.ingest.formats import read_source
+
+    path_s, rel, fmt = payload
+    path = Path(path_s)
+    try:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise PipelineError(rel, f"cannot read: {exc.strerror}") from None
+        src = Source(path=path, rel=rel, data=data)
+        doc = read_source(src, fmt)
+        if not any(r["kind"] == "speech" for m in doc.meetings for r in m.rows):
+            raise PipelineError(rel, "no speaker turns found")
+        return document_tables(doc, rel, Path(rel).stem)
+    except PipelineError as exc:
+        problem = exc.problem
+        return {"error": pd.DataFrame([{"source_file": rel, "problem": problem}])}

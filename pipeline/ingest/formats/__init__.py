@@ -1,0 +1,54 @@
+"""Registry of input format readers.
+
+A reader is a module in this package defining ``NAME``, ``sniff(src) -> float``
+(0: not this format, 1: certainly this format) and ``read(src) -> Document``.
+Adding a format = one module + one line in ``FORMAT_MODULES``.
+"""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from pipeline.errors import PipelineError
+from pipeline.ingest.model import Document, Source
+
+#: reader modules, tried in this order by auto-detection
+FORMAT_MODULES = [
+    "pipeline.ingest.formats.pdf",
+    "pipeline.ingest.formats.tokyo_assembly_json",
+    "pipeline.ingest.formats.kokkai_json",
+    "pipeline.ingest.formats.pdf_text",
+    "pipeline.ingest.formats.colon_text",
+]
+
+
+def readers() -> dict[str, ModuleType]:
+    out = {}
+    for name in FORMAT_MODULES:
+        mod = importlib.import_module(name)
+        out[mod.NAME] = mod
+    return out
+
+
+def format_names() -> list[str]:
+    return list(readers())
+
+
+def detect(src: Source) -> str:
+    """Name of the reader for ``src``; PipelineError naming the file when none fits."""
+    scores = [(mod.sniff(src), name) for name, mod in readers().items()]
+    best = max(scores, key=lambda s: s[0])
+    if best[0] <= 0:
+        raise PipelineError(src.path, "unrecognised format: no speaker turns (○名前 / 名前：) and not minutes JSON or PDF")
+    return best[1]
+
+
+def read_source(src: Source, fmt: str = "auto") -> Document:
+    table = readers()
+    if fmt in (None, "", "auto"):
+        fmt = detect(src)
+    if fmt not in table:
+        raise PipelineError(src.path, f"unknown format {fmt!r} (known: {', '.join(table)})")
+    doc = table[fmt].read(src)
+    doc.format = fmt
+    return doc

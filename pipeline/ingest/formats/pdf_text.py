@@ -1,0 +1,184 @@
+"""Minutes text extracted from PDF (ministry 議事録), e.g. data/raw/mic-chiiki-ict-06_2024-04-24.txt.
+
+Layout handled:
+* turns open with ○ / 〇 / ◯ + speaker label + spaces;
+* printed page numbers (``-18-``) on their own line; form feeds (``\\f``, from the
+  PDF reader) mark exact page breaks;
+* lines hard-broken every ~40 characters (mid-word, mid-sentence) and blank
+  lines between lines; a paragraph ends where a line ends with layout space or the
+  next line is indented with a full-width space;
+* a header block before the first turn (title, 開催日時及び場所, 出席構成員,
+  ministry attendees, 議事) and the closing mark (── 了 ──).
+"""
+from __future__ import annotations
+
+import re
+
+from pipeline.errors import PipelineError
+from pipeline.ingest.clean import Accounting, Block, split_ws
+from pipeline.ingest.model import Document, Meeting, Source
+from pipeline.ingest.structure import (absentees_from_speech, parse_date, parse_minutes_header,
+                                       parse_session)
+
+NAME = "pdf_text"
+
+TURN_MARKS = "○〇◯"
+_TURN = re.compile(rf"^[ \t\u3000]*([{TURN_MARKS}])[ \t\u3000]*([^ \t\u3000]+)([ \t\u3000]*)(.*)$")
+_PAGE = re.compile(r"^[ \t\u3000]*[-－−‐―ー—–]\s*([0-9０-９]{1,4})\s*[-－−‐―ー—–][ \t\u3000]*$")
+_PAGE_BARE = re.compile(r"^[ \t\u3000]*([0-9０-９]{1,4})[ \t\u3000]*$")
+_CLOSING = re.compile(r"^[ \t\u3000]*[─━—―\-－]+[ \t\u3000]*(了|以上)[ \t\u3000]*[─━—―\-－]+[ \t\u3000]*$")
+_LINE = re.compile(r"([^\n\r\f]*)(\r\n|\n|\r|\f|$)")
+#: a turn label is short and is not a sentence
+_MAX_LABEL = 40
+
+
+def _is_turn(line: str) -> re.Match | None:
+    m = _TURN.match(line)
+    if not m or len(m.group(2)) > _MAX_LABEL or "。" in m.group(2):
+        return None
+    # a label must be followed by separator spaces (or end the line)
+    if m.group(4) and not m.group(3):
+        return None
+    return m
+
+
+def sniff(src: Source) -> float:
+    if src.suffix in (".pdf", ".json"):
+        return 0.0
+    try:
+        text = src.text
+    except PipelineError:
+        return 0.0
+    turns = sum(1 for line in text.splitlines() if _is_turn(line))
+    return 0.9 if turns >= 1 else 0.0
+
+
+def read(src: Source) -> Document:
+    text = src.text
+    meeting, acct = parse_minutes_text(text, src.path)
+    return Document([meeting], acct, NAME, src.encoding)
+
+
+def parse_minutes_text(text: str, path=None) -> tuple[Meeting, Accounting]:
+    """Text of PDF minutes -> one :class:`Meeting` with header + speech rows, and the accounting."""
+    acct = Accounting(chars_in=len(text))
+    lines = [(m.group(1), m.group(2)) for m in _LINE.finditer(text)]
+    if lines and lines[-1] == ("", ""):
+        lines.pop()
+
+    rows: list[dict] = []
+    header = Block(acct, "header")
+    header_lines: list[str] = []
+    current: Block | None = None
+    cur_label: str | None = None
+    page = 1                       # page of the current line when form feeds are present
+    has_ff = "\f" in text
+    markers: list[tuple[int, int]] = []   # (line index, printed page number)
+    line_pages: list[int] = []
+    closed = False
+
+    def finish():
+        nonlocal current
+        if current is not None:
+            body = current.close()
+            rows.append({"kind": "speech", "speaker_raw": cur_label, "text": body,
+                         "_first": current.first_line, "_last": current.last_line})
+            current = None
+
+    carry = 0                      # the previous line's newline: layout of whichever block is open
+    for i, (raw, nl) in enumerate(lines):
+        line_pages.append(page)
+        target = current if current is not None else header
+        target.add_layout(carry)
+        carry = 0
+        if nl == "\f":
+            acct.add("page_marker", 1)
+            page += 1
+        else:
+            carry = len(nl)
+        if closed:
+            lead, content, trail = split_ws(raw)
+            acct.add("whitespace", len(lead) + len(trail))
+            acct.add("other", len(content))
+            continue
+        pm = _PAGE.match(raw) or (_PAGE_BARE.match(raw) if has_ff is False and current is not None else None)
+        if pm and (_PAGE.match(raw) or _looks_like_bare_page(lines, i)):
+            lead, content, trail = split_ws(raw)
+            acct.add("whitespace", len(lead) + len(trail))
+            acct.add("page_marker", len(content))
+            markers.append((i, int(content.strip("-－−‐―ー—–").translate(_DIG))))
+            continue
+        if _CLOSING.match(raw):
+            finish()
+            lead, content, trail = split_ws(raw)
+            acct.add("whitespace", len(lead) + len(trail))
+            acct.add("other", len(content))
+            closed = True
+            continue
+        m = _is_turn(raw)
+        if m:
+            finish()
+            lead_ws = raw[: m.start(1)]
+            acct.add("whitespace", len(lead_ws) + len(m.group(3)))
+            acct.add("speaker_label", len(m.group(1)) + len(m.group(2)))
+            cur_label = m.group(2)
+            current = Block(acct, "speech")
+            rest = m.group(4)
+            _, content, trail = split_ws(rest)
+            current.add_line("", content, trail, i)
+            if not content:
+                current.first_line = i
+            continue
+        lead, content, trail = split_ws(raw)
+        target.add_line(lead, content, trail, i)
+        if current is None and content:
+            header_lines.append(content)
+    (current if current is not None else header).add_layout(carry)
+    finish()
+    header_text = header.close()
+
+    if not rows:
+        raise PipelineError(path, "no speaker turns found (expected lines opening with ○名前)")
+
+    info = parse_minutes_header(header_lines)
+    meeting = Meeting(title=info.title, date=info.date or parse_date(header_text),
+                      session=parse_session(info.title or header_text), venue=info.venue,
+                      attendees=info.attendees or [], officials=info.officials or [],
+                      absentees=info.absentees or [], agenda=info.agenda or [],
+                      secretariat=info.secretariat)
+    out: list[dict] = []
+    if header_text:
+        out.append({"kind": "header", "speaker_raw": None, "text": header_text,
+                    "_first": header.first_line, "_last": header.last_line})
+    out += rows
+    if not meeting.absentees:
+        meeting.absentees = absentees_from_speech([r["text"] for r in rows[:3]]) or []
+    for r in out:
+        first, last = r.pop("_first"), r.pop("_last")
+        r["page_start"], r["page_end"] = _page_span(first, last, has_ff, line_pages, markers)
+    meeting.rows = out
+    return meeting, acct
+
+
+_DIG = str.maketrans("０１２３４５６７８９", "0123456789")
+
+
+def _looks_like_bare_page(lines, i) -> bool:
+    """A bare number line counts as a page number only between blank lines."""
+    prev_blank = i == 0 or not lines[i - 1][0].strip()
+    next_blank = i + 1 >= len(lines) or not lines[i + 1][0].strip()
+    return prev_blank and next_blank
+
+
+def _page_span(first, last, has_ff, line_pages, markers):
+    if first is None:
+        return None, None
+    if has_ff:
+        return line_pages[first], line_pages[last]
+    if not markers:
+        return None, None
+    before = [n for i, n in markers if i < first]
+    after = [n for i, n in markers if i > last]
+    start = before[-1] + 1 if before else 1
+    end = after[0] if after else None
+    return start, end

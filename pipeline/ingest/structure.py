@@ -1,0 +1,418 @@
+"""Structure recovered from minutes: dates, session numbers, speaker labels, header blocks, agenda.
+
+Pure functions on strings; no I/O. Readers call them, tests exercise them directly.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pipeline.ingest.clean import normalize_width
+
+# ---------------------------------------------------------------- numerals / dates
+
+_KANJI_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
+                 "壱": 1, "弐": 2, "参": 3}
+_KANJI_UNITS = {"十": 10, "百": 100, "千": 1000}
+NUM = r"[0-9０-９〇零一二三四五六七八九十百千壱弐参]+"
+
+
+def parse_number(s: str) -> int | None:
+    """'６' / '12' / '十二' / '二〇二四' / '百二十四' / '元' -> int (None if not a number)."""
+    s = normalize_width(s.strip())
+    if not s:
+        return None
+    if s == "元":
+        return 1
+    if s.isdigit():
+        return int(s)
+    if any(ch not in _KANJI_DIGITS and ch not in _KANJI_UNITS for ch in s):
+        return None
+    if not any(ch in _KANJI_UNITS for ch in s):  # positional: 二〇二四
+        return int("".join(str(_KANJI_DIGITS[ch]) for ch in s))
+    total, current = 0, 0
+    for ch in s:
+        if ch in _KANJI_DIGITS:
+            current = _KANJI_DIGITS[ch]
+        else:
+            total += (current or 1) * _KANJI_UNITS[ch]
+            current = 0
+    return total + current
+
+
+#: era name -> Gregorian year of era year 1
+ERAS = {"令和": 2019, "平成": 1989, "昭和": 1926, "大正": 1912, "明治": 1868, "R": 2019, "H": 1989, "S": 1926}
+
+_ERA_DATE = re.compile(rf"(令和|平成|昭和|大正|明治)\s*({NUM}|元)\s*年\s*({NUM})\s*月\s*({NUM})\s*日")
+_WEST_DATE_KANJI = re.compile(rf"([0-9０-９]{{4}}|[〇一二三四五六七八九]{{4}})\s*年\s*({NUM})\s*月\s*({NUM})\s*日")
+_WEST_DATE_SEP = re.compile(r"(?<![0-9])([12][0-9]{3})\s*[/\-.]\s*([0-9]{1,2})\s*[/\-.]\s*([0-9]{1,2})(?![0-9])")
+
+
+def _iso(y: int | None, m: int | None, d: int | None) -> str | None:
+    import datetime as dt
+
+    if y is None or m is None or d is None:
+        return None
+    try:
+        return dt.date(y, m, d).isoformat()
+    except ValueError:
+        return None
+
+
+def parse_date(text: str | None) -> str | None:
+    """First date in ``text`` as ISO ``YYYY-MM-DD``.
+
+    Handles 令和６年４月２４日, 令和二年二月十九日, 平成元年…, 昭和…, 2024年4月24日, 2020/2/19, 2024-04-24.
+    """
+    if not text:
+        return None
+    t = normalize_width(text)
+    found: list[tuple[int, str]] = []
+    m = _ERA_DATE.search(t)
+    if m:
+        era_year = parse_number(m.group(2))
+        iso = _iso(ERAS[m.group(1)] + era_year - 1 if era_year else None,
+                   parse_number(m.group(3)), parse_number(m.group(4)))
+        if iso:
+            found.append((m.start(), iso))
+    m = _WEST_DATE_KANJI.search(t)
+    if m:
+        iso = _iso(parse_number(m.group(1)), parse_number(m.group(2)), parse_number(m.group(3)))
+        if iso:
+            found.append((m.start(), iso))
+    m = _WEST_DATE_SEP.search(t)
+    if m:
+        iso = _iso(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        if iso:
+            found.append((m.start(), iso))
+    return min(found)[1] if found else None
+
+
+_SESSION = re.compile(rf"第\s*({NUM})\s*回")
+_ISSUE = re.compile(rf"第\s*({NUM})\s*号")
+
+
+def parse_session(text: str | None) -> int | None:
+    """第６回 / 第十二回 -> 6 / 12; falls back to 第N号 (record number of a committee series)."""
+    if not text:
+        return None
+    for rx in (_SESSION, _ISSUE):
+        m = rx.search(text)
+        if m:
+            return parse_number(m.group(1))
+    return None
+
+
+# ---------------------------------------------------------------- speakers
+
+#: role words recognised at the end of a speaker label, longest first when matching.
+#: value = canonical role written to ``speaker_role``.
+ROLE_SUFFIXES = {
+    "座長代理": "座長代理", "座長": "座長", "副座長": "副座長", "会長代理": "会長代理", "会長": "会長",
+    "副会長": "副会長", "主査": "主査", "構成員": "構成員", "副委員長": "副委員長", "委員長": "委員長",
+    "委員": "委員", "専門委員": "専門委員", "臨時委員": "臨時委員", "副議長": "副議長", "議長": "議長",
+    "副知事": "副知事", "知事": "知事", "オブザーバー": "オブザーバー", "参考人": "参考人", "政府参考人": "政府参考人",
+    "事務局長": "事務局", "事務局": "事務局", "様": "presenter", "氏": "presenter", "さん": "presenter",
+    "先生": "presenter", "議員": "議員", "大臣": "大臣", "副大臣": "副大臣", "大臣政務官": "大臣政務官",
+    "内閣総理大臣": "内閣総理大臣", "君": "議員",
+}
+#: official titles (executive side): role "説明員" (answering official), title kept verbatim
+OFFICIAL_SUFFIXES = ("局長", "部長", "課長", "室長", "次長", "参事官", "審議官", "統括官", "補佐", "教育長", "技監",
+                     "理事", "所長", "センター長", "本部長", "監", "長官", "担当", "参事", "主事", "係長", "企画官",
+                     "調整官", "管理者", "理事者")
+#: bodies that appear as 'affiliation（person）'
+AFFILIATION_WORDS = ("事務局", "総務省", "内閣府", "内閣官房", "省", "庁", "府", "委員会", "部会")
+
+_HONORIFIC = re.compile(r"(君|様|氏|さん)$")
+
+
+@dataclass
+class Speaker:
+    raw: str
+    name: str | None = None
+    role: str | None = None
+    affiliation: str | None = None
+    title: str | None = None
+
+
+def _match_suffix(label: str) -> tuple[str, str] | None:
+    """label -> (stem, suffix) for the longest known role suffix."""
+    for suf in sorted(ROLE_SUFFIXES, key=len, reverse=True):
+        if label.endswith(suf) and len(label) > len(suf):
+            return label[: -len(suf)], suf
+    return None
+
+
+def _official_suffix(label: str) -> str | None:
+    for suf in sorted(OFFICIAL_SUFFIXES, key=len, reverse=True):
+        if label.endswith(suf):
+            return suf
+    return None
+
+
+def _split_name_title(label: str, roster: list[str]) -> tuple[str, str] | None:
+    """Find ``label`` = NAME + SHORT_TITLE against a roster entry NAME + FULL_TITLE.
+
+    '金子統括補佐' with roster entry '金子情報通信政策課統括補佐' -> ('金子', '情報通信政策課統括補佐').
+    """
+    best = None
+    for entry in roster:
+        for k in range(1, len(label)):
+            name, short = label[:k], label[k:]
+            if entry.startswith(name) and entry.endswith(short) and len(entry) >= len(label):
+                cand = (name, entry[k:])
+                if best is None or len(name) < len(best[0]):  # shortest name: surname
+                    best = cand
+                break
+    return best
+
+
+def _name_from_roster(name_or_label: str, roster: list[str]) -> str | None:
+    """Full roster entry for a bare surname ('内田' -> '内田デジタル経済推進室長')."""
+    hits = [e for e in roster if e.startswith(name_or_label) and len(e) > len(name_or_label)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def _guess_name(label: str) -> str:
+    """Leading personal name of 'NAME + ORG/TITLE' when no roster helps.
+
+    Hiragana/katakana names (たぞえ, いのつめ) are their leading kana run; otherwise the
+    first two characters (the commonest surname length) are taken.
+    """
+    m = re.match(r"[ぁ-ゖー]+", label)
+    if m and len(m.group()) < len(label):
+        return m.group()
+    return label[:2]
+
+
+def parse_speaker(label: str, roster: list[str] | None = None, secretariat: str | None = None) -> Speaker:
+    """Split a speaker label into name / role / affiliation / title.
+
+    ``roster``: attendee entries from the header (e.g. '金子情報通信政策課統括補佐'),
+    used to recover surnames and full titles. ``secretariat``: name of the body whose
+    officials act as the secretariat (e.g. '総務省' listed under ３ 総務省).
+    """
+    roster = roster or []
+    raw = label
+    label = normalize_width(label.strip())
+    sp = Speaker(raw=raw)
+    m = re.fullmatch(r"(.+?)[（(](.+)[）)]", label)
+    if m:
+        outer, inner = m.group(1), _HONORIFIC.sub("", m.group(2)).strip()
+        inner = re.sub(r"[\s\u3000]+", "", inner)
+        if any(outer.endswith(w) for w in AFFILIATION_WORDS) and not _official_suffix(outer) \
+                and not _match_suffix(outer) or outer in ("事務局", "総務省"):
+            # 事務局（佐々木課長） / 総務省（井上参事官補佐） / 事務局（内田）
+            sp.affiliation = outer
+            sp.role = "事務局" if outer == "事務局" or outer == secretariat else "説明員"
+            split = _split_name_title(inner, roster)
+            off = _official_suffix(inner)
+            if split:
+                sp.name, sp.title = split[0], (split[1] if not off else inner[len(split[0]):])
+                full = _split_name_title(inner, roster)
+                if full:
+                    sp.title = full[1]
+            elif off:
+                sp.name = _guess_name(inner[: -len(off)] + off)
+                sp.title = inner[len(sp.name):]
+            else:
+                sp.name = inner
+                entry = _name_from_roster(inner, roster)
+                if entry:
+                    sp.title = entry[len(inner):]
+            return sp
+        # 議長（石川良一君） / 福祉保健局長（内藤淳君） / 知事（小池百合子君）
+        sp.name = inner
+        sp.title = outer
+        suf = _match_suffix("X" + outer)
+        if suf and ROLE_SUFFIXES[suf[1]] != "presenter" and outer == suf[1]:
+            sp.role = ROLE_SUFFIXES[suf[1]]
+        elif _official_suffix(outer):
+            sp.role = "説明員"
+            org = outer[: -len(_official_suffix(outer))]
+            sp.affiliation = org or None
+        else:
+            sp.role = outer
+        return sp
+    # NAME + role suffix: 國領座長 / 関構成員 / 園田様 / 中村議長 / 田中委員
+    split = _split_name_title(label, roster) if roster else None
+    hit = _match_suffix(label)
+    if hit and not (split and len(split[1]) > len(hit[1]) and _official_suffix(label)):
+        stem, suf = hit
+        sp.role = ROLE_SUFFIXES[suf]
+        sp.name = _HONORIFIC.sub("", stem) or stem
+        sp.title = None if sp.role == "presenter" else suf
+        if suf == "事務局長":
+            sp.title, sp.affiliation = "事務局長", "事務局"
+        return sp
+    off = _official_suffix(label)
+    if split:
+        # 金子統括補佐 + roster '金子情報通信政策課統括補佐'
+        sp.name, sp.title = split
+        sp.affiliation = secretariat
+        sp.role = "事務局" if secretariat else "説明員"
+        return sp
+    if off:
+        # 笠井総務局長 / 松永スポーツ振興局招致推進部長
+        sp.name = _guess_name(label)
+        sp.title = label[len(sp.name):]
+        org = re.match(r"(.+?(?:局|部|庁|省|本部|室|課|委員会))", sp.title)
+        sp.affiliation = org.group(1) if org and org.group(1) != sp.title else None
+        sp.role = "説明員"
+        return sp
+    sp.name = _HONORIFIC.sub("", label)
+    return sp
+
+
+# ---------------------------------------------------------------- header blocks
+
+_HEADING = re.compile(r"^([0-9０-９]{1,2})[\s\u3000.．、]*(.+)$")
+_HEADING_KEYS = ("開催日時", "日時", "場所", "出席", "欠席", "総務省", "省", "庁", "議事", "議題", "配布資料", "資料", "次第")
+_MINUTES_WORDS = ("議事録", "議事要旨", "議事概要", "会議録", "速記録")
+
+
+@dataclass
+class HeaderInfo:
+    title: str | None = None
+    date: str | None = None
+    venue: str | None = None
+    attendees: list[str] | None = None
+    officials: list[str] | None = None
+    absentees: list[str] | None = None
+    agenda: list[str] | None = None
+    secretariat: str | None = None
+
+
+def _split_list(text: str) -> list[str]:
+    text = re.sub(r"[（(]敬称略[）)]", "", text)
+    out = []
+    for part in re.split(r"[、，,]", text):
+        part = re.sub(r"[\s\u3000]+他$|[\s\u3000]+", "", part)
+        part = re.sub(r"他$", "", part) if part.endswith(" 他") else part
+        if part and part not in ("他", "なし"):
+            out.append(part)
+    return out
+
+
+def split_agenda(text: str) -> list[str]:
+    """'（１）…（２）…' -> ['（1）…', '（2）…'] (numbering kept, width-normalised)."""
+    text = normalize_width(text)
+    idx = [m.start() for m in re.finditer(r"[（(][0-9]{1,2}[）)]", text)]
+    if not idx:
+        return [line.strip() for line in text.split("\n") if line.strip()]
+    return [text[a:b].strip() for a, b in zip(idx, idx[1:] + [len(text)]) if text[a:b].strip()]
+
+
+def parse_minutes_header(lines: list[str]) -> HeaderInfo:
+    """Header block of ministry minutes (content lines, no layout whitespace) -> :class:`HeaderInfo`.
+
+    Title = lines before '議事録'; numbered sections '１ 開催日時及び場所', '２ 出席構成員',
+    '３ 総務省', '４ 議事' give date/venue, attendees, officials and agenda.
+    """
+    info = HeaderInfo()
+    title_lines: list[str] = []
+    sections: list[tuple[str, list[str]]] = []
+    in_title = True
+    for line in lines:
+        line = line.strip(" \u3000")
+        if not line:
+            continue
+        if in_title and line in _MINUTES_WORDS:
+            in_title = False
+            continue
+        m = _HEADING.match(line)
+        if m and any(k in m.group(2) for k in _HEADING_KEYS) and len(m.group(2)) <= 20:
+            in_title = False
+            sections.append((m.group(2).strip(), []))
+            continue
+        if in_title:
+            title_lines.append(line)
+        elif sections:
+            sections[-1][1].append(line)
+    if title_lines:
+        info.title = normalize_width("".join(title_lines))
+    for head, body in sections:
+        joined = "".join(body)
+        if "日時" in head or "場所" in head:
+            info.date = info.date or parse_date(joined)
+            venue = [b for b in body if not parse_date(b) and not re.search(r"[0-9０-９]+[:：][0-9０-９]+", b)]
+            if venue:
+                info.venue = normalize_width("、".join(venue))
+        elif "欠席" in head:
+            info.absentees = _split_list(normalize_width(joined))
+        elif "出席" in head:
+            info.attendees = (info.attendees or []) + _split_list(normalize_width(joined))
+        elif "議事" in head or "議題" in head or "次第" in head:
+            info.agenda = split_agenda("\n".join(body) if all(re.match(r"[（(]", b) for b in body[:1]) else joined)
+            info.agenda = split_agenda(joined)
+        elif head.endswith(("省", "庁", "府", "事務局")):
+            info.officials = _split_list(normalize_width(joined))
+            info.secretariat = head
+    return info
+
+
+_ABSENT = re.compile(r"(?:本日は|なお)、?((?:[^。、]{1,12}(?:構成員|委員|議員)、?)+)(?:が|は)、?(?:御|ご)?欠席")
+
+
+def absentees_from_speech(texts: list[str]) -> list[str] | None:
+    """'本日は、大谷構成員、砂田構成員…が御欠席と伺っております' -> ['大谷構成員', ...]."""
+    for t in texts:
+        m = _ABSENT.search(t)
+        if m:
+            return _split_list(m.group(1))
+    return None
+
+
+# ---------------------------------------------------------------- agenda assignment
+
+CHAIR_ROLES = ("座長", "委員長", "議長", "会長", "主査", "座長代理", "副議長")
+_DISCUSSION = re.compile(r"意見交換|質疑|討議|自由討論|その他")
+_OPEN_DISCUSSION = re.compile(r"質疑に入|御意見|ご意見|御質問|ご質問|御発言|ご発言|意見交換")
+
+
+def _item_number(item: str) -> int | None:
+    m = re.match(r"[（(]([0-9]{1,2})[）)]", item)
+    return int(m.group(1)) if m else None
+
+
+def _announced_item(text: str, agenda: list[str]) -> int | None:
+    """Index into ``agenda`` of an item the chair announces in ``text`` (or None)."""
+    t = normalize_width(text)
+    numbers = {_item_number(a): i for i, a in enumerate(agenda) if _item_number(a) is not None}
+    pats = [r"(?:議題|議事)\s*[0-9]\s*[の、]\s*[（(]?([0-9]{1,2})[）)]?",   # 議題２の３ / 議題２、（２）
+            r"[0-9]\s*の\s*[（(]([0-9]{1,2})[）)]",                          # ２の（１）
+            r"(?:議題|議事)\s*[（(]([0-9]{1,2})[）)]"]                        # 議題（２）
+    for pat in pats:
+        m = re.search(pat, t)
+        if m and int(m.group(1)) in numbers:
+            return numbers[int(m.group(1))]
+    # an agenda title quoted by the chair (first 10 characters of the item title)
+    for i, a in enumerate(agenda):
+        core = re.sub(r"^[（(][0-9]{1,2}[）)]", "", a).strip("「」『』 ")
+        if len(core) >= 8 and core[:10] in t and not _DISCUSSION.fullmatch(core):
+            return i
+    return None
+
+
+def assign_agenda(rows: list[dict], agenda: list[str] | None) -> None:
+    """Set ``agenda_item`` on speech rows from the chair's announcements (in place).
+
+    Turns before the first announcement (opening remarks) get None. A trailing
+    discussion item (意見交換 / 質疑) starts when, after the last presentation item
+    was announced, the chair opens the floor (質疑に入り… / 御意見…).
+    """
+    if not agenda:
+        return
+    current: int | None = None
+    last = len(agenda) - 1
+    disc = last if _DISCUSSION.search(re.sub(r"^[（(][0-9]+[）)]", "", agenda[last])) and last > 0 else None
+    for row in rows:
+        if row.get("kind") != "speech":
+            continue
+        if row.get("speaker_role") in CHAIR_ROLES:
+            k = _announced_item(row["text"], agenda)
+            if k is not None:
+                current = k
+            elif disc is not None and current == disc - 1 and _OPEN_DISCUSSION.search(row["text"]):
+                current = disc
+        row["agenda_item"] = agenda[current] if current is not None else None
