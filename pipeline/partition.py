@@ -75,6 +75,7 @@ class RunStats:
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
     compute_seconds: float = 0.0  # sum of per-partition function time (over all workers)
+    worker_pids: list[int] = field(default_factory=list)  # processes that computed partitions
 
     @property
     def n_computed(self) -> int:
@@ -388,6 +389,8 @@ def iter_partitions(
             while i not in ready:
                 j, out = next(outcomes)
                 run.compute_seconds += out.seconds
+                if out.pid not in run.worker_pids:
+                    run.worker_pids.append(out.pid)
                 if out.failure is not None:
                     run.failed.append(parts[j].name)
                     failed.add(j)

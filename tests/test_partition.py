@@ -1,6 +1,7 @@
 """Per-partition map: content-hash cache, stats, error collection, local executors."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -92,6 +93,7 @@ def test_process_pool_equals_inline(tmp_path):
                                               n_workers=2))
     for name in inline:
         pd.testing.assert_frame_equal(inline[name], pooled[name])
+    assert len(P.last_run_stats["p"].worker_pids) >= 1 and os.getpid() not in P.last_run_stats["p"].worker_pids
 
 
 def test_helpers_and_config(tmp_path, monkeypatch):
