@@ -80,13 +80,14 @@ def ingest_paths(paths, fmt: str = "auto", *, cache: bool = True, cache_dir=None
     if not inputs:
         raise PipelineError(", ".join(map(str, paths)), "no input files")
     parts = [Partition(name=rel, payload=(str(p), rel, fmt), digest=hash_file(p) + ":" + rel) for p, rel in inputs]
-    results = map_partitions(ingest_file, parts, stage=STAGE, cache=cache, cache_dir=cache_dir,
-                             params={"fmt": fmt, "code": _package_digest(),
-                                     **{k: v for k, v in params.items() if k != "raw_dir"}})
-    errors = [PipelineError(row.source_file, row.problem)
-              for r in results if "error" in r for row in r["error"].itertuples()]
-    if errors:
-        raise MultiFileError(errors)
+    try:
+        results = map_partitions(ingest_file, parts, stage=STAGE, cache=cache, cache_dir=cache_dir,
+                                 params={"fmt": fmt, "code": _package_digest(),
+                                         **{k: v for k, v in params.items() if k not in ("raw_dir", "format")}})
+    except MultiFileError:
+        raise
+    except PipelineError as exc:  # one bad file: same shape as several
+        raise MultiFileError([exc]) from None
     tables = empty_tables()
     good = [r for r in results if "utterances" in r]
     utts = pd.concat([tables["utterances"], *[r["utterances"] for r in good]], ignore_index=True)

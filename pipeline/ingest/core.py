@@ -12,7 +12,7 @@ from pipeline.ingest.structure import assign_agenda, parse_speaker
 UTTERANCE_COLUMNS = [
     "meeting_id", "meeting_title", "meeting_date", "session", "source_file", "utterance_id", "order",
     "kind", "speaker_raw", "speaker_name", "speaker_role", "speaker_affiliation", "speaker_title",
-    "agenda_item", "text", "page_start", "page_end",
+    "agenda_item", "text", "page_start", "page_end", "speaker_title_full",
 ]
 MEETING_COLUMNS = [
     "meeting_id", "meeting_title", "meeting_date", "session", "venue", "source_file", "url", "format",
@@ -23,7 +23,7 @@ REPORT_COLUMNS = [
     "chars_speaker_label", "chars_header", "chars_procedural", "chars_page_marker", "chars_whitespace",
     "chars_other",
 ]
-SPEAKER_FIELDS = ("speaker_name", "speaker_role", "speaker_affiliation", "speaker_title")
+SPEAKER_FIELDS = ("speaker_name", "speaker_role", "speaker_affiliation", "speaker_title", "speaker_title_full")
 
 
 def empty_tables() -> dict[str, pd.DataFrame]:
@@ -56,14 +56,14 @@ def complete_speakers(meeting: Meeting) -> None:
             cache[label] = parse_speaker(label, roster, meeting.secretariat)
         sp = cache[label]
         row.update(speaker_name=sp.name, speaker_role=sp.role, speaker_affiliation=sp.affiliation,
-                   speaker_title=sp.title)
+                   speaker_title=sp.title, speaker_title_full=sp.title_full)
 
 
 def document_tables(doc: Document, rel: str, stem: str) -> dict[str, pd.DataFrame]:
     utts, meets = [], []
     multi = len(doc.meetings) > 1 or any(m.key for m in doc.meetings)
     for k, m in enumerate(doc.meetings):
-        mid = f"{stem}#{m.key if m.key is not None else k}" if multi else stem
+        mid = m.id or (f"{stem}#{m.key if m.key is not None else k}" if multi else stem)
         complete_speakers(m)
         if not any("agenda_item" in r for r in m.rows):
             assign_agenda(m.rows, m.agenda)
@@ -98,8 +98,8 @@ def document_tables(doc: Document, rel: str, stem: str) -> dict[str, pd.DataFram
 def ingest_file(payload: tuple[str, str, str]) -> dict[str, pd.DataFrame]:
     """Partition function: (absolute path, path relative to the raw dir, format) -> tables.
 
-    A bad file yields ``{"error": DataFrame[source_file, problem]}`` instead of raising,
-    so a directory run can report every bad file.
+    A bad file raises PipelineError naming ``source_file``; ``map_partitions`` carries on
+    with the other files and raises every error at the end.
     """
     from pipeline.ingest.formats import read_source
 
@@ -116,5 +116,6 @@ def ingest_file(payload: tuple[str, str, str]) -> dict[str, pd.DataFrame]:
             raise PipelineError(rel, "no speaker turns found")
         return document_tables(doc, rel, Path(rel).stem)
     except PipelineError as exc:
-        problem = exc.problem
-        return {"error": pd.DataFrame([{"source_file": rel, "problem": problem}])}
+        if exc.path == rel:
+            raise
+        raise PipelineError(rel, exc.problem) from None

@@ -44,6 +44,7 @@ class Meeting:
     """
 
     key: str | None = None            # id suffix inside a multi-meeting file (None: single meeting)
+    id: str | None = None             # explicit meeting_id (e.g. Kokkai issueID); overrides stem#key
     title: str | None = None
     date: str | None = None
     session: int | None = None

@@ -119,7 +119,7 @@ ROLE_SUFFIXES = {
 #: official titles (executive side): role "説明員" (answering official), title kept verbatim
 OFFICIAL_SUFFIXES = ("局長", "部長", "課長", "室長", "次長", "参事官", "審議官", "統括官", "補佐", "教育長", "技監",
                      "理事", "所長", "センター長", "本部長", "監", "長官", "担当", "参事", "主事", "係長", "企画官",
-                     "調整官", "管理者", "理事者")
+                     "調整官", "管理者", "理事者", "兼務")
 #: bodies that appear as 'affiliation（person）'
 AFFILIATION_WORDS = ("事務局", "総務省", "内閣府", "内閣官房", "省", "庁", "府", "委員会", "部会")
 
@@ -132,7 +132,8 @@ class Speaker:
     name: str | None = None
     role: str | None = None
     affiliation: str | None = None
-    title: str | None = None
+    title: str | None = None          # as printed in the label (課長), else from the roster
+    title_full: str | None = None     # full title from the attendee roster (地域通信振興課長) when known
 
 
 def _match_suffix(label: str) -> tuple[str, str] | None:
@@ -153,30 +154,28 @@ def _official_suffix(label: str) -> str | None:
 def _split_name_title(label: str, roster: list[str]) -> tuple[str, str] | None:
     """Find ``label`` = NAME + SHORT_TITLE against a roster entry NAME + FULL_TITLE.
 
-    '金子統括補佐' with roster entry '金子情報通信政策課統括補佐' -> ('金子', '情報通信政策課統括補佐').
+    '金子統括補佐' with roster entry '金子情報通信政策課統括補佐' -> ('金子', '情報通信政策課統括補佐');
+    a bare surname '内田' with '内田デジタル経済推進室長' -> ('内田', 'デジタル経済推進室長').
+    Only unambiguous matches (one roster entry) are used.
     """
-    best = None
+    hits = set()
     for entry in roster:
-        for k in range(1, len(label)):
+        if entry == label:
+            continue
+        for k in range(1, len(label) + 1):
             name, short = label[:k], label[k:]
-            if entry.startswith(name) and entry.endswith(short) and len(entry) >= len(label):
-                cand = (name, entry[k:])
-                if best is None or len(name) < len(best[0]):  # shortest name: surname
-                    best = cand
+            if len(entry) > len(label) and entry.startswith(name) and entry.endswith(short) \
+                    and (short or k == len(label)):
+                hits.add((name, entry[k:]))
                 break
-    return best
-
-
-def _name_from_roster(name_or_label: str, roster: list[str]) -> str | None:
-    """Full roster entry for a bare surname ('内田' -> '内田デジタル経済推進室長')."""
-    hits = [e for e in roster if e.startswith(name_or_label) and len(e) > len(name_or_label)]
-    return hits[0] if len(hits) == 1 else None
+    # keep the longest surname per entry, then require a single entry
+    return next(iter(hits)) if len(hits) == 1 else None
 
 
 def _guess_name(label: str) -> str:
     """Leading personal name of 'NAME + ORG/TITLE' when no roster helps.
 
-    Hiragana/katakana names (たぞえ, いのつめ) are their leading kana run; otherwise the
+    Hiragana names (たぞえ, いのつめ) are their leading kana run; otherwise the
     first two characters (the commonest surname length) are taken.
     """
     m = re.match(r"[ぁ-ゖー]+", label)
@@ -185,82 +184,91 @@ def _guess_name(label: str) -> str:
     return label[:2]
 
 
+def _org_of(title: str) -> str | None:
+    """'福祉保健局長' -> '福祉保健局'; 'スポーツ振興局招致推進部長' -> 'スポーツ振興局'; '教育長' -> None."""
+    m = re.match(r"(.+?(?:本部|局|庁|省|部|室|課|委員会|東京都))", title)
+    return m.group(1) if m and m.group(1) != title else None
+
+
+_SEAT = re.compile(r"[0-9〇一二三四五六七八九十百千]+番")
+
+
 def parse_speaker(label: str, roster: list[str] | None = None, secretariat: str | None = None) -> Speaker:
     """Split a speaker label into name / role / affiliation / title.
 
     ``roster``: attendee entries from the header (e.g. '金子情報通信政策課統括補佐'),
-    used to recover surnames and full titles. ``secretariat``: name of the body whose
-    officials act as the secretariat (e.g. '総務省' listed under ３ 総務省).
+    used to recover surnames and full titles. ``secretariat``: the body whose
+    officials run the meeting (the header section '３ 総務省' -> '総務省').
+
+    Examples: 國領座長 -> (國領, 座長); 事務局（佐々木課長） -> (佐々木, 事務局, 事務局, 課長);
+    議長（石川良一君） -> (石川良一, 議長); 笠井総務局長 -> (笠井, 説明員, 総務局, 総務局長);
+    園田様 -> (園田, presenter); 百八番（東村邦浩君） -> (東村邦浩, 議員).
     """
     roster = roster or []
-    raw = label
     label = normalize_width(label.strip())
-    sp = Speaker(raw=raw)
-    m = re.fullmatch(r"(.+?)[（(](.+)[）)]", label)
+    sp = Speaker(raw=label)
+    m = re.fullmatch(r"(.+?)[（(]([^（）()]+)[）)]", label)
     if m:
-        outer, inner = m.group(1), _HONORIFIC.sub("", m.group(2)).strip()
-        inner = re.sub(r"[\s\u3000]+", "", inner)
-        if any(outer.endswith(w) for w in AFFILIATION_WORDS) and not _official_suffix(outer) \
-                and not _match_suffix(outer) or outer in ("事務局", "総務省"):
+        outer = m.group(1).strip(" \u3000")
+        inner = re.sub(r"[\s\u3000]+", "", _HONORIFIC.sub("", m.group(2).strip()))
+        is_body = outer in ("事務局", secretariat) or (
+            outer.endswith(AFFILIATION_WORDS) and not _official_suffix(outer) and not _match_suffix(outer)
+            and outer not in ROLE_SUFFIXES)
+        if is_body:
             # 事務局（佐々木課長） / 総務省（井上参事官補佐） / 事務局（内田）
             sp.affiliation = outer
-            sp.role = "事務局" if outer == "事務局" or outer == secretariat else "説明員"
+            sp.role = "事務局" if outer in ("事務局", secretariat) else "説明員"
             split = _split_name_title(inner, roster)
             off = _official_suffix(inner)
             if split:
-                sp.name, sp.title = split[0], (split[1] if not off else inner[len(split[0]):])
-                full = _split_name_title(inner, roster)
-                if full:
-                    sp.title = full[1]
+                sp.name, sp.title_full = split
+                sp.title = inner[len(sp.name):] or sp.title_full
             elif off:
-                sp.name = _guess_name(inner[: -len(off)] + off)
-                sp.title = inner[len(sp.name):]
+                sp.name = _guess_name(inner)
+                sp.title = sp.title_full = inner[len(sp.name):] or None
             else:
                 sp.name = inner
-                entry = _name_from_roster(inner, roster)
-                if entry:
-                    sp.title = entry[len(inner):]
             return sp
-        # 議長（石川良一君） / 福祉保健局長（内藤淳君） / 知事（小池百合子君）
         sp.name = inner
-        sp.title = outer
-        suf = _match_suffix("X" + outer)
-        if suf and ROLE_SUFFIXES[suf[1]] != "presenter" and outer == suf[1]:
-            sp.role = ROLE_SUFFIXES[suf[1]]
-        elif _official_suffix(outer):
-            sp.role = "説明員"
-            org = outer[: -len(_official_suffix(outer))]
-            sp.affiliation = org or None
+        if _SEAT.fullmatch(outer):                     # 百八番（東村邦浩君）: a member by seat number
+            sp.role = "議員"
+            return sp
+        sp.title = sp.title_full = outer
+        if outer in ROLE_SUFFIXES and ROLE_SUFFIXES[outer] != "presenter":
+            sp.role = ROLE_SUFFIXES[outer]              # 議長（…）/ 知事（…）/ 副議長（…）
+        elif _official_suffix(outer) or outer.endswith(("総監", "市場長", "監査人")):
+            sp.role = "説明員"                           # 福祉保健局長（内藤淳君）
+            sp.affiliation = _org_of(outer)
         else:
             sp.role = outer
         return sp
-    # NAME + role suffix: 國領座長 / 関構成員 / 園田様 / 中村議長 / 田中委員
-    split = _split_name_title(label, roster) if roster else None
+    # NAME + member role: 國領座長 / 関構成員 / 園田様 / 中村議長 / 田中委員 / 高橋（か）委員
     hit = _match_suffix(label)
-    if hit and not (split and len(split[1]) > len(hit[1]) and _official_suffix(label)):
+    if hit and not (hit[1] in ("事務局長",) and _split_name_title(label, roster)):
         stem, suf = hit
         sp.role = ROLE_SUFFIXES[suf]
-        sp.name = _HONORIFIC.sub("", stem) or stem
-        sp.title = None if sp.role == "presenter" else suf
+        sp.name = stem
+        if sp.role != "presenter":
+            sp.title = sp.title_full = suf
         if suf == "事務局長":
-            sp.title, sp.affiliation = "事務局長", "事務局"
+            sp.affiliation = "事務局"
         return sp
-    off = _official_suffix(label)
+    split = _split_name_title(label, roster)
     if split:
         # 金子統括補佐 + roster '金子情報通信政策課統括補佐'
-        sp.name, sp.title = split
+        sp.name, sp.title_full = split
+        sp.title = label[len(sp.name):] or sp.title_full
         sp.affiliation = secretariat
         sp.role = "事務局" if secretariat else "説明員"
         return sp
-    if off:
+    if _official_suffix(label) or label.endswith(("総監", "市場長", "監査人")):
         # 笠井総務局長 / 松永スポーツ振興局招致推進部長
         sp.name = _guess_name(label)
-        sp.title = label[len(sp.name):]
-        org = re.match(r"(.+?(?:局|部|庁|省|本部|室|課|委員会))", sp.title)
-        sp.affiliation = org.group(1) if org and org.group(1) != sp.title else None
+        sp.title = sp.title_full = label[len(sp.name):]
+        sp.affiliation = _org_of(sp.title)
         sp.role = "説明員"
         return sp
-    sp.name = _HONORIFIC.sub("", label)
+    sp.name = _HONORIFIC.sub("", label) or label
     return sp
 
 
@@ -413,6 +421,8 @@ def assign_agenda(rows: list[dict], agenda: list[str] | None) -> None:
             k = _announced_item(row["text"], agenda)
             if k is not None:
                 current = k
-            elif disc is not None and current == disc - 1 and _OPEN_DISCUSSION.search(row["text"]):
+            elif disc is not None and current != disc and (
+                    re.search(r"意見交換に(?:移|入|進)", row["text"])
+                    or (current == disc - 1 and _OPEN_DISCUSSION.search(row["text"]))):
                 current = disc
         row["agenda_item"] = agenda[current] if current is not None else None
