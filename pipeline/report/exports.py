@@ -1,0 +1,126 @@
+"""CSV tables and one Excel workbook next to the report (``reports/tables/``).
+
+Every text cell goes through :func:`~pipeline.report.sanitize.safe_frame`: cells starting
+with ``= + - @`` (or tab/CR, or their full-width forms) get a leading apostrophe so
+spreadsheets show them as text instead of evaluating them. CSVs are UTF-8 with BOM
+(Excel opens Japanese correctly); headers are English by default or Japanese
+(``headers: ja``); the workbook carries a ``columns`` sheet mapping both.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.io import atomic_path
+from pipeline.report import analysis as A
+from pipeline.report.data import ReportData
+from pipeline.report.sanitize import safe_frame
+
+#: English -> Japanese column headers
+JA = {
+    "meeting_id": "会議ID", "meeting_title": "会議名", "meeting_date": "開催日", "session": "回",
+    "venue": "場所", "source_file": "元ファイル", "attendees": "出席者", "absentees": "欠席者", "agenda": "議事",
+    "n_utterances": "発言数", "utterance_id": "発言ID", "order": "順序", "kind": "種別",
+    "speaker_raw": "発言者（表記）", "speaker_name": "発言者名", "speaker_role": "役割", "speaker": "発言者",
+    "speaker_affiliation": "所属", "speaker_title": "職名", "agenda_item": "議事項目", "text": "本文",
+    "page_start": "開始頁", "page_end": "終了頁", "themes": "テーマID", "theme_names": "テーマ名",
+    "theme_shares": "テーマ割合", "sentence_id": "文ID", "start": "開始位置", "end": "終了位置",
+    "topic_id": "トピックID", "topic_label": "トピック名", "topic_prob": "トピック確率",
+    "theme_scores": "テーマスコア", "label": "ラベル", "size": "文数", "terms": "上位語",
+    "representative": "代表的な文", "role": "役割", "sentences": "文数", "substantive": "政策的な文数",
+    "theme_id": "テーマID", "theme_ja": "テーマ名", "theme_en": "テーマ名（英）", "share": "割合",
+    "speakers": "発言者数", "coarse_label": "種類", "mentions": "言及回数",
+}
+
+
+def _cols(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    return df[[c for c in cols if c in df.columns]].copy()
+
+
+def tables(data: ReportData) -> dict[str, pd.DataFrame]:
+    """The exported tables (English column names; theme columns named by theme ID)."""
+    names = {t.id: t.ja for t in data.themes}
+    s = data.sentences.sort_values(["meeting_id", "order"], kind="stable")
+    sentences = _cols(s, ["sentence_id", "meeting_id", "utterance_id", "order", "speaker", "speaker_role",
+                          "agenda_item", "text", "themes", "topic_id", "topic_label", "topic_prob"])
+    sentences.insert(sentences.columns.get_loc("themes") + 1, "theme_names",
+                     s["themes"].map(lambda ts: [names.get(x, x) for x in ts]))
+    u = data.utterances
+    utterances = _cols(u, ["utterance_id", "meeting_id", "meeting_title", "meeting_date", "order", "kind",
+                           "speaker_raw", "speaker_name", "speaker_role", "speaker_affiliation", "speaker_title",
+                           "agenda_item", "themes", "text", "page_start", "page_end"])
+    out = {"utterances": utterances, "sentences": sentences}
+    ti = data.topic_info
+    if ti is not None:
+        t = _cols(ti, ["topic_id", "label", "size", "terms", "representative"]).sort_values("topic_id")
+        if "representative" in t.columns:
+            t["representative"] = t["representative"].map(
+                lambda reps: [f"{r.get('speaker', '')}: {r.get('text', '')}" for r in reps if isinstance(r, dict)])
+        out["topic_info"] = t
+    role = s.groupby("speaker")["speaker_role"].agg(lambda x: x.mode().iat[0] if len(x.mode()) else "")
+    by_spk = A.theme_by(data, "speaker")
+    tbs = by_spk.reset_index()
+    tbs.insert(1, "role", tbs["speaker"].map(role))
+    tbs.insert(2, "substantive", tbs["speaker"].map(data.substantive().groupby("speaker").size()).fillna(0).astype(int))
+    out["theme_by_speaker"] = tbs
+    by_role = A.theme_by(data, "speaker_role").reset_index().rename(columns={"speaker_role": "role"})
+    out["theme_by_role"] = by_role
+    out["theme_coverage"] = A.coverage(data)
+    out["meetings"] = _cols(data.meetings, ["meeting_id", "meeting_title", "meeting_date", "session", "venue",
+                                            "source_file", "n_utterances", "attendees", "absentees", "agenda"])
+    ents = A.entity_top(data, 50)
+    if ents is not None:
+        out["entities_top"] = ents
+    return out
+
+
+def ja_headers(df: pd.DataFrame, theme_names: dict[str, str]) -> pd.DataFrame:
+    return df.rename(columns=lambda c: JA.get(c) or theme_names.get(c) or c)
+
+
+#: sheets of the workbook, in order
+SHEETS = ["utterances", "sentences", "topic_info", "theme_by_speaker", "theme_by_role", "theme_coverage",
+          "meetings", "entities_top"]
+
+
+def write_tables(data: ReportData, out_dir: str | Path, headers: str = "en", excel_headers: str = "ja",
+                 workbook: str = "report.xlsx") -> dict[str, Any]:
+    """Write ``<name>.csv`` per table and one workbook; returns {name: path}."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    theme_names = {t.id: t.ja for t in data.themes}
+    tabs = tables(data)
+    written: dict[str, Any] = {}
+    for name, df in tabs.items():
+        df = ja_headers(df, theme_names) if headers == "ja" else df
+        path = out_dir / f"{name}.csv"
+        with atomic_path(path) as tmp:
+            safe_frame(df).to_csv(tmp, index=False, encoding="utf-8-sig")
+        written[name] = path
+    path = out_dir / workbook
+    with atomic_path(path) as tmp:
+        with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
+            for name in SHEETS:
+                if name not in tabs:
+                    continue
+                df = tabs[name]
+                df = ja_headers(df, theme_names) if excel_headers == "ja" else df
+                safe_frame(df, excel=True).to_excel(xw, sheet_name=name, index=False)
+                ws = xw.sheets[name]
+                ws.freeze_panes = "A2"
+                for i, col in enumerate(df.columns, start=1):
+                    width = 60 if str(col) in ("text", "本文", "representative", "代表的な文") else 16
+                    ws.column_dimensions[_col_letter(i)].width = width
+            cols = sorted({c for df in tabs.values() for c in df.columns})
+            mapping = pd.DataFrame({"column": cols, "列名": [JA.get(c) or theme_names.get(c) or c for c in cols]})
+            safe_frame(mapping, excel=True).to_excel(xw, sheet_name="columns", index=False)
+    written["workbook"] = path
+    return written
+
+
+def _col_letter(i: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return get_column_letter(i)

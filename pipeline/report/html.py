@@ -1,0 +1,137 @@
+"""Self-contained HTML report: Jinja2 (autoescape) + one inlined plotly.js + JSON data.
+
+The page makes no external request: plotly.js, CSS, JS and all data are inlined, and a
+Content-Security-Policy forbids fetching anything. Data travels in one
+``<script type="application/json">`` block (see :func:`~pipeline.report.sanitize.script_json`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipeline.report import analysis as A
+from pipeline.report import figures as F
+from pipeline.report.data import ReportData
+from pipeline.report.sanitize import plot_text, script_code, script_json
+
+HERE = Path(__file__).resolve().parent
+
+
+def _env():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=False, lstrip_blocks=False)
+    env.globals["pos"] = A.position_label
+    return env
+
+
+def report_title(data: ReportData) -> str:
+    m = data.meetings
+    if len(m) == 1:
+        t = m["meeting_title"].iloc[0]
+        return f"{t if isinstance(t, str) and t else m['meeting_id'].iloc[0]} — 議事録分析レポート"
+    dates = m["meeting_date"].dropna()
+    span = f"{dates.min()} – {dates.max()}" if len(dates) else ""
+    return f"議事録分析レポート: {len(m)} 会議 {span}".strip()
+
+
+def render_html(data: ReportData, params: dict[str, Any] | None = None) -> str:
+    """The report page as a string (all sections, figures and data inlined)."""
+    import plotly.offline
+    from markupsafe import Markup
+
+    p = {"top_quotes": 3, "top_speakers": 30, "top_entities": 15, "hover_chars": 60, "top_topics_over_time": 10}
+    p.update(params or {})
+    k = int(p["top_quotes"])
+    ctx = A.context(data)
+    counts = A.summary_counts(data)
+    cov = A.coverage(data)
+    headlines = A.theme_headlines(ctx, k)
+    figures: dict[str, Any] = {"fig-coverage": F.coverage_bar(data, cov)}
+
+    # who raised what
+    role_tab = A.theme_by(data, "speaker_role")
+    if not role_tab.empty:
+        figures["fig-role"] = F.heatmap(data, role_tab, [plot_text(r) for r in role_tab.index], "", "Purples")
+    spk_tab = A.theme_by(data, "speaker")
+    top_speakers = int(p["top_speakers"])
+    speakers_truncated = len(spk_tab) > top_speakers
+    spk_tab = spk_tab.head(top_speakers)
+    if not spk_tab.empty:
+        role_of = data.sentences.groupby("speaker")["speaker_role"].agg(lambda x: x.mode().iat[0])
+        labels = [plot_text(f"{sp}（{role_of.get(sp, '')}）") for sp in spk_tab.index]
+        figures["fig-speaker"] = F.heatmap(data, spk_tab, labels, "", "Blues")
+    speaker_rows = A.speaker_table(ctx).to_dict("records")
+
+    # flow
+    agenda_tab = A.theme_by(data, "agenda_item")
+    has_agenda = 0 < len(agenda_tab) <= 40
+    if has_agenda:
+        figures["fig-agenda"] = F.heatmap(data, agenda_tab, [plot_text(F.short(a, 26)) for a in agenda_tab.index], "",
+                                          "Oranges", row_hover=[plot_text(a) for a in agenda_tab.index])
+    flow = A.flow(ctx, int(p["hover_chars"]))
+    for f in flow:  # plotly pseudo-HTML: escape here; the <select> label stays raw (set as text)
+        f["texts"] = [[plot_text(sp), plot_text(t)] for sp, t in f["texts"]]
+        f["agenda"] = [[pos, plot_text(F.short(a, 24)), plot_text(a)] for pos, a in f["agenda"]]
+
+    # topics
+    topics = A.topic_table(ctx, k)
+    labels_by_id = {t["topic_id"]: t["label"] for t in topics}
+    if data.topic_info is not None:
+        labels_by_id.update(dict(zip(data.topic_info["topic_id"], data.topic_info["label"])))
+    xy = A.topic_layout(data)
+    has_coords = data.topic_info is not None and {"x", "y"} <= set(data.topic_info.columns)
+    topic_map_note = ("トピックの2次元配置（トピック段階の座標）。円の面積は文の数。" if has_coords else
+                      "トピックの上位語の c-TF-IDF 重みを主成分分析で2次元に配置。円の面積は文の数。"
+                      "Topics placed by PCA over their c-TF-IDF term weights; bubble area = sentences.")
+    if topics:
+        fig = F.topic_map(topics, xy)
+        if fig:
+            figures["fig-topicmap"] = fig
+        fig = F.topic_sizes(topics)
+        if fig:
+            figures["fig-topicsizes"] = fig
+    trole = A.topics_by_class(data, "role")
+    has_topic_role = trole is not None and topics != []
+    if has_topic_role:
+        figures["fig-topicrole"] = F.topic_class_heatmap(trole, labels_by_id)
+
+    # entities
+    etop = A.entity_top(data, int(p["top_entities"]))
+    entity_groups = []
+    if etop is not None:
+        figures["fig-entities"] = F.entities_bar(etop)
+        for key, title in A.ENTITY_GROUPS.items():
+            rows = etop[etop["coarse_label"] == key].to_dict("records")
+            if rows:
+                entity_groups.append({"title": title, "rows": rows})
+
+    # over time
+    time = None
+    tt = A.theme_over_time(data)
+    to = A.topics_over_time(data, int(p["top_topics_over_time"]))
+    if tt is not None or to is not None:
+        time = {"themes": tt is not None, "topics": to is not None}
+        if tt is not None:
+            figures["fig-time-themes"] = F.themes_over_time(data, tt)
+        if to is not None:
+            figures["fig-time-topics"] = F.topics_over_time(to, labels_by_id)
+
+    payload = {"figures": {k_: v for k_, v in figures.items() if v}, "flow": flow, "flow_layout": F.flow_layout(data)}
+    from pipeline import __version__
+
+    tpl = _env().get_template("report.html.j2")
+    return tpl.render(
+        title=report_title(data), subset=data.subset, counts=counts, meetings=A.overview(ctx),
+        headlines=headlines, speaker_rows=speaker_rows, speakers_truncated=speakers_truncated,
+        top_speakers=top_speakers, has_agenda=has_agenda, topics=topics, topic_map_note=topic_map_note,
+        has_topic_role=has_topic_role, entity_groups=entity_groups, time=time,
+        theme_name=lambda tid: data.theme(tid).ja,
+        input_dir=str(data.input_dir), missing=data.missing, version=__version__,
+        # trusted, ours: CSS, JS, plotly.js, and the JSON payload (escaped by script_json)
+        css=Markup((HERE / "report.css").read_text(encoding="utf-8")),
+        js=Markup(script_code((HERE / "report.js").read_text(encoding="utf-8"))),
+        plotlyjs=Markup(script_code(plotly.offline.get_plotlyjs())),
+        payload=Markup(script_json(payload)),
+    )
