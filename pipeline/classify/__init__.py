@@ -1,0 +1,86 @@
+"""Policy-theme classifier (issue 6): taxonomy-driven, multi-label, honest about its accuracy.
+
+Subcommands: ``train`` (grouped-CV evaluation + final model), ``classify`` (tag every
+sentence, assemble the processed tables), ``tag`` (tag new text, one line each) and
+``label-queue`` (the most uncertain sentences for annotation). Heavy imports stay
+inside the command functions so ``policy-topics --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["ThemeClassifier", "evaluate", "tag_texts", "register"]
+
+
+def __getattr__(name):  # lazy public API: sklearn is imported only when used
+    if name == "ThemeClassifier":
+        from pipeline.classify.model import ThemeClassifier
+
+        return ThemeClassifier
+    if name == "evaluate":
+        from pipeline.classify.evaluate import evaluate
+
+        return evaluate
+    if name == "tag_texts":
+        from pipeline.classify.tagging import tag_texts
+
+        return tag_texts
+    raise AttributeError(name)
+
+
+def _run(name):
+    def run(args):
+        from pipeline.classify import commands
+
+        return getattr(commands, name)(args)
+
+    return run
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", help="evaluate the theme classifier by grouped CV and fit it on all labels",
+        description="Grouped (speaker-turn) cross-validation with nested tuning, baselines in the same run, "
+                    "metrics + plots; then fits the shipped model on all labelled sentences.")
+    p.add_argument("--sentences", required=True, help="parse output: data/interim/sentences.parquet")
+    p.add_argument("--embeddings", help="embed output: data/interim/embeddings.npz")
+    p.add_argument("--labels", required=True, help="folder of labelled JSONL/CSV (data/labels)")
+    p.add_argument("--taxonomy", default=None, help="taxonomy YAML (default configs/taxonomy.yaml)")
+    p.add_argument("--model", required=True, help="where to write the fitted model (.joblib)")
+    p.add_argument("--metrics", required=True, help="metrics JSON (metrics/classifier.json)")
+    p.add_argument("--plots-dir", default=None, help="folder for DVC plot CSVs")
+    p.add_argument("--no-eval", action="store_true", help="skip cross-validation (fit only)")
+    p.set_defaults(func=_run("cmd_train"))
+
+    p = subparsers.add_parser(
+        "classify", help="tag every sentence with themes and assemble the processed tables")
+    p.add_argument("--model", required=True)
+    p.add_argument("--sentences", required=True)
+    p.add_argument("--embeddings", default=None)
+    p.add_argument("--topics", default=None, help="sentence_topics.parquet (topic columns)")
+    p.add_argument("--utterances", default=None)
+    p.add_argument("--meetings", default=None)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--queue-size", type=int, default=None, help="rows in label_queue.csv (params: classify.queue_size)")
+    p.set_defaults(func=_run("cmd_classify"))
+
+    p = subparsers.add_parser(
+        "tag", help="tag text (one per line) with policy themes; prints one JSON object per line",
+        description="Reads FILE (or stdin with '-' / no argument), one text per line; prints "
+                    '{"text", "themes", "scores", "evidence"} per line using the last trained model.')
+    p.add_argument("file", nargs="?", default="-")
+    p.add_argument("--model", default="models/classifier.joblib")
+    p.set_defaults(func=_run("cmd_tag"))
+
+    p = subparsers.add_parser(
+        "label-queue", help="export the N most uncertain / rules-vs-model disagreeing sentences as CSV",
+        description="Fill the `labels` column (theme ids separated by ';', '-' for none), save the CSV "
+                    "into data/labels/ and `dvc repro` retrains.")
+    p.add_argument("--model", default="models/classifier.joblib")
+    p.add_argument("--sentences", default="data/processed/sentences.parquet",
+                   help="classified sentences (data/processed/sentences.parquet) or parse sentences")
+    p.add_argument("--embeddings", default=None)
+    p.add_argument("--labels", default="data/labels", help="already-labelled sentences are skipped")
+    p.add_argument("-n", type=int, default=None, help="rows (params: classify.queue_size)")
+    p.add_argument("-o", "--out", default="-", help="CSV path or '-' for stdout")
+    p.set_defaults(func=_run("cmd_label_queue"))

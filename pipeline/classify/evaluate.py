@@ -1,0 +1,195 @@
+"""Evaluation that cannot flatter.
+
+* outer ``GroupKFold`` over speaker turns (adjacent sentences never straddle train
+  and test); every tuning step (C, thresholds, calibration) happens inside
+  ``ThemeClassifier.fit`` on the training folds only;
+* micro/macro F1 with bootstrap CIs resampling whole turns;
+* per-label precision/recall/F1/support, most-confused label pairs;
+* baselines recomputed on the same folds.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger("policy_topics.classify")
+
+
+def prf(Y: np.ndarray, P: np.ndarray) -> dict:
+    Y = np.asarray(Y, dtype=bool)
+    P = np.asarray(P, dtype=bool)
+    tp = (Y & P).sum(0).astype(float)
+    fp = (~Y & P).sum(0).astype(float)
+    fn = (Y & ~P).sum(0).astype(float)
+    prec = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=(tp + fp) > 0)
+    rec = np.divide(tp, tp + fn, out=np.zeros_like(tp), where=(tp + fn) > 0)
+    f1 = np.divide(2 * tp, 2 * tp + fp + fn, out=np.zeros_like(tp), where=(2 * tp + fp + fn) > 0)
+    micro = 2 * tp.sum() / max(2 * tp.sum() + fp.sum() + fn.sum(), 1)
+    support = Y.sum(0)
+    present = support > 0
+    return {"micro_f1": float(micro), "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+            "precision": prec, "recall": rec, "f1": f1, "support": support, "predicted": P.sum(0)}
+
+
+def bootstrap_ci(Y, P, groups, n_boot: int = 1000, seed: int = 42, alpha: float = 0.05) -> dict:
+    """Percentile CIs for micro/macro F1, resampling whole groups (turns) with replacement."""
+    rng = np.random.default_rng(seed)
+    groups = np.asarray(groups)
+    uniq, inv = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inv == g) for g in range(len(uniq))]
+    Y = np.asarray(Y, dtype=bool)
+    P = np.asarray(P, dtype=bool)
+    # per-group tp/fp/fn per label, so each replicate is a cheap sum
+    tp = np.array([(Y[m] & P[m]).sum(0) for m in members], dtype=float)
+    fp = np.array([(~Y[m] & P[m]).sum(0) for m in members], dtype=float)
+    fn = np.array([(Y[m] & ~P[m]).sum(0) for m in members], dtype=float)
+    sup = np.array([Y[m].sum(0) for m in members], dtype=float)
+    micro, macro = [], []
+    for _ in range(n_boot):
+        s = rng.integers(0, len(members), len(members))
+        TP, FP, FN, S = tp[s].sum(0), fp[s].sum(0), fn[s].sum(0), sup[s].sum(0)
+        micro.append(2 * TP.sum() / max(2 * TP.sum() + FP.sum() + FN.sum(), 1))
+        den = 2 * TP + FP + FN
+        f1 = np.divide(2 * TP, den, out=np.zeros_like(TP), where=den > 0)
+        macro.append(f1[S > 0].mean() if (S > 0).any() else 0.0)
+    q = [alpha / 2 * 100, (1 - alpha / 2) * 100]
+    return {"micro_f1": [round(float(x), 4) for x in np.percentile(micro, q)],
+            "macro_f1": [round(float(x), 4) for x in np.percentile(macro, q)],
+            "n_boot": n_boot, "unit": "speaker turn"}
+
+
+def confusion_pairs(Y, P, ids, top: int = 10) -> list[dict]:
+    """Most frequent (gold label missed, other label predicted) pairs in the same sentence."""
+    Y = np.asarray(Y, dtype=bool)
+    P = np.asarray(P, dtype=bool)
+    c: Counter = Counter()
+    for y, p in zip(Y, P):
+        missed = np.flatnonzero(y & ~p)
+        wrong = np.flatnonzero(p & ~y)
+        for a in missed:
+            for b in wrong:
+                c[(ids[a], ids[b])] += 1
+        if len(missed) and not p.any():
+            for a in missed:
+                c[(ids[a], "(none)")] += 1
+        if len(wrong) and not y.any():
+            for b in wrong:
+                c[("(none)", ids[b])] += 1
+    return [{"gold": a, "predicted": b, "pair": f"{a} -> {b}", "count": n} for (a, b), n in c.most_common(top)]
+
+
+def _folds(groups, n_splits):
+    from sklearn.model_selection import GroupKFold
+
+    k = max(2, min(n_splits, len(set(groups))))
+    return list(GroupKFold(n_splits=k).split(np.zeros(len(groups)), groups=groups))
+
+
+def cross_val_predict(model, X: pd.DataFrame, Y: np.ndarray, folds) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.base import clone
+
+    P = np.zeros(Y.shape)
+    Yp = np.zeros(Y.shape, dtype=int)
+    for tr, te in folds:
+        m = clone(model).fit(X.iloc[tr].reset_index(drop=True), Y[tr])
+        P[te] = m.predict_proba(X.iloc[te].reset_index(drop=True))
+        Yp[te] = m.decide(P[te])
+    return P, Yp
+
+
+def _baseline_lr(Xtr, Ytr, Xte):
+    from sklearn.linear_model import LogisticRegression
+
+    out = np.zeros((Xte.shape[0], Ytr.shape[1]), dtype=int)
+    for j in range(Ytr.shape[1]):
+        y = Ytr[:, j]
+        if y.min() == y.max():
+            out[:, j] = y[0]
+            continue
+        m = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000, solver="liblinear").fit(Xtr, y)
+        out[:, j] = m.predict(Xte)
+    return out
+
+
+def baselines(X: pd.DataFrame, Y: np.ndarray, folds, taxonomy, ids) -> dict[str, dict]:
+    """The issue's baselines on the same folds: char n-gram TF-IDF + LR, embedding + LR, cue rules."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from pipeline.classify.rules import RuleSet
+
+    res = {}
+    texts = X["text"].tolist()
+    P = np.zeros(Y.shape, dtype=int)
+    for tr, te in folds:
+        vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, min_df=2)
+        A = vec.fit_transform([texts[i] for i in tr])
+        P[te] = _baseline_lr(A, Y[tr], vec.transform([texts[i] for i in te]))
+    res["tfidf_char_lr"] = (P, "TF-IDF char 2-4-grams + logistic regression (balanced), per label, threshold 0.5")
+    if "embedding" in X.columns:
+        E = np.vstack(X["embedding"].to_numpy())
+        P = np.zeros(Y.shape, dtype=int)
+        for tr, te in folds:
+            P[te] = _baseline_lr(E[tr], Y[tr], E[te])
+        res["embedding_lr"] = (P, "sentence embeddings + logistic regression (balanced), per label, threshold 0.5")
+    terms = X["terms"].tolist() if "terms" in X.columns else None
+    for name, include_rules, desc in (
+            ("cue_rules", False, "the taxonomy's plain cue lists: theme if any cue occurs (no learning)"),
+            ("coding_rules", True, "cue lists + coding rules (AND/OR/NOT/near): theme if any rule fires (no learning)")):
+        rs = RuleSet(taxonomy.rule_specs(include_rules=include_rules))
+        R, _ = rs.hits(texts, terms)
+        M = np.zeros((len(rs), len(ids)), dtype=int)
+        for k, (tid, _) in enumerate(rs.specs):
+            M[k, ids.index(tid)] = 1
+        res[name] = (((R @ M) > 0).astype(int), desc)
+    out = {}
+    for name, (Pb, desc) in res.items():
+        m = prf(Y, Pb)
+        out[name] = {"macro_f1": round(m["macro_f1"], 4), "micro_f1": round(m["micro_f1"], 4),
+                     "per_label_f1": {t: round(float(m["f1"][j]), 4) for j, t in enumerate(ids)},
+                     "description": desc}
+    return out
+
+
+def evaluate(model, X: pd.DataFrame, Y: np.ndarray, *, n_splits: int = 5, n_boot: int = 1000,
+             seed: int = 42, with_baselines: bool = True) -> dict:
+    """Grouped CV of ``model`` (+ baselines on the same folds). ``X['group']`` = speaker turn."""
+    t0 = time.perf_counter()
+    taxonomy = model._load_taxonomy()
+    ids = taxonomy.ids
+    X = model.prepare(X)  # terms/embeddings once, shared by all folds
+    groups = X["group"].to_numpy()
+    folds = _folds(groups, n_splits)
+    P, Yp = cross_val_predict(model, X, Y, folds)
+    m = prf(Y, Yp)
+    ci = bootstrap_ci(Y, Yp, groups, n_boot=n_boot, seed=seed)
+    per_label = {}
+    for j, t in enumerate(ids):
+        per_label[t] = {"precision": round(float(m["precision"][j]), 4), "recall": round(float(m["recall"][j]), 4),
+                        "f1": round(float(m["f1"][j]), 4), "support": int(m["support"][j]),
+                        "predicted": int(m["predicted"][j])}
+    none_gold = ~Y.any(1)
+    none_pred = ~Yp.any(1)
+    res = {
+        "macro_f1": round(m["macro_f1"], 4),
+        "micro_f1": round(m["micro_f1"], 4),
+        "ci95": ci,
+        "per_label": per_label,
+        "abstention": {
+            "gold_no_label": int(none_gold.sum()), "predicted_no_label": int(none_pred.sum()),
+            "agreement_on_no_label": round(float((none_gold & none_pred).sum() / max(none_gold.sum(), 1)), 4),
+        },
+        "exact_match": round(float((Y == Yp).all(1).mean()), 4),
+        "confused_pairs": confusion_pairs(Y, Yp, ids),
+        "cv": {"scheme": "GroupKFold over speaker turns", "n_splits": len(folds), "n_sentences": int(len(Y)),
+               "n_groups": int(len(set(groups))), "nested_tuning": "C grid, calibration and per-label thresholds "
+               "chosen by inner GroupKFold inside each training fold"},
+    }
+    if with_baselines:
+        res["baselines"] = baselines(X, Y, folds, taxonomy, ids)
+    res["oof"] = {"proba": P, "pred": Yp}
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    return res

@@ -1,0 +1,447 @@
+"""``ThemeClassifier``: multi-label policy-theme tagger (a scikit-learn estimator).
+
+Signals, each used for what it is good at:
+
+* coding rules from the taxonomy (KH Coder style, over lemmas and surface text) –
+  precise, readable evidence;
+* TF-IDF over content terms – the vocabulary of the labelled data;
+* sentence embeddings (embed stage backend) – paraphrase and context;
+* context – scores of the neighbouring sentences in the same speaker turn (a short
+  follow-up sentence inherits its theme; the turn's overall theme carries over).
+
+Per label, two base logistic regressions (lexical: rules+terms; semantic:
+embedding) are fitted; their out-of-fold scores from an inner grouped CV, the
+label's rule hit and context features feed a small logistic regression that is
+the calibrated score (Platt-style stacking). Per-label thresholds are chosen on
+out-of-fold calibrated scores, and the C of each base model on inner folds, so
+all tuning happens inside ``fit``. Abstention (no theme) is a normal outcome.
+
+``X`` is a DataFrame with ``text`` and optionally ``terms`` (list of content terms),
+``group`` (speaker-turn id; rows in document order) and ``embedding`` (vector);
+missing terms/embeddings are computed with the parse/embed libraries.
+``Y`` is a 0/1 matrix [n, n_themes] in taxonomy order (``classes_``).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+log = logging.getLogger("policy_topics.classify")
+
+
+def _identity(x):
+    return x
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+
+def _logit(p, eps=1e-4):
+    p = np.clip(p, eps, 1 - eps)
+    return np.log(p / (1 - p))
+
+
+class ThemeClassifier(BaseEstimator):
+    def __init__(
+        self,
+        taxonomy=None,
+        use_rules: bool = True,
+        use_terms: bool = True,
+        use_embeddings: bool = True,
+        use_context: bool = True,
+        C_lex: Sequence[float] = (0.3, 1.0, 3.0),
+        C_emb: Sequence[float] = (0.3, 1.0, 3.0),
+        C_meta: float = 1.0,
+        meta: str = "pooled",
+        inner_folds: int = 3,
+        rule_weight: float = 1.0,
+        context_max_chars: int = 40,
+        context_window: int = 2,
+        embedding_backend: str = "use_multilingual",
+        random_state: int = 42,
+    ):
+        self.taxonomy = taxonomy
+        self.use_rules = use_rules
+        self.use_terms = use_terms
+        self.use_embeddings = use_embeddings
+        self.use_context = use_context
+        self.C_lex = C_lex
+        self.C_emb = C_emb
+        self.C_meta = C_meta
+        self.meta = meta
+        self.inner_folds = inner_folds
+        self.rule_weight = rule_weight
+        self.context_max_chars = context_max_chars
+        self.context_window = context_window
+        self.embedding_backend = embedding_backend
+        self.random_state = random_state
+
+    # ------------------------------------------------------------ inputs
+    def _load_taxonomy(self):
+        from pipeline.classify.taxonomy import Taxonomy, load_taxonomy
+
+        if isinstance(self.taxonomy, Taxonomy):
+            return self.taxonomy
+        return load_taxonomy(self.taxonomy)
+
+    def prepare(self, X) -> pd.DataFrame:
+        """Normalise ``X`` to a frame with text, terms, group (+ embedding when used)."""
+        from pipeline.classify.features import encode_texts, terms_for_texts
+
+        if isinstance(X, pd.Series):
+            X = X.to_frame("text")
+        elif not isinstance(X, pd.DataFrame):
+            X = pd.DataFrame({"text": [str(x) for x in X]})
+        df = pd.DataFrame({"text": X["text"].fillna("").astype(str).to_numpy()})
+        if "terms" in X.columns:
+            df["terms"] = [list(t) if t is not None and not isinstance(t, float) else [] for t in X["terms"]]
+        else:
+            df["terms"] = terms_for_texts(df["text"].tolist())
+        if "group" in X.columns:
+            df["group"] = X["group"].astype(str).to_numpy()
+        else:
+            df["group"] = [f"row{i}" for i in range(len(df))]
+        if self.use_embeddings:
+            if "embedding" in X.columns:
+                df["embedding"] = list(np.vstack(X["embedding"].to_numpy()).astype(np.float32)) if len(X) else []
+            else:
+                df["embedding"] = list(encode_texts(df["text"].tolist(), self.embedding_backend)) if len(df) else []
+        return df
+
+    # ------------------------------------------------------------ features
+    def _rule_block(self, df):
+        from scipy import sparse
+
+        R, evidence = self.rules_.hits(df["text"].tolist(), df["terms"].tolist())
+        H = (R @ self.rule_theme_map_)  # hits per theme
+        Hb = sparse.csr_matrix((H.toarray() > 0).astype(np.float32))
+        return sparse.hstack([R, Hb]).tocsr() * float(self.rule_weight), Hb.toarray(), evidence
+
+    def _lex_matrix(self, vec, rules_block, terms):
+        from scipy import sparse
+
+        blocks = []
+        if self.use_rules:
+            blocks.append(rules_block)
+        if self.use_terms and vec is not None:
+            blocks.append(vec.transform(terms))
+        if not blocks:
+            return None
+        return sparse.hstack(blocks).tocsr()
+
+    def _new_vectorizer(self):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        return TfidfVectorizer(analyzer=_identity, sublinear_tf=True, min_df=2, norm="l2")
+
+    def _fit_bases(self, lex_train_terms, rules_train, E_train, Y, C_lex, C_emb):
+        """Fit per-label base models; returns a dict of fitted pieces."""
+        from sklearn.linear_model import LogisticRegression
+
+        vec = None
+        if self.use_terms:
+            vec = self._new_vectorizer()
+            try:
+                vec.fit(lex_train_terms)
+            except ValueError:  # empty vocabulary
+                vec = None
+        Xl = self._lex_matrix(vec, rules_train, lex_train_terms)
+        lex, emb = [], []
+        for j in range(Y.shape[1]):
+            y = Y[:, j]
+            constant = y.min() == y.max()
+            if Xl is not None and not constant:
+                m = LogisticRegression(C=C_lex, class_weight="balanced", solver="liblinear", max_iter=200)
+                lex.append(m.fit(Xl, y))
+            else:
+                lex.append(float(y.mean()) if len(y) else 0.0)
+            if E_train is not None and not constant:
+                m = LogisticRegression(C=C_emb, class_weight="balanced", solver="liblinear", max_iter=200)
+                emb.append(m.fit(E_train, y))
+            else:
+                emb.append(float(y.mean()) if len(y) else 0.0)
+        return {"vec": vec, "lex": lex, "emb": emb}
+
+    def _base_scores(self, bases, terms, rules_block, E):
+        n = rules_block.shape[0]
+        L = len(bases["lex"])
+        Xl = self._lex_matrix(bases["vec"], rules_block, terms)
+        S_lex = np.zeros((n, L))
+        S_emb = np.zeros((n, L))
+        for j in range(L):
+            m = bases["lex"][j]
+            S_lex[:, j] = m.decision_function(Xl) if hasattr(m, "decision_function") else _logit(np.full(n, m))
+            m = bases["emb"][j]
+            if E is not None and hasattr(m, "decision_function"):
+                S_emb[:, j] = m.decision_function(E)
+            else:
+                S_emb[:, j] = _logit(np.full(n, m)) if isinstance(m, float) else 0.0
+        return S_lex, S_emb
+
+    def _context(self, P, groups, lengths):
+        """prev / next / turn-mean of a per-sentence score matrix P [n, L], within groups."""
+        n, L = P.shape
+        prev = np.zeros_like(P)
+        nxt = np.zeros_like(P)
+        mean = np.zeros_like(P)
+        order = pd.Series(np.arange(n)).groupby(np.asarray(groups), sort=False)
+        for _, idx in order:
+            idx = idx.to_numpy()
+            if len(idx) > 1:
+                prev[idx[1:]] = P[idx[:-1]]
+                nxt[idx[:-1]] = P[idx[1:]]
+                # local window (not the whole turn: long presentations change topic)
+                w = int(self.context_window)
+                G = P[idx]
+                csum = np.vstack([np.zeros((1, L)), np.cumsum(G, axis=0)])
+                pos = np.arange(len(idx))
+                lo = np.maximum(pos - w, 0)
+                hi = np.minimum(pos + w + 1, len(idx))
+                cnt = (hi - lo - 1)[:, None]
+                mean[idx] = np.divide(csum[hi] - csum[lo] - G, cnt, out=np.zeros_like(G), where=cnt > 0)
+        short = (np.asarray(lengths) <= self.context_max_chars).astype(float)[:, None]
+        return prev, nxt, mean, short
+
+    def _meta_features(self, S_lex, S_emb, Hb, groups, lengths):
+        feats = []
+        P = None
+        has_lex = self.use_rules or self.use_terms
+        parts = []
+        if has_lex:
+            parts.append(_sigmoid(S_lex))
+        if self.use_embeddings:
+            parts.append(_sigmoid(S_emb))
+        P = np.mean(parts, axis=0) if parts else np.zeros_like(S_lex)
+        if self.use_context:
+            prev, nxt, mean, short = self._context(P, groups, lengths)
+        L = S_lex.shape[1]
+        for j in range(L):
+            f = []
+            if has_lex:
+                f.append(S_lex[:, j])
+            if self.use_embeddings:
+                f.append(S_emb[:, j])
+            if self.use_rules:
+                f.append(Hb[:, j])
+            if self.use_context:
+                f += [prev[:, j], nxt[:, j], mean[:, j], short[:, 0] * prev[:, j]]
+            feats.append(np.column_stack(f) if f else np.zeros((len(S_lex), 1)))
+        return feats
+
+    # ------------------------------------------------------------ fit
+    def fit(self, X, Y):
+        from scipy import sparse
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import average_precision_score
+        from sklearn.model_selection import GroupKFold
+
+        from pipeline.classify.rules import RuleSet
+
+        tax = self._load_taxonomy()
+        self.taxonomy_ = tax
+        self.classes_ = np.array(tax.ids)
+        self.exclusive_ = np.array([t.exclusive for t in tax.themes])
+        self.rules_ = RuleSet(tax.rule_specs())
+        K, L = len(self.rules_), len(tax.ids)
+        M = np.zeros((K, L), dtype=np.float32)
+        for k, (tid, _) in enumerate(self.rules_.specs):
+            M[k, tax.ids.index(tid)] = 1
+        self.rule_theme_map_ = sparse.csr_matrix(M)
+
+        df = self.prepare(X)
+        Y = np.asarray(Y, dtype=int)
+        if Y.ndim != 2 or Y.shape != (len(df), L):
+            raise ValueError(f"Y must be [n_samples, {L}] (one column per taxonomy theme), got {Y.shape}")
+        terms = df["terms"].tolist()
+        groups = df["group"].to_numpy()
+        lengths = df["text"].str.len().to_numpy()
+        RB, Hb, _ = self._rule_block(df)
+        E = np.vstack(df["embedding"].to_numpy()) if self.use_embeddings and len(df) else None
+
+        # ---- inner grouped CV: out-of-fold base scores for every C on the grids
+        n_groups = len(set(groups))
+        k = max(2, min(int(self.inner_folds), n_groups))
+        folds = list(GroupKFold(n_splits=k).split(np.zeros(len(df)), groups=groups))
+        grid_lex = list(self.C_lex) if (self.use_rules or self.use_terms) else [1.0]
+        grid_emb = list(self.C_emb) if self.use_embeddings else [1.0]
+        oof_lex = {c: np.zeros((len(df), L)) for c in grid_lex}
+        oof_emb = {c: np.zeros((len(df), L)) for c in grid_emb}
+        for tr, te in folds:
+            tterms = [terms[i] for i in tr]
+            for ci in range(max(len(grid_lex), len(grid_emb))):
+                cl = grid_lex[min(ci, len(grid_lex) - 1)]
+                ce = grid_emb[min(ci, len(grid_emb) - 1)]
+                b = self._fit_bases(tterms, RB[tr], E[tr] if E is not None else None, Y[tr], cl, ce)
+                sl, se = self._base_scores(b, [terms[i] for i in te], RB[te], E[te] if E is not None else None)
+                if ci < len(grid_lex):
+                    oof_lex[cl][te] = sl
+                if ci < len(grid_emb):
+                    oof_emb[ce][te] = se
+
+        def best(oof):
+            scores = {}
+            for c, S in oof.items():
+                aps = [average_precision_score(Y[:, j], S[:, j]) for j in range(L) if 0 < Y[:, j].sum() < len(Y)]
+                scores[c] = float(np.mean(aps)) if aps else 0.0
+            return max(scores, key=lambda c: (scores[c], -abs(np.log(c)))), scores
+
+        self.C_lex_, self.cv_ap_lex_ = best(oof_lex)
+        self.C_emb_, self.cv_ap_emb_ = best(oof_emb)
+        S_lex, S_emb = oof_lex[self.C_lex_], oof_emb[self.C_emb_]
+
+        # ---- stacking / calibration on out-of-fold scores; thresholds on OOF calibrated scores
+        feats = self._meta_features(S_lex, S_emb, Hb, groups, lengths)
+        self.thresholds_ = np.ones(L)
+        oof_p = np.zeros((len(df), L))
+        if self.meta == "pooled":
+            # one calibrator shared by all labels (+ a per-label intercept): "a rule hit /
+            # a high base score means the theme" is learned from every label at once, which
+            # keeps rare labels (whose examples sit in one long turn) calibrated
+            Z, yz, rows = self._pooled(feats, Y)
+            for tr, te in folds:
+                trm = np.isin(rows, tr)
+                m = LogisticRegression(C=self.C_meta, max_iter=1000).fit(Z[trm], yz[trm])
+                tem = np.isin(rows, te)
+                oof_p[rows[tem], np.repeat(np.arange(L), len(df))[tem]] = m.predict_proba(Z[tem])[:, 1]
+            self.meta_ = LogisticRegression(C=self.C_meta, max_iter=1000).fit(Z, yz)
+            for j in range(L):
+                if 0 < Y[:, j].sum() < len(Y):
+                    self.thresholds_[j] = _best_threshold(Y[:, j], oof_p[:, j])
+        else:
+            self.meta_ = []
+            for j in range(L):
+                y = Y[:, j]
+                if y.min() == y.max():
+                    self.meta_.append(float(y.mean()) if len(y) else 0.0)
+                    oof_p[:, j] = self.meta_[-1]
+                    continue
+                for tr, te in folds:
+                    if Y[tr, j].min() == Y[tr, j].max():
+                        oof_p[te, j] = Y[tr, j].mean()
+                        continue
+                    m = LogisticRegression(C=self.C_meta, max_iter=500).fit(feats[j][tr], y[tr])
+                    oof_p[te, j] = m.predict_proba(feats[j][te])[:, 1]
+                self.meta_.append(LogisticRegression(C=self.C_meta, max_iter=500).fit(feats[j], y))
+                self.thresholds_[j] = _best_threshold(y, oof_p[:, j])
+        self.oof_scores_ = oof_p
+
+        # ---- final base models on all the data
+        self.bases_ = self._fit_bases(terms, RB, E, Y, self.C_lex_, self.C_emb_)
+        self.n_features_in_ = 1
+        return self
+
+    def _pooled(self, feats, Y=None):
+        """Stack per-label meta features into one design: rows ordered label-major."""
+        L = len(feats)
+        n = feats[0].shape[0]
+        onehot = np.repeat(np.eye(L), n, axis=0)
+        Z = np.hstack([np.vstack(feats), onehot])
+        rows = np.tile(np.arange(n), L)
+        yz = Y.T.reshape(-1) if Y is not None else None
+        return Z, yz, rows
+
+    # ------------------------------------------------------------ predict
+    def _scores(self, X):
+        df = self.prepare(X)
+        if len(df) == 0:
+            L = len(self.classes_)
+            return df, np.zeros((0, L)), [], np.zeros((0, L))
+        RB, Hb, evidence = self._rule_block(df)
+        E = np.vstack(df["embedding"].to_numpy()) if self.use_embeddings else None
+        S_lex, S_emb = self._base_scores(self.bases_, df["terms"].tolist(), RB, E)
+        feats = self._meta_features(S_lex, S_emb, Hb, df["group"].to_numpy(), df["text"].str.len().to_numpy())
+        L = len(self.classes_)
+        P = np.zeros((len(df), L))
+        if self.meta == "pooled":
+            Z, _, _ = self._pooled(feats)
+            P = self.meta_.predict_proba(Z)[:, 1].reshape(L, len(df)).T
+        else:
+            for j, m in enumerate(self.meta_):
+                P[:, j] = m.predict_proba(feats[j])[:, 1] if hasattr(m, "predict_proba") else m
+        return df, P, evidence, S_lex
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Calibrated probability per theme, [n, n_themes]."""
+        return self._scores(X)[1]
+
+    def decide(self, P: np.ndarray) -> np.ndarray:
+        """Thresholds + exclusivity (e.g. procedural only when no policy theme)."""
+        Yp = (P >= self.thresholds_[None, :]).astype(int)
+        if self.exclusive_.any():
+            other = Yp[:, ~self.exclusive_].sum(1) > 0
+            Yp[np.ix_(other, self.exclusive_)] = 0
+        return Yp
+
+    def predict(self, X) -> np.ndarray:
+        return self.decide(self.predict_proba(X))
+
+    def tag(self, X, top_terms: int = 3) -> list[dict]:
+        """Per sentence: themes, scores {id: p} and evidence {id: [matched cues or top terms]}."""
+        df, P, evidence, _ = self._scores(X)
+        Yp = self.decide(P) if len(df) else np.zeros((0, len(self.classes_)), dtype=int)
+        out = []
+        Xl = None
+        if len(df) and (self.use_rules or self.use_terms):
+            RB, _, _ = self._rule_block(df)
+            Xl = self._lex_matrix(self.bases_["vec"], RB, df["terms"].tolist())
+        names = self._lex_feature_names()
+        for i in range(len(df)):
+            themes = [str(self.classes_[j]) for j in np.flatnonzero(Yp[i])]
+            ev = {}
+            for t in themes:
+                j = int(np.flatnonzero(self.classes_ == t)[0])
+                cues = list(evidence[i].get(t, []))
+                if not cues and Xl is not None:
+                    cues = self._top_terms(Xl[i], j, names, top_terms)
+                ev[t] = cues
+            out.append({
+                "themes": themes,
+                "scores": {str(c): round(float(P[i, j]), 4) for j, c in enumerate(self.classes_)},
+                "evidence": ev,
+            })
+        return out
+
+    def _lex_feature_names(self):
+        names = []
+        if self.use_rules:
+            names += [f"rule:{e}" for _, e in self.rules_.specs] + [f"theme:{t}" for t in self.classes_]
+        if self.use_terms and self.bases_["vec"] is not None:
+            names += list(self.bases_["vec"].get_feature_names_out())
+        return np.array(names, dtype=object)
+
+    def _top_terms(self, row, j, names, k):
+        m = self.bases_["lex"][j]
+        if not hasattr(m, "coef_"):
+            return []
+        row = row.tocoo()
+        contrib = row.data * m.coef_[0][row.col]
+        order = np.argsort(-contrib)
+        out = []
+        for o in order[:k]:
+            if contrib[o] <= 0:
+                break
+            name = str(names[row.col[o]])
+            if name.startswith("theme:"):
+                continue
+            out.append(name.removeprefix("rule:"))
+        return out
+
+
+def _best_threshold(y, p) -> float:
+    """Threshold maximising F1 on out-of-fold scores (middle of the best plateau)."""
+    grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
+    f1s = []
+    for t in grid:
+        pred = p >= t
+        tp = np.sum(pred & (y == 1))
+        fp = np.sum(pred & (y == 0))
+        fn = np.sum(~pred & (y == 1))
+        f1s.append(2 * tp / max(2 * tp + fp + fn, 1))
+    f1s = np.array(f1s)
+    best = np.flatnonzero(f1s >= f1s.max() - 1e-9)
+    return float(grid[best[len(best) // 2]])
