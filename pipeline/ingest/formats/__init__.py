@@ -38,9 +38,20 @@ def detect(src: Source) -> str:
     """Name of the reader for ``src``; PipelineError naming the file when none fits."""
     scores = [(mod.sniff(src), name) for name, mod in readers().items()]
     best = max(scores, key=lambda s: s[0])
-    if best[0] <= 0:
-        raise PipelineError(src.path, "unrecognised format: no speaker turns (○名前 / 名前：) and not minutes JSON or PDF")
-    return best[1]
+    if best[0] > 0:
+        return best[1]
+    text = src.text  # raises for empty / binary / undecodable input
+    if text.lstrip()[:1] in ("{", "["):
+        import json
+
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PipelineError(src.path, f"invalid JSON (line {exc.lineno}: {exc.msg})") from None
+        top = f"object with keys {sorted(data)[:5]}" if isinstance(data, dict) else f"{type(data).__name__}"
+        raise PipelineError(src.path, f"JSON of unrecognised shape ({top}): expected a Tokyo Assembly list of "
+                                      "meetings with 'Proceeding' or Kokkai API 'speechRecord'/'meetingRecord'")
+    raise PipelineError(src.path, "no recognisable speaker turns (expected '○名前' or '名前：' lines)")
 
 
 def read_source(src: Source, fmt: str = "auto") -> Document:

@@ -22,23 +22,39 @@ def sniff(src: Source) -> float:
     return 1.0 if src.data[:1024].lstrip().startswith(b"%PDF") or src.suffix == ".pdf" else 0.0
 
 
-def _page_lines(page) -> list[str]:
-    lines = page.extract_text_lines(keep_blank_chars=True, return_chars=True, strip=False)
+#: glyphs that CID fonts (Adobe-Japan1) extract as the JIS code point while Japanese
+#: government text (CP932 heritage, like the text route) uses the full-width form:
+#: MINUS SIGN -> FULLWIDTH HYPHEN-MINUS, WAVE DASH -> FULLWIDTH TILDE
+_PDF_FIXES = str.maketrans({"\u2212": "\uff0d", "\u301c": "\uff5e"})
+
+
+def _page_spans(page) -> list[tuple[str, float, float, float]]:
+    """(text with blank chars kept, x0 and x1 of the first/last glyph, median glyph width) per line."""
     spans = []
-    for ln in lines:
+    for ln in page.extract_text_lines(keep_blank_chars=True, return_chars=True, strip=False):
         chars = [c for c in ln["chars"] if c["text"].strip()]
-        if not chars:
-            continue
-        spans.append((ln["text"], chars[0]["x0"], chars[-1]["x1"], statistics.median(c["x1"] - c["x0"] for c in chars)))
+        if chars:
+            spans.append((ln["text"].translate(_PDF_FIXES), chars[0]["x0"], chars[-1]["x1"],
+                          statistics.median(c["x1"] - c["x0"] for c in chars)))
+    return spans
+
+
+def _page_lines(spans, mark_indent: bool, mark_end: bool) -> list[str]:
+    """Restore the layout signals the text parser needs where the text layer lacks them.
+
+    ``mark_indent``: prefix a full-width space to lines starting right of the left margin;
+    ``mark_end``: suffix a space to lines ending well before the right margin. Used only
+    when no line of the document carries the signal itself (spaces in the text layer).
+    """
     if not spans:
         return []
     left = min(s[1] for s in spans)
     right = max(s[2] for s in spans)
     out = []
     for text, x0, x1, w in spans:
-        if not text[:1].isspace() and x0 > left + 0.6 * w:
+        if mark_indent and x0 > left + 0.6 * w:
             text = "\u3000" + text
-        if not text[-1:].isspace() and x1 < right - 1.5 * w:
+        if mark_end and x1 < right - 1.5 * w:
             text = text + " "
         out.append(text)
     return out
@@ -54,13 +70,17 @@ def extract_pdf_text(src: Source) -> str:
         pdf = pdfplumber.open(io.BytesIO(src.data))
     except Exception as exc:  # pdfminer raises many types for broken files
         raise PipelineError(src.path, f"cannot open PDF ({type(exc).__name__})") from None
-    pages: list[str] = []
+    page_spans: list[list] = []
     with pdf:
         try:
             for page in pdf.pages:
-                pages.append("\n".join(_page_lines(page)) + "\n")
+                page_spans.append(_page_spans(page))
         except Exception as exc:
-            raise PipelineError(src.path, f"cannot read PDF page {len(pages) + 1} ({type(exc).__name__})") from None
+            raise PipelineError(src.path, f"cannot read PDF page {len(page_spans) + 1} ({type(exc).__name__})") from None
+    all_text = [s[0] for spans in page_spans for s in spans]
+    mark_indent = not any(t[:1].isspace() for t in all_text)
+    mark_end = not any(t[-1:].isspace() for t in all_text)
+    pages = ["\n".join(_page_lines(spans, mark_indent, mark_end)) + "\n" for spans in page_spans]
     if not pages:
         raise PipelineError(src.path, "PDF has no pages")
     if not any(p.strip() for p in pages):

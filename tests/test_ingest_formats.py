@@ -1,0 +1,228 @@
+"""Every input format: Tokyo Assembly JSON (real), Kokkai API JSON, '名前：発言' text,
+encodings (UTF-8 BOM, CP932) and PDF built from the sample — same utterances as the text route."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.ingest import ingest_paths
+from pipeline.ingest.formats import detect
+from pipeline.ingest.model import Source
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+TOKYO = SHARED / "corpora" / "tokyo-assembly"
+SAMPLE = ROOT / "data" / "raw" / "mic-chiiki-ict-06_2024-04-24.txt"
+FIX = Path(__file__).resolve().parent / "fixtures" / "ingest"
+
+
+def _key(u):
+    u = u[u["kind"] != "header"]
+    return list(zip(u["kind"], u["speaker_raw"], u["text"]))
+
+
+@pytest.fixture(scope="module")
+def sample_text_result():
+    return ingest_paths([SAMPLE], cache=False)
+
+
+# ------------------------------------------------------------------ Tokyo Assembly
+
+@pytest.mark.skipif(not TOKYO.is_dir(), reason="../shared/corpora/tokyo-assembly not present")
+def test_tokyo_assembly_every_speech_row_kept():
+    files = sorted(TOKYO.glob("*.json"))
+    assert len(files) == 3
+    res = ingest_paths([TOKYO], cache=False)
+    u, m = res.utterances, res.meetings
+    raw = [json.loads(f.read_text(encoding="utf-8")) for f in files]
+    n_meetings = sum(len(d) for d in raw)
+    n_speech = sum(1 for d in raw for mt in d for p in mt["Proceeding"] if p["Speaker"] != "null")
+    assert len(m) == n_meetings == 66
+    assert (u["kind"] == "speech").sum() == n_speech
+    assert m["meeting_date"].notna().all() and u["meeting_date"].notna().all()
+    assert m["meeting_id"].iloc[0] == "committee-disaster-prevention#0"
+    first = m.set_index("meeting_id").loc["committee-disaster-prevention#0"]
+    assert first["meeting_date"] == "2011-12-15" and first["session"] == 1
+    assert first["venue"] == "第十二委員会室"
+    assert "馬場裕子" in list(first["attendees"])
+    plenary = m[m["source_file"] == "plenary-2020.json"].iloc[0]
+    assert plenary["meeting_date"] == "2020-02-19"
+    # speech order within each meeting follows the Proceeding list
+    for d, f in zip(raw, files):
+        mt = d[0]
+        labels = [p["Speaker"] for p in mt["Proceeding"] if p["Speaker"] != "null"]
+        got = u[(u["meeting_id"] == f"{f.stem}#0") & (u["kind"] == "speech")]["speaker_raw"].tolist()
+        assert got == labels
+    # headers (attendance lists) and stage directions are not speech
+    sp = u[u["kind"] == "speech"]
+    assert not sp["text"].str.contains("出席委員\u3000十七名").any()
+    assert not sp["text"].str.contains("〔「異議なし」と呼ぶ者あり〕").any()
+    assert (u["kind"] == "procedural_note").sum() > 100
+    chair = sp[sp["speaker_raw"] == "議長（石川良一君）"].iloc[0]
+    assert (chair["speaker_name"], chair["speaker_role"]) == ("石川良一", "議長")
+    assert res.report["accounting_ok"]
+    assert sp["speaker_role"].notna().mean() > 0.99
+
+
+# ------------------------------------------------------------------ Kokkai API
+
+@pytest.mark.parametrize("fixture", ["kokkai_speech.json", "kokkai_meeting.json"])
+def test_kokkai_api_json(fixture):
+    res = ingest_paths([FIX / fixture], cache=False)
+    u, m = res.utterances, res.meetings
+    assert m["meeting_id"].tolist() == ["121304601X00320240315"]
+    mt = m.iloc[0]
+    assert (mt["meeting_date"], mt["meeting_title"], mt["session"]) == ("2024-03-15", "衆議院総務委員会第3号", 213)
+    assert "地方税法等の一部を改正する法律案（内閣提出第一号）" in list(mt["agenda"])
+    assert u["kind"].iloc[0] == "header"
+    sp = u[u["kind"] == "speech"]
+    assert sp["speaker_raw"].tolist() == ["浮島委員長", "奥野委員", "松本国務大臣", "小笠原政府参考人", "浮島委員長"]
+    first = sp.iloc[0]
+    assert (first["speaker_name"], first["speaker_role"], first["speaker_affiliation"], first["speaker_title"]) == (
+        "浮島智子", "委員長", "公明党", "総務委員長")
+    assert sp.iloc[3]["speaker_role"] == "政府参考人"
+    assert first["text"].startswith("これより会議を開きます。\n")
+    assert not sp["text"].str.contains("[○〔]").any()
+    assert "DX" in sp.iloc[1]["text"]
+    notes = u[u["kind"] == "procedural_note"]["text"].tolist()
+    assert notes == ["〔「異議なし」と呼ぶ者あり〕", "午後零時二分散会"]
+    assert res.report["accounting_ok"]
+
+
+def test_kokkai_detected_automatically():
+    data = (FIX / "kokkai_speech.json").read_bytes()
+    assert detect(Source(FIX / "x.json", "x.json", data)) == "kokkai_json"
+
+
+# ------------------------------------------------------------------ 名前：発言
+
+def test_colon_text():
+    res = ingest_paths([FIX / "colon_minutes.txt"], cache=False)
+    u, mt = res.utterances, res.meetings.iloc[0]
+    sp = u[u["kind"] == "speech"]
+    assert len(sp) == 7
+    assert sp["speaker_raw"].tolist()[:3] == ["山田座長", "事務局（田中課長）", "山田座長"]
+    assert (mt["meeting_date"], mt["session"]) == ("2023-11-02", 3)
+    assert list(mt["agenda"]) == ["（1）事務局説明", "（2）意見交換"]
+    # 'ポイントは次のとおり：' inside a turn is not a new speaker; half-width colon works too
+    assert "ポイントは次のとおり：\n第一に、ローカル5Gの活用です。" in sp.iloc[1]["text"]
+    assert sp.iloc[3]["speaker_raw"] == "佐藤委員" and sp.iloc[3]["text"].startswith("自治体の人材不足")
+    tanaka = sp.iloc[1]
+    assert (tanaka["speaker_name"], tanaka["speaker_affiliation"], tanaka["speaker_title"]) == ("田中", "事務局", "課長")
+    assert sp.iloc[-1]["agenda_item"] == "（2）意見交換"
+    assert res.report["accounting_ok"]
+
+
+# ------------------------------------------------------------------ encodings
+
+@pytest.mark.parametrize("encoding", ["cp932", "utf-8-sig"])
+def test_encodings_give_same_utterances(tmp_path, encoding, sample_text_result):
+    text = SAMPLE.read_text(encoding="utf-8")
+    try:
+        data = text.encode(encoding)
+    except UnicodeEncodeError:
+        pytest.skip(f"sample not representable in {encoding}")
+    f = tmp_path / SAMPLE.name
+    f.write_bytes(data)
+    res = ingest_paths([f], cache=False)
+    assert _key(res.utterances) == _key(sample_text_result.utterances)
+    rep = res.report["per_file"][SAMPLE.name]
+    assert rep["encoding"] == ("utf-8-sig" if encoding == "utf-8-sig" else "cp932")
+    assert rep["chars_in"] == len(text)
+
+
+def test_shift_jis_file_detected(tmp_path):
+    text = (FIX / "colon_minutes.txt").read_text(encoding="utf-8")
+    f = tmp_path / "sjis.txt"
+    # strict Shift_JIS lacks the CP932 forms ～ (FF5E) and － (FF0D)
+    f.write_bytes(text.replace("～", "〜").replace("－", "−").encode("shift_jis"))
+    res = ingest_paths([f], cache=False)
+    want = ingest_paths([FIX / "colon_minutes.txt"], cache=False)
+    # decoded as CP932, 0x817C reads back as － (FF0D): same text as the UTF-8 file
+    assert _key(res.utterances) == _key(want.utterances)
+    assert res.report["per_file"]["sjis.txt"]["encoding"] == "cp932"
+
+
+# ------------------------------------------------------------------ PDF
+
+def build_pdf(text: str, path: Path, lines_per_page: int = 40) -> int:
+    """Lay the sample's lines out as a PDF with a text layer; '-N-' at each page bottom.
+
+    The PDF-extraction artefacts of the text (blank line between lines, printed page
+    numbers) are removed first: the PDF gets its own page numbers.
+    """
+    import re
+
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(UnicodeCIDFont("HeiseiMin-W3"))
+    lines = [ln for ln in text.split("\n") if ln != "" and not re.fullmatch(r"\s*-\d+-\s*", ln)]
+    c = canvas.Canvas(str(path), pagesize=A4)
+    pages = [lines[i:i + lines_per_page] for i in range(0, len(lines), lines_per_page)]
+    for n, page in enumerate(pages, 1):
+        c.setFont("HeiseiMin-W3", 10.5)
+        y = 800
+        for ln in page:
+            c.drawString(60, y, ln)
+            y -= 18.5
+        c.drawCentredString(297, 30, f"-{n}-")
+        c.showPage()
+    c.save()
+    return len(pages)
+
+
+@pytest.fixture(scope="module")
+def sample_pdf(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pdf")
+    path = d / "mic-chiiki-ict-06_2024-04-24.pdf"
+    n_pages = build_pdf(SAMPLE.read_text(encoding="utf-8"), path)
+    return path, n_pages
+
+
+def test_pdf_gives_same_utterances_as_text(sample_pdf, sample_text_result):
+    path, n_pages = sample_pdf
+    res = ingest_paths([path], cache=False)
+    u = res.utterances
+    assert res.meetings["meeting_date"].iloc[0] == "2024-04-24" and res.meetings["session"].iloc[0] == 6
+    assert len(res.meetings["agenda"].iloc[0]) == 4
+    got, want = _key(u), _key(sample_text_result.utterances)
+    assert len(got) == len(want) == 57
+    assert got == want
+    assert u.loc[u["kind"] == "header", "text"].iloc[0] == \
+        sample_text_result.utterances.loc[sample_text_result.utterances["kind"] == "header", "text"].iloc[0]
+    # exact page spans from the PDF itself
+    sp = u[u["kind"] == "speech"]
+    assert sp["page_start"].iloc[0] == 1 and sp["page_end"].iloc[-1] == n_pages
+    assert (sp["page_end"] >= sp["page_start"]).all()
+    assert res.report["per_file"][path.name]["format"] == "pdf"
+    assert res.report["accounting_ok"]
+    assert res.report["per_file"][path.name]["chars_page_marker"] > n_pages  # printed numbers + page breaks
+
+
+def test_format_override(tmp_path):
+    # a .txt holding Kokkai JSON is detected by content; --format forces a reader
+    f = tmp_path / "speeches.txt"
+    f.write_bytes((FIX / "kokkai_speech.json").read_bytes())
+    assert ingest_paths([f], cache=False).meetings["meeting_id"].iloc[0] == "121304601X00320240315"
+    from pipeline.errors import MultiFileError
+
+    with pytest.raises(MultiFileError) as ei:
+        ingest_paths([f], fmt="tokyo_assembly_json", cache=False)
+    assert "Tokyo Assembly shape" in ei.value.lines()[0]
+
+
+def test_cache_reuses_per_file_results(tmp_path):
+    d = tmp_path / "raw"
+    d.mkdir()
+    (d / "a.txt").write_bytes((FIX / "colon_minutes.txt").read_bytes())
+    stats: dict = {}
+    cache = tmp_path / "cache"
+    r1 = ingest_paths([d], cache_dir=cache)
+    r2 = ingest_paths([d], cache_dir=cache)
+    assert r1.utterances.equals(r2.utterances)
+    assert any((cache / "ingest").iterdir())
