@@ -83,7 +83,7 @@ def ingest_paths(paths, fmt: str = "auto", *, cache: bool = True, cache_dir=None
     try:
         results = map_partitions(ingest_file, parts, stage=STAGE, cache=cache, cache_dir=cache_dir,
                                  params={"fmt": fmt, "code": _package_digest(),
-                                         **{k: v for k, v in params.items() if k not in ("raw_dir", "format")}})
+                                         **{k: v for k, v in params.items() if k not in ("raw_dir", "format", "cache")}})
     except MultiFileError:
         raise
     except PipelineError as exc:  # one bad file: same shape as several
@@ -118,9 +118,10 @@ def run(args) -> int:
     from pipeline.config import stage_params
     from pipeline.io import stage_timer, write_json, write_parquet
 
-    fmt = args.format or stage_params(STAGE).get("format", "auto")
+    params = stage_params(STAGE)
+    fmt = args.format or params.get("format", "auto")
     with stage_timer(STAGE) as stats:
-        res = ingest_paths(args.inputs, fmt=fmt, cache=not args.no_cache)
+        res = ingest_paths(args.inputs, fmt=fmt, cache=bool(params.get("cache", True)) and not args.no_cache)
         write_parquet(res.utterances, args.output)
         if args.meetings:
             write_parquet(res.meetings, args.meetings)
