@@ -118,9 +118,13 @@ class ThemeClassifier(BaseEstimator):
         from scipy import sparse
 
         R, evidence = self.rules_.hits(df["text"].tolist(), df["terms"].tolist())
-        H = (R @ self.rule_theme_map_)  # hits per theme
-        Hb = sparse.csr_matrix((H.toarray() > 0).astype(np.float32))
-        return sparse.hstack([R, Hb]).tocsr() * float(self.rule_weight), Hb.toarray(), evidence
+        cue = R @ self.rule_theme_map_cue_  # any plain cue of the theme fired
+        rule = R @ self.rule_theme_map_rule_  # any coding rule of the theme fired
+        Hc = (cue.toarray() > 0).astype(np.float32)
+        Hr = (rule.toarray() > 0).astype(np.float32)
+        Hb = np.stack([Hc, Hr], axis=2)  # [n, L, 2]
+        block = sparse.hstack([R, sparse.csr_matrix(Hc), sparse.csr_matrix(Hr)]).tocsr() * float(self.rule_weight)
+        return block, Hb, evidence
 
     def _lex_matrix(self, vec, rules_block, terms):
         from scipy import sparse
@@ -227,7 +231,7 @@ class ThemeClassifier(BaseEstimator):
             if self.use_embeddings:
                 f.append(S_emb[:, j])
             if self.use_rules:
-                f.append(Hb[:, j])
+                f += [Hb[:, j, 0], Hb[:, j, 1]]
             if self.use_context:
                 f += [prev[:, j], nxt[:, j], mean[:, j], short[:, 0] * prev[:, j]]
             feats.append(np.column_stack(f) if f else np.zeros((len(S_lex), 1)))
@@ -246,12 +250,18 @@ class ThemeClassifier(BaseEstimator):
         self.taxonomy_ = tax
         self.classes_ = np.array(tax.ids)
         self.exclusive_ = np.array([t.exclusive for t in tax.themes])
-        self.rules_ = RuleSet(tax.rule_specs())
+        specs = tax.rule_specs()
+        n_cues = {t.id: len(set(t.cues)) for t in tax.themes}
+        self.rules_ = RuleSet(specs)
         K, L = len(self.rules_), len(tax.ids)
-        M = np.zeros((K, L), dtype=np.float32)
-        for k, (tid, _) in enumerate(self.rules_.specs):
-            M[k, tax.ids.index(tid)] = 1
-        self.rule_theme_map_ = sparse.csr_matrix(M)
+        Mc = np.zeros((K, L), dtype=np.float32)
+        Mr = np.zeros((K, L), dtype=np.float32)
+        seen: dict[str, int] = {}
+        for k, (tid, _) in enumerate(specs):
+            seen[tid] = seen.get(tid, 0) + 1
+            (Mc if seen[tid] <= n_cues[tid] else Mr)[k, tax.ids.index(tid)] = 1
+        self.rule_theme_map_cue_ = sparse.csr_matrix(Mc)
+        self.rule_theme_map_rule_ = sparse.csr_matrix(Mr)
 
         df = self.prepare(X)
         Y = np.asarray(Y, dtype=int)
@@ -409,7 +419,7 @@ class ThemeClassifier(BaseEstimator):
     def _lex_feature_names(self):
         names = []
         if self.use_rules:
-            names += [f"rule:{e}" for _, e in self.rules_.specs] + [f"theme:{t}" for t in self.classes_]
+            names += [f"rule:{e}" for _, e in self.rules_.specs] + [f"theme:{t}" for t in self.classes_] * 2
         if self.use_terms and self.bases_["vec"] is not None:
             names += list(self.bases_["vec"].get_feature_names_out())
         return np.array(names, dtype=object)
