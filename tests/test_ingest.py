@@ -165,6 +165,48 @@ def test_cli_writes_outputs(tmp_path):
     assert json.loads(rep.read_text())["totals"]["chars_in"] == 45545
 
 
+VARIANT = """第十二回　地域情報化検討会　議事録
+
+１　日時　令和二年二月十九日（水）　１０：００～１２：００
+２　場所　総務省第１会議室
+３　議事
+（１）事務局説明
+（２）意見交換
+
+○座長　それでは開会します。資料
+１について、ＩＣＴ政策の説明をお願いします。
+○事務局（佐々木課長）事務局の佐々木です。
+　最初の段落です。途中で改
+行された文です。
+－ ２ －
+\f
+　次の段落です。
+○ 地域の課題（箇条書きの丸印は発言ではない）
+○座長　意見交換に移ります。
+"""
+
+
+def test_pdf_text_layout_variants(tmp_path):
+    f = tmp_path / "variant.txt"
+    f.write_text(VARIANT, encoding="utf-8")
+    res = ingest_paths([f], cache=False)
+    m = res.meetings.iloc[0]
+    assert (m["session"], m["meeting_date"], m["venue"]) == (12, "2020-02-19", "総務省第1会議室")
+    assert list(m["agenda"]) == ["（1）事務局説明", "（2）意見交換"]
+    sp = res.utterances[res.utterances["kind"] == "speech"]
+    assert sp["speaker_raw"].tolist() == ["座長", "事務局（佐々木課長）", "座長"]
+    assert sp["text"].iloc[0] == "それでは開会します。資料1について、ICT政策の説明をお願いします。"
+    assert sp["text"].iloc[1] == ("事務局の佐々木です。\n最初の段落です。途中で改行された文です。\n次の段落です。"
+                                  "\n○ 地域の課題（箇条書きの丸印は発言ではない）")
+    # the form feed gives exact pages; the printed '－ ２ －' is dropped
+    assert (sp["page_start"].tolist(), sp["page_end"].tolist()) == ([1, 1, 2], [1, 2, 2])
+    assert sp["speaker_role"].tolist() == ["座長", "事務局", "座長"]
+    assert sp["agenda_item"].iloc[-1] == "（2）意見交換"
+    rep = res.report["per_file"]["variant.txt"]
+    assert rep["chars_page_marker"] == len("－ ２ －") + 1
+    assert sum(v for k, v in rep.items() if k.startswith("chars_") and k != "chars_in") == rep["chars_in"] == len(VARIANT)
+
+
 # ------------------------------------------------------------------ structure unit tests
 
 @pytest.mark.parametrize("text,iso", [

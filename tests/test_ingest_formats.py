@@ -64,6 +64,14 @@ def test_tokyo_assembly_every_speech_row_kept():
     assert (chair["speaker_name"], chair["speaker_role"]) == ("石川良一", "議長")
     assert res.report["accounting_ok"]
     assert sp["speaker_role"].notna().mean() > 0.99
+    # agenda from the header's 本日の会議に付した事件; turns follow the chair's announcements
+    dp3 = sp[sp["meeting_id"] == "committee-disaster-prevention#3"]
+    agenda = list(m.set_index("meeting_id").loc["committee-disaster-prevention#3", "agenda"])
+    assert agenda[0] == "委員長の互選"
+    assert agenda[2].startswith("参考人からの意見聴取：東日本大震災")
+    assert dp3["agenda_item"].iloc[0] is None
+    assert (dp3["agenda_item"] == "委員長の互選").sum() >= 5
+    assert dp3["agenda_item"].iloc[-5:].eq(agenda[2]).any()
 
 
 # ------------------------------------------------------------------ Kokkai API

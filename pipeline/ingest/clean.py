@@ -7,12 +7,14 @@
   lines broken mid-word / mid-sentence are joined with nothing in between; a
   paragraph break (kept as a single ``\\n``) is recognised when the previous line
   ended with layout whitespace (PDF text puts a trailing space after the last
-  line of a paragraph) or the new line is indented with a full-width space.
+  line of a paragraph), the new line is indented with a full-width space, or it
+  opens with a bullet (○ , ※, ①).
 * :class:`Accounting` counts every input character into exactly one bucket, so
   ``chars_in == sum(buckets)`` can be checked per file.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 #: full-width digits and Latin letters -> ASCII (1:1, so offsets and counts are kept)
@@ -20,6 +22,9 @@ _WIDTH_TABLE = {c: c - 0xFEE0 for c in (*range(0xFF10, 0xFF1A), *range(0xFF21, 0
 
 #: whitespace used for layout in extracted text
 LAYOUT_WS = " \t\u3000\u00a0"
+
+#: a line opening with a bullet starts a paragraph even without layout signals
+_BULLET = re.compile(r"^(?:[○●◯〇■□◆◇][ \u3000]|※|[①-⑳])")
 
 BUCKETS = ("speech", "speaker_label", "header", "procedural", "page_marker", "whitespace", "other")
 
@@ -92,7 +97,7 @@ class Block:
             self._para_end = self._para_end or bool(trail or lead)
             return
         if self.parts:
-            new_para = force_break or self._para_end or "\u3000" in lead
+            new_para = force_break or self._para_end or "\u3000" in lead or bool(_BULLET.match(content))
             if new_para and self._pending_ws > 0:
                 # one of the layout characters (a newline) becomes the paragraph break
                 self.parts.append("\n")

@@ -242,6 +242,11 @@ def parse_speaker(label: str, roster: list[str] | None = None, secretariat: str 
         else:
             sp.role = outer
         return sp
+    if label in ROLE_SUFFIXES and ROLE_SUFFIXES[label] != "presenter":   # a bare role: '座長', '事務局'
+        sp.role = ROLE_SUFFIXES[label]
+        sp.title = sp.title_full = label
+        sp.affiliation = "事務局" if sp.role == "事務局" else None
+        return sp
     # NAME + member role: 國領座長 / 関構成員 / 園田様 / 中村議長 / 田中委員 / 高橋（か）委員
     hit = _match_suffix(label)
     if hit and not (hit[1] in ("事務局長",) and _split_name_title(label, roster)):
@@ -329,10 +334,13 @@ def parse_minutes_header(lines: list[str]) -> HeaderInfo:
             in_title = False
             continue
         m = _HEADING.match(line)
-        if m and any(k in m.group(2) for k in _HEADING_KEYS) and len(m.group(2)) <= 20:
-            in_title = False
-            sections.append((m.group(2).strip(), []))
-            continue
+        if m:
+            # '１ 開催日時及び場所' or with the value inline: '１　日時　令和二年二月十九日（水）'
+            head, _, rest = re.sub(r"[\s\u3000]+", " ", m.group(2).strip()).partition(" ")
+            if any(k in head for k in _HEADING_KEYS) and len(head) <= 20:
+                in_title = False
+                sections.append((head, [rest] if rest else []))
+                continue
         if in_title:
             title_lines.append(line)
         elif sections:
@@ -373,7 +381,7 @@ def absentees_from_speech(texts: list[str]) -> list[str] | None:
 
 # ---------------------------------------------------------------- agenda assignment
 
-CHAIR_ROLES = ("座長", "委員長", "議長", "会長", "主査", "座長代理", "副議長")
+CHAIR_ROLES = ("座長", "委員長", "議長", "会長", "主査", "座長代理", "副議長", "副委員長", "会長代理")
 _DISCUSSION = re.compile(r"意見交換|質疑|討議|自由討論|その他")
 _OPEN_DISCUSSION = re.compile(r"質疑に入|御意見|ご意見|御質問|ご質問|御発言|ご発言|意見交換")
 
@@ -383,23 +391,47 @@ def _item_number(item: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+BATCH = -1
+
+
+def _item_core(item: str) -> str:
+    return re.sub(r"^[（(][0-9]{1,2}[）)]", "", item).strip("「」『』・ \u3000")
+
+
 def _announced_item(text: str, agenda: list[str]) -> int | None:
-    """Index into ``agenda`` of an item the chair announces in ``text`` (or None)."""
+    """Index into ``agenda`` of the item the chair moves to in ``text`` (or None).
+
+    Numbered references (まず、２の（１）… / 議題２、（２）として / 議題２の３) and item titles
+    quoted by the chair (これより委員長の互選を行います) count; when a turn mentions
+    several, the last one wins (the turn closes one item and opens the next).
+    """
     t = normalize_width(text)
     numbers = {_item_number(a): i for i, a in enumerate(agenda) if _item_number(a) is not None}
+    hits: list[tuple[int, int]] = []
     pats = [r"(?:議題|議事)\s*[0-9]\s*[の、]\s*[（(]?([0-9]{1,2})[）)]?",   # 議題２の３ / 議題２、（２）
             r"[0-9]\s*の\s*[（(]([0-9]{1,2})[）)]",                          # ２の（１）
             r"(?:議題|議事)\s*[（(]([0-9]{1,2})[）)]"]                        # 議題（２）
     for pat in pats:
-        m = re.search(pat, t)
-        if m and int(m.group(1)) in numbers:
-            return numbers[int(m.group(1))]
-    # an agenda title quoted by the chair (first 10 characters of the item title)
+        for m in re.finditer(pat, t):
+            if int(m.group(1)) in numbers:
+                hits.append((m.start(), numbers[int(m.group(1))]))
     for i, a in enumerate(agenda):
-        core = re.sub(r"^[（(][0-9]{1,2}[）)]", "", a).strip("「」『』 ")
-        if len(core) >= 8 and core[:10] in t and not _DISCUSSION.fullmatch(core):
-            return i
-    return None
+        # 'category：item' (Tokyo 報告事項（説明）：…) matches on either part
+        for core in _item_core(a).split("："):
+            core = re.sub(r"[（(](?:説明|質疑|案)[）)]$", "", core)
+            if len(core) >= 4 and core != "その他":
+                pos = t.rfind(core if len(core) < 10 else core[:10])
+                if pos >= 0:
+                    hits.append((pos, i))
+            if core.startswith("報告事項"):     # 理事者から報告の申し出があります / 報告を聴取
+                m = None
+                for m in re.finditer(r"報告の申し出|報告を聴取|報告事項に入", t):
+                    pass
+                if m:
+                    hits.append((m.start(), i))
+    if len({i for _, i in hits}) >= 3:
+        return BATCH  # several items taken together (一括議題): no single item
+    return max(hits)[1] if hits else None
 
 
 def assign_agenda(rows: list[dict], agenda: list[str] | None) -> None:
@@ -411,6 +443,11 @@ def assign_agenda(rows: list[dict], agenda: list[str] | None) -> None:
     """
     if not agenda:
         return
+    if len(agenda) == 1:
+        for row in rows:
+            if row.get("kind") == "speech":
+                row["agenda_item"] = agenda[0]
+        return
     current: int | None = None
     last = len(agenda) - 1
     disc = last if _DISCUSSION.search(re.sub(r"^[（(][0-9]+[）)]", "", agenda[last])) and last > 0 else None
@@ -419,7 +456,9 @@ def assign_agenda(rows: list[dict], agenda: list[str] | None) -> None:
             continue
         if row.get("speaker_role") in CHAIR_ROLES:
             k = _announced_item(row["text"], agenda)
-            if k is not None:
+            if k == BATCH:
+                current = None
+            elif k is not None:
                 current = k
             elif disc is not None and current != disc and (
                     re.search(r"意見交換に(?:移|入|進)", row["text"])

@@ -23,8 +23,11 @@ from pipeline.ingest.structure import (absentees_from_speech, parse_date, parse_
 NAME = "pdf_text"
 
 TURN_MARKS = "○〇◯"
-_TURN = re.compile(rf"^[ \t\u3000]*([{TURN_MARKS}])[ \t\u3000]*([^ \t\u3000]+)([ \t\u3000]*)(.*)$")
-_PAGE = re.compile(r"^[ \t\u3000]*[-－−‐―ー—–]\s*([0-9０-９]{1,4})\s*[-－−‐―ー—–][ \t\u3000]*$")
+#: the label follows the mark directly ('○ 地域の課題' with a space is a bullet, not a turn)
+_TURN = re.compile(rf"^[ \t\u3000]*([{TURN_MARKS}])([^ \t\u3000]+)([ \t\u3000]*)(.*)$")
+_PAGE = re.compile(r"^[ \t\u3000]*(?:[-－−‐―ー—–]\s*([0-9０-９]{1,4})\s*[-－−‐―ー—–]"      # -18- / － １８ －
+                   r"|([0-9０-９]{1,4})\s*[/／]\s*[0-9０-９]{1,4}"                          # 18/40
+                   r"|[pPｐＰ][.．]?\s*([0-9０-９]{1,4}))[ \t\u3000]*$")                    # p.18
 _PAGE_BARE = re.compile(r"^[ \t\u3000]*([0-9０-９]{1,4})[ \t\u3000]*$")
 _CLOSING = re.compile(r"^[ \t\u3000]*[─━—―\-－]+[ \t\u3000]*(了|以上)[ \t\u3000]*[─━—―\-－]+[ \t\u3000]*$")
 _LINE = re.compile(r"([^\n\r\f]*)(\r\n|\n|\r|\f|$)")
@@ -32,12 +35,15 @@ _LINE = re.compile(r"([^\n\r\f]*)(\r\n|\n|\r|\f|$)")
 _MAX_LABEL = 40
 
 
+_TURN_PAREN = re.compile(rf"^[ \t\u3000]*([{TURN_MARKS}])([^ \t\u3000（(]{{1,20}}[（(][^）)]{{1,20}}[）)])()(.+)$")
+
+
 def _is_turn(line: str) -> re.Match | None:
     m = _TURN.match(line)
-    if not m or len(m.group(2)) > _MAX_LABEL or "。" in m.group(2):
-        return None
-    # a label must be followed by separator spaces (or end the line)
-    if m.group(4) and not m.group(3):
+    if m and not m.group(3) and (m.group(4) or len(m.group(2)) > 20 or "。" in m.group(2)):
+        # no separator: '○事務局（佐々木課長）事務局の…' -> the label ends at its closing parenthesis
+        m = _TURN_PAREN.match(line)
+    if not m or len(m.group(2)) > _MAX_LABEL or "。" in m.group(2) or "、" in m.group(2):
         return None
     return m
 
@@ -106,7 +112,7 @@ def parse_minutes_text(text: str, path=None) -> tuple[Meeting, Accounting]:
             lead, content, trail = split_ws(raw)
             acct.add("whitespace", len(lead) + len(trail))
             acct.add("page_marker", len(content))
-            markers.append((i, int(content.strip("-－−‐―ー—–").translate(_DIG))))
+            markers.append((i, int(re.search(r"[0-9０-９]+", content).group().translate(_DIG))))
             continue
         if _CLOSING.match(raw):
             finish()

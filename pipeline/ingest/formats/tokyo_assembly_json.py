@@ -109,16 +109,26 @@ def parse_header(text: str) -> dict:
                          and not re.fullmatch(r"[〇一二三四五六七八九十百千]+名", p)]
     off = _section(lines, r"^\u3000?出席説明員")
     info["officials"] = [re.sub(r"[\s\u3000]+|君$", "", x) for x in off if x.strip(" \u3000")]
-    agenda = []
+    agenda: list[str] = []
+    category = None      # '報告事項（説明）' heading the '・…' items below it
     on = False
     for line in lines:
         if "本日の会議に付した事件" in line or "議事日程" in line:
             on = True
             continue
-        if on:
-            item = line.strip(" \u3000・")
-            if item:
-                agenda.append(normalize_width(item))
+        if not on:
+            continue
+        item = normalize_width(line.strip(" \u3000・"))
+        # long indented lines state the committee's remit, not an item of business
+        if not item or (line.startswith("\u3000") and len(item) > 60):
+            continue
+        if line.lstrip(" \u3000").startswith("・") and category is not None:
+            if agenda and agenda[-1] == category:
+                agenda.pop()
+            agenda.append(f"{category}：{item}")
+        else:
+            category = item
+            agenda.append(item)
     info["agenda"] = agenda
     return info
 
@@ -163,13 +173,6 @@ def read(src: Source) -> Document:
             text, notes = text_block(utt, acct, "speech")
             rows.append({"kind": "speech", "speaker_raw": speaker, "text": text})
             rows += [{"kind": "procedural_note", "speaker_raw": None, "text": n} for n in notes]
-        if len(meeting.agenda) == 1:
-            for r in rows:
-                if r["kind"] == "speech":
-                    r["agenda_item"] = meeting.agenda[0]
-        else:
-            for r in rows:
-                r.setdefault("agenda_item", None)
         meeting.rows = rows
         meetings.append(meeting)
     acct.add("other", acct.chars_in - field_chars)
