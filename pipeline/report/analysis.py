@@ -84,6 +84,13 @@ def position_label(q: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------- overview
+def safe_url(url: Any) -> str:
+    """The source URL if it is plain http(s) (never ``javascript:`` etc.), else ""."""
+    if isinstance(url, str) and re.match(r"^https?://[^\s<>\"']+$", url.strip()):
+        return url.strip()
+    return ""
+
+
 def overview(ctx: Context) -> list[dict[str, Any]]:
     d = ctx.data
     n_sent = d.sentences.groupby("meeting_id").size()
@@ -99,6 +106,7 @@ def overview(ctx: Context) -> list[dict[str, Any]]:
             "venue": r.venue if isinstance(r.venue, str) else "",
             "source_file": r.source_file if isinstance(r.source_file, str) else "",
             "attendees": [str(a) for a in r.attendees], "absentees": [str(a) for a in r.absentees],
+            "officials": [str(a) for a in r.officials], "url": safe_url(r.url),
             "agenda": [str(a) for a in r.agenda],
             "n_utterances": int(r.n_utterances) if pd.notna(r.n_utterances) else 0,
             "n_sentences": int(n_sent.get(r.meeting_id, 0)), "n_speakers": int(n_spk.get(r.meeting_id, 0)),
@@ -352,7 +360,8 @@ def topics_by_class(data: ReportData, kind: str = "role", top_topics: int = 15) 
 ENTITY_GROUPS = {
     "organisation": "組織 Organisations",
     "place": "地名・地域 Places",
-    "product": "制度・事業・製品 Programmes & products",
+    "programme": "制度・事業・施策 Programmes",
+    "product": "製品・技術 Products",
     "event": "出来事 Events",
     "law": "法令 Laws",
 }

@@ -29,7 +29,7 @@ OPTIONAL = ["entities", "topic_info", "topics_per_class", "topics_over_time", "t
 LIST_COLUMNS = {
     "sentences": ["themes", "terms"],
     "utterances": ["themes"],
-    "meetings": ["attendees", "absentees", "agenda"],
+    "meetings": ["attendees", "officials", "absentees", "agenda"],
     "topic_info": ["terms", "weights", "representative"],
     "topics_per_class": ["terms"],
     "topics_over_time": ["terms"],
@@ -237,10 +237,10 @@ def _complete(data: ReportData) -> None:
         if col not in u.columns:
             u[col] = None
     m = data.meetings
-    for col in ("meeting_title", "meeting_date", "session", "venue", "source_file"):
+    for col in ("meeting_title", "meeting_date", "session", "venue", "source_file", "url"):
         if col not in m.columns:
             m[col] = None
-    for col in ("attendees", "absentees", "agenda"):
+    for col in ("attendees", "officials", "absentees", "agenda"):
         if col not in m.columns:
             m[col] = [[] for _ in range(len(m))]
     if "n_utterances" not in m.columns:
