@@ -3,7 +3,8 @@
 Layout handled:
 * turns open with ○ / 〇 / ◯ + speaker label + spaces;
 * printed page numbers (``-18-``) on their own line; form feeds (``\\f``, from the
-  PDF reader) mark exact page breaks;
+  PDF reader) mark exact page breaks; in double-spaced copied text a single
+  newline marks a page end too (see :func:`_soft_pages`);
 * lines hard-broken every ~40 characters (mid-word, mid-sentence) and blank
   lines between lines; a paragraph ends where a line ends with layout space or the
   next line is indented with a full-width space;
@@ -159,9 +160,10 @@ def parse_minutes_text(text: str, path=None) -> tuple[Meeting, Accounting]:
     out += rows
     if not meeting.absentees:
         meeting.absentees = absentees_from_speech([r["text"] for r in rows[:3]]) or []
+    soft_pages = None if has_ff else _soft_pages(lines, markers)
     for r in out:
         first, last = r.pop("_first"), r.pop("_last")
-        r["page_start"], r["page_end"] = _page_span(first, last, has_ff, line_pages, markers)
+        r["page_start"], r["page_end"] = _page_span(first, last, has_ff, line_pages, markers, soft_pages)
     meeting.rows = out
     return meeting, acct
 
@@ -176,11 +178,42 @@ def _looks_like_bare_page(lines, i) -> bool:
     return prev_blank and next_blank
 
 
-def _page_span(first, last, has_ff, line_pages, markers):
+def _soft_pages(lines, markers) -> list[int] | None:
+    """Printed page number of every line of double-spaced PDF text, or None.
+
+    Text copied out of PDF viewers often puts a blank line between all lines but
+    only a single newline where a page ended (the next page's first line then
+    starts with a space); printed page numbers (-18-) mark the other page ends.
+    Pages are counted from those breaks and calibrated on the printed numbers;
+    if the calibration is inconsistent, None (the caller falls back to bounds).
+    """
+    nonempty = [bool(raw.strip(" \t\u3000")) for raw, _ in lines]
+    marker_lines = {i for i, _ in markers}
+    pairs = [i for i in range(len(lines) - 1) if nonempty[i] and i not in marker_lines]
+    if len(pairs) < 20 or sum(not nonempty[i + 1] for i in pairs) < 0.8 * len(pairs):
+        return None
+    soft = {i for i in pairs if nonempty[i + 1] and i + 1 not in marker_lines}
+    if not soft and not markers:
+        return None
+    pages, cur = [], 1
+    for i in range(len(lines)):
+        pages.append(cur)
+        if i in soft or i in marker_lines:
+            cur += 1
+    offsets = {n - pages[i] for i, n in markers}
+    if len(offsets) > 1:
+        return None
+    offset = offsets.pop() if offsets else 0
+    return [p + offset for p in pages]
+
+
+def _page_span(first, last, has_ff, line_pages, markers, soft_pages=None):
     if first is None:
         return None, None
     if has_ff:
         return line_pages[first], line_pages[last]
+    if soft_pages is not None:
+        return soft_pages[first], soft_pages[last]
     if not markers:
         return None, None
     before = [n for i, n in markers if i < first]
