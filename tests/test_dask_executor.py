@@ -68,3 +68,42 @@ def test_ingest_stage_on_dask_equals_local(dask_client, tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(local.utterances, on_dask.utterances)
     pd.testing.assert_frame_equal(local.meetings, on_dask.meetings)
     assert len(local.utterances) > 20
+
+
+def test_parse_and_embed_stages_on_dask_equal_local(dask_client, tmp_path, monkeypatch):
+    """The parse and embed stages with their partitions on the 2-worker LocalCluster (GiNZA / USE loaded
+    once per worker) give exactly the local run's sentences, tokens, entities and vectors."""
+    from tests.test_incremental import SOURCE, _write_meeting
+
+    if not SOURCE.exists():
+        pytest.skip(f"{SOURCE} not available")
+    import numpy as np
+
+    from pipeline.embed import embed_sentences
+    from pipeline.ingest import ingest_paths
+    from pipeline.parse import parse_utterances
+
+    raw = tmp_path / "raw"
+    for name in ("tokyo-a.json", "tokyo-b.json", "tokyo-c.json"):
+        _write_meeting(raw, name)
+    ing = ingest_paths([raw], cache=False)
+    monkeypatch.setenv("POLICY_TOPICS_EXECUTOR", "local")
+    monkeypatch.setenv("POLICY_TOPICS_N_WORKERS", "1")
+    local = parse_utterances(ing.utterances, ing.meetings, cache=False)
+    local_ids, local_vecs = embed_sentences(local.sentences, cache=False)
+
+    address, _ = dask_client
+    monkeypatch.setenv("POLICY_TOPICS_EXECUTOR", "dask")
+    monkeypatch.setenv("POLICY_TOPICS_SCHEDULER", address)
+    remote = parse_utterances(ing.utterances, ing.meetings, cache_dir=tmp_path / "cache")
+    run = P.last_run_stats["parse"]
+    assert run.executor == "dask" and len(run.computed) == 3 and os.getpid() not in run.worker_pids
+    ids, vecs = embed_sentences(remote.sentences, cache_dir=tmp_path / "cache")
+    assert P.last_run_stats["embed"].executor == "dask" and len(P.last_run_stats["embed"].computed) == 3
+
+    assert len(local.sentences) > 20 and len(local.tokens) > 200
+    pd.testing.assert_frame_equal(local.sentences, remote.sentences)
+    pd.testing.assert_frame_equal(local.tokens, remote.tokens)
+    pd.testing.assert_frame_equal(local.entities, remote.entities)
+    assert list(ids) == list(local_ids)
+    np.testing.assert_allclose(vecs, local_vecs, rtol=0, atol=1e-6)
