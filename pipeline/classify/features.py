@@ -62,28 +62,52 @@ def _chunks(text: str, size: int = 4000):
     yield text
 
 
+_ginza = None
+
+
+def _parse_library_terms(parse_mod, texts: list[str]) -> list[list[str]]:
+    """Terms exactly as the parse stage computes them (GiNZA tokenizer + configs vocab)."""
+    global _ginza
+    if _ginza is None:
+        from pipeline.config import stage_params
+
+        model = stage_params("parse").get("model", "ja_ginza")
+        _ginza = (parse_mod.load_nlp(model, ner=False), parse_mod.load_vocab())
+    nlp, vocab = _ginza
+    out = []
+    for t in texts:
+        terms: list[str] = []
+        for chunk in _chunks(t):
+            if chunk.strip():
+                terms += parse_mod.content_terms(nlp(chunk), vocab)
+        out.append(terms)
+    return out
+
+
 def terms_for_texts(texts: Sequence[str]) -> list[list[str]]:
-    """Content-term lemmas for new text: the parse stage's function when present, else SudachiPy."""
-    texts = [str(t or "") for t in texts]
+    """Content-term lemmas for new text, computed like the parse stage's ``terms`` column.
+
+    Uses the parse library (a term function if it exposes one, else its GiNZA
+    tokenizer + ``content_terms``); falls back to SudachiPy long units if parse is
+    unavailable.
+    """
+    texts = [unicodedata.normalize("NFKC", str(t or "")) for t in texts]
     if not texts:
         return []
     try:
         from pipeline import parse as parse_mod  # lazy: loads GiNZA only when called
     except ImportError:
         parse_mod = None
-    fn = None
     if parse_mod is not None:
-        for name in ("terms_for_texts", "extract_terms", "content_terms", "text_terms"):
-            fn = getattr(parse_mod, name, None)
-            if callable(fn):
-                break
-            fn = None
-    if fn is not None:
         try:
-            res = fn(texts)
-            return [list(r) for r in res]
+            for name in ("terms_for_texts", "extract_terms", "text_terms"):
+                fn = getattr(parse_mod, name, None)
+                if callable(fn):
+                    return [list(r) for r in fn(texts)]
+            if all(hasattr(parse_mod, n) for n in ("load_nlp", "load_vocab", "content_terms")):
+                return _parse_library_terms(parse_mod, texts)
         except Exception as exc:  # pragma: no cover - upstream still moving
-            log.warning("parse term function failed (%s); using SudachiPy fallback", exc)
+            log.warning("parse term extraction failed (%s); using the SudachiPy fallback", exc)
     return _sudachi_terms(texts)
 
 

@@ -58,6 +58,8 @@ class ThemeClassifier(BaseEstimator):
         C_emb: Sequence[float] = (0.3, 1.0, 3.0),
         C_meta: float = 1.0,
         meta: str = "pooled",
+        label_interactions: bool = True,
+        threshold_shrinkage: float = 10.0,
         inner_folds: int = 3,
         rule_weight: float = 1.0,
         context_max_chars: int = 40,
@@ -74,6 +76,8 @@ class ThemeClassifier(BaseEstimator):
         self.C_emb = C_emb
         self.C_meta = C_meta
         self.meta = meta
+        self.label_interactions = label_interactions
+        self.threshold_shrinkage = threshold_shrinkage
         self.inner_folds = inner_folds
         self.rule_weight = rule_weight
         self.context_max_chars = context_max_chars
@@ -319,9 +323,15 @@ class ThemeClassifier(BaseEstimator):
                 tem = np.isin(rows, te)
                 oof_p[rows[tem], np.repeat(np.arange(L), len(df))[tem]] = m.predict_proba(Z[tem])[:, 1]
             self.meta_ = LogisticRegression(C=self.C_meta, max_iter=1000).fit(Z, yz)
+            # per-label thresholds, shrunk towards the pooled threshold by the label's
+            # number of positives (a label seen 10 times cannot support a sharp threshold)
+            t_all = _best_threshold(Y.reshape(-1), oof_p.reshape(-1))
+            k = float(self.threshold_shrinkage)
             for j in range(L):
-                if 0 < Y[:, j].sum() < len(Y):
-                    self.thresholds_[j] = _best_threshold(Y[:, j], oof_p[:, j])
+                npos = Y[:, j].sum()
+                if 0 < npos < len(Y):
+                    t_j = _best_threshold(Y[:, j], oof_p[:, j])
+                    self.thresholds_[j] = (npos * t_j + k * t_all) / (npos + k)
         else:
             self.meta_ = []
             for j in range(L):
@@ -350,7 +360,13 @@ class ThemeClassifier(BaseEstimator):
         L = len(feats)
         n = feats[0].shape[0]
         onehot = np.repeat(np.eye(L), n, axis=0)
-        Z = np.hstack([np.vstack(feats), onehot])
+        F = np.vstack(feats)
+        blocks = [F, onehot]
+        if self.label_interactions and self.use_rules:
+            # label-specific weight for the label's own cue / rule hit (rule precision differs by theme)
+            first = int(self.use_rules or self.use_terms) + int(bool(self.use_embeddings))
+            blocks += [onehot * F[:, [c]] for c in (first, first + 1)]
+        Z = np.hstack(blocks)
         rows = np.tile(np.arange(n), L)
         yz = Y.T.reshape(-1) if Y is not None else None
         return Z, yz, rows
@@ -375,6 +391,11 @@ class ThemeClassifier(BaseEstimator):
                 P[:, j] = m.predict_proba(feats[j])[:, 1] if hasattr(m, "predict_proba") else m
         return df, P, evidence, S_lex
 
+    def score_details(self, X):
+        """(calibrated probabilities [n, L], rule evidence per row {theme: [cues]} for every theme)."""
+        _, P, evidence, _ = self._scores(X)
+        return P, evidence
+
     def predict_proba(self, X) -> np.ndarray:
         """Calibrated probability per theme, [n, n_themes]."""
         return self._scores(X)[1]
@@ -390,8 +411,11 @@ class ThemeClassifier(BaseEstimator):
     def predict(self, X) -> np.ndarray:
         return self.decide(self.predict_proba(X))
 
-    def tag(self, X, top_terms: int = 3) -> list[dict]:
-        """Per sentence: themes, scores {id: p} and evidence {id: [matched cues or top terms]}."""
+    def tag(self, X, top_terms: int = 3, return_details: bool = False):
+        """Per sentence: themes, scores {id: p} and evidence {id: [matched cues or top terms]}.
+
+        With ``return_details`` also the probability matrix and the rule evidence of every theme.
+        """
         df, P, evidence, _ = self._scores(X)
         Yp = self.decide(P) if len(df) else np.zeros((0, len(self.classes_)), dtype=int)
         out = []
@@ -414,7 +438,7 @@ class ThemeClassifier(BaseEstimator):
                 "scores": {str(c): round(float(P[i, j]), 4) for j, c in enumerate(self.classes_)},
                 "evidence": ev,
             })
-        return out
+        return (out, P, evidence) if return_details else out
 
     def _lex_feature_names(self):
         names = []

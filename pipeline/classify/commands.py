@@ -1,0 +1,234 @@
+"""CLI commands: train, classify, tag, label-queue (heavy imports live here, loaded on use)."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import stage_params
+from pipeline.errors import PipelineError
+from pipeline.io import atomic_path, stage_timer, write_json, write_parquet, write_text
+
+log = logging.getLogger("policy_topics.classify")
+
+#: ThemeClassifier constructor arguments settable from params.yaml (classify: section)
+MODEL_PARAMS = ("use_rules", "use_terms", "use_embeddings", "use_context", "C_lex", "C_emb", "C_meta", "meta",
+                "inner_folds", "rule_weight", "context_max_chars", "context_window", "embedding_backend",
+                "label_interactions", "threshold_shrinkage")
+
+
+def _read_parquet(path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise PipelineError(path, "file not found")
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:
+        raise PipelineError(path, f"not a readable parquet file ({exc})") from exc
+
+
+def make_model(params: dict, taxonomy=None):
+    from pipeline.classify.model import ThemeClassifier
+
+    kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items() if k in MODEL_PARAMS}
+    return ThemeClassifier(taxonomy=taxonomy, random_state=int(params.get("seed", 42)), **kw)
+
+
+def training_data(sentences: pd.DataFrame, labels_dir, taxonomy, embeddings=None, model=None):
+    """(X, Y, info) for the labelled sentences, in document order."""
+    from pipeline.classify.labels import load_labels, match_labels
+    from pipeline.classify.tagging import _frame_for
+
+    ids = taxonomy.ids
+    for col in ("text", "utterance_id", "sentence_id"):
+        if col not in sentences.columns:
+            raise PipelineError(None, f"sentences table lacks column {col!r}")
+    labelset = load_labels(labels_dir, ids)
+    matched = match_labels(sentences, labelset)
+    rows = sorted(matched.rows)
+    if len(rows) < 20:
+        raise PipelineError(labels_dir, f"only {len(rows)} labelled sentence(s) match the sentences; need >= 20")
+    sub = sentences.iloc[rows].reset_index(drop=True)
+    X = _frame_for(model, sub, embeddings) if model is not None else None
+    Y = np.zeros((len(rows), len(ids)), dtype=int)
+    for r, i in enumerate(rows):
+        for lab in matched.rows[i]:
+            Y[r, ids.index(lab)] = 1
+    info = {"files": labelset.files, "label_rows": labelset.n_rows, "unique_texts": len(labelset),
+            "conflicting_texts": labelset.conflicts, "unknown_ids": labelset.unknown_ids,
+            "matched_exact": matched.n_exact, "matched_by_containment": matched.n_contained,
+            "unmatched": len(matched.unmatched), "unmatched_examples": [u[:60] for u in matched.unmatched[:5]],
+            "sentences_labelled": len(rows), "sentences_no_label": int((Y.sum(1) == 0).sum()),
+            "label_counts": {t: int(Y[:, j].sum()) for j, t in enumerate(ids)}}
+    return X, Y, info
+
+
+def cmd_train(args) -> int:
+    import joblib
+
+    from pipeline.classify.evaluate import evaluate
+    from pipeline.classify.labels import agreement
+    from pipeline.classify.taxonomy import load_taxonomy
+
+    params = stage_params("classify")
+    with stage_timer("train") as stats:
+        tax = load_taxonomy(args.taxonomy)
+        sentences = _read_parquet(args.sentences)
+        model = make_model(params, taxonomy=str(Path(args.taxonomy)) if args.taxonomy else None)
+        emb = args.embeddings
+        if model.use_embeddings and emb:
+            from pipeline.embed import load_embeddings
+
+            backend = load_embeddings(emb, with_backend=True)[2]
+            model.set_params(embedding_backend=backend)  # `tag` must encode like the embed stage did
+        X, Y, info = training_data(sentences, args.labels, tax, emb, model)
+        stats["labelled"] = len(Y)
+        metrics: dict = {}
+        if not args.no_eval:
+            n_boot = int(params.get("n_boot", 1000))
+            res = evaluate(model, X, Y, n_splits=int(params.get("n_splits", 5)), n_boot=n_boot,
+                           seed=int(params.get("seed", 42)))
+            res.pop("oof")
+            metrics.update(res)
+            if params.get("ablations", True):
+                metrics["ablations"] = _ablations(model, X, Y, params)
+        metrics["annotator_agreement"] = agreement(args.labels, tax.ids)
+        metrics["labels"] = info
+        t0 = time.perf_counter()
+        final = model.fit(X, Y)
+        metrics["shipped_model"] = {
+            "class": "pipeline.classify.model.ThemeClassifier", "params": _jsonable(final.get_params()),
+            "taxonomy": tax.name, "themes": tax.ids, "n_rules": len(final.rules_),
+            "thresholds": {t: float(x) for t, x in zip(tax.ids, final.thresholds_)},
+            "chosen_C": {"lexical": final.C_lex_, "embedding": final.C_emb_},
+            "fit_seconds": round(time.perf_counter() - t0, 1), "n_training_sentences": int(len(Y)),
+        }
+        with atomic_path(args.model) as tmp:
+            joblib.dump(final, tmp)
+        if "macro_f1" not in metrics:
+            metrics = {"macro_f1": None, "micro_f1": None, "per_label": {}, "baselines": {}, **metrics}
+        write_json(metrics, args.metrics)
+        if args.plots_dir and "per_label" in metrics and metrics["per_label"]:
+            _write_plots(metrics, Path(args.plots_dir))
+        stats.update(macro_f1=metrics.get("macro_f1"), micro_f1=metrics.get("micro_f1"))
+    return 0
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()
+            if isinstance(v, (str, int, float, bool, tuple, list, type(None)))}
+
+
+def _ablations(model, X, Y, params) -> dict:
+    """The shipped configuration minus one signal, same folds (cheap: no bootstrap, no baselines)."""
+    from pipeline.classify.evaluate import evaluate
+
+    out = {}
+    variants = {"without_embeddings": {"use_embeddings": False}, "without_context": {"use_context": False},
+                "without_rules": {"use_rules": False}}
+    for name, kw in variants.items():
+        if not getattr(model, next(iter(kw))):
+            continue
+        r = evaluate(model.__class__(**{**model.get_params(), **kw}), X, Y, n_splits=int(params.get("n_splits", 5)),
+                     n_boot=1, seed=int(params.get("seed", 42)), with_baselines=False)
+        out[name] = {"macro_f1": r["macro_f1"], "micro_f1": r["micro_f1"]}
+    return out
+
+
+def _write_plots(metrics: dict, plots: Path) -> None:
+    rows = [{"label": t, "f1": v["f1"], "precision": v["precision"], "recall": v["recall"], "support": v["support"]}
+            for t, v in metrics["per_label"].items()]
+    write_text(pd.DataFrame(rows).to_csv(index=False), plots / "classifier_per_label_f1.csv")
+    pairs = metrics.get("confused_pairs") or []
+    df = pd.DataFrame(pairs, columns=["pair", "count", "gold", "predicted"]) if pairs else \
+        pd.DataFrame({"pair": ["(none)"], "count": [0], "gold": [""], "predicted": [""]})
+    write_text(df[["pair", "count", "gold", "predicted"]].to_csv(index=False), plots / "classifier_confusion_pairs.csv")
+
+
+def cmd_classify(args) -> int:
+    from pipeline.classify.labels import load_labels
+    from pipeline.classify.features import text_key
+    from pipeline.classify.queue import build_queue
+    from pipeline.classify.tagging import classify_tables, load_model
+
+    params = stage_params("classify")
+    with stage_timer("classify") as stats:
+        model = load_model(args.model)
+        sentences = _read_parquet(args.sentences)
+        topics = _read_parquet(args.topics) if args.topics else None
+        utterances = _read_parquet(args.utterances) if args.utterances else None
+        emb = args.embeddings if args.embeddings and Path(args.embeddings).exists() else None
+        tables = classify_tables(model, sentences, embeddings=emb, topics=topics, utterances=utterances)
+        out = Path(args.out_dir)
+        write_parquet(tables["sentences"], out / "sentences.parquet")
+        if "utterances" in tables:
+            write_parquet(tables["utterances"], out / "utterances.parquet")
+        if args.meetings:
+            write_parquet(_read_parquet(args.meetings), out / "meetings.parquet")
+        labelled = set()
+        labels_dir = Path(params.get("labels_dir", "data/labels"))
+        if labels_dir.is_dir():
+            labelled = set(load_labels(labels_dir, [str(c) for c in model.classes_]).labels)
+        n = args.queue_size or int(params.get("queue_size", 50))
+        q = build_queue(model, tables["sentences"], tables["_proba"], tables["_rule_evidence"], labelled, n)
+        write_text(q.to_csv(index=False), out / "label_queue.csv")
+        s = tables["sentences"]
+        stats.update(sentences=len(s), with_theme=int(s["themes"].map(len).gt(0).sum()), queue=len(q))
+    return 0
+
+
+def cmd_tag(args) -> int:
+    from pipeline.classify.tagging import load_model, tag_texts
+
+    model = load_model(args.model)
+    if args.file in (None, "-"):
+        stream = sys.stdin
+    else:
+        p = Path(args.file)
+        if not p.exists():
+            raise PipelineError(p, "file not found")
+        stream = p.open(encoding="utf-8", errors="replace")
+    batch: list[str] = []
+
+    def flush():
+        for res in tag_texts(batch, model=model):
+            sys.stdout.write(json.dumps(res, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        batch.clear()
+
+    for line in stream:
+        batch.append(line.rstrip("\r\n"))
+        if len(batch) >= 256:
+            flush()
+    if batch:
+        flush()
+    return 0
+
+
+def cmd_label_queue(args) -> int:
+    from pipeline.classify.features import text_key
+    from pipeline.classify.labels import load_labels
+    from pipeline.classify.queue import build_queue
+    from pipeline.classify.tagging import _frame_for, load_model
+
+    params = stage_params("classify")
+    model = load_model(args.model)
+    sentences = _read_parquet(args.sentences)
+    X = _frame_for(model, sentences, args.embeddings)
+    _, P, rule_ev = model.tag(X, return_details=True)
+    labelled = set()
+    if args.labels and Path(args.labels).is_dir():
+        labelled = set(load_labels(args.labels, [str(c) for c in model.classes_]).labels)
+    q = build_queue(model, sentences, P, rule_ev, labelled, args.n or int(params.get("queue_size", 50)))
+    if args.out in (None, "-"):
+        sys.stdout.write(q.to_csv(index=False))
+    else:
+        write_text(q.to_csv(index=False), args.out)
+        log.info("label queue: %d sentence(s) -> %s (fill `labels`, save into data/labels/, dvc repro)",
+                 len(q), args.out)
+    return 0

@@ -1,0 +1,120 @@
+"""Tagging new text and assembling the processed tables (``classify`` stage)."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import PipelineError
+
+log = logging.getLogger("policy_topics.classify")
+
+DEFAULT_MODEL = "models/classifier.joblib"
+
+
+def load_model(path: str | Path = DEFAULT_MODEL):
+    import joblib
+
+    path = Path(path)
+    if not path.exists():
+        raise PipelineError(path, "no trained model (run `policy-topics train` or `dvc repro` first)")
+    try:
+        model = joblib.load(path)
+    except Exception as exc:  # corrupt / incompatible pickle
+        raise PipelineError(path, f"cannot load the classifier: {exc}") from exc
+    if not hasattr(model, "tag") or not hasattr(model, "classes_"):
+        raise PipelineError(path, "not a fitted ThemeClassifier")
+    return model
+
+
+def tag_texts(texts, model=None, model_path: str | Path = DEFAULT_MODEL, batch_size: int = 256) -> list[dict]:
+    """Tag independent texts: ``[{"text", "themes", "scores", "evidence"}, ...]`` (same order).
+
+    Empty / whitespace-only texts get no theme (and zero scores) without touching the model.
+    """
+    model = model if model is not None else load_model(model_path)
+    ids = [str(c) for c in model.classes_]
+    texts = ["" if t is None else str(t) for t in texts]
+    out: list[dict] = [None] * len(texts)  # type: ignore[list-item]
+    todo = [i for i, t in enumerate(texts) if t.strip()]
+    for i, t in enumerate(texts):
+        if not t.strip():
+            out[i] = {"text": t, "themes": [], "scores": {c: 0.0 for c in ids}, "evidence": {}}
+    for b in range(0, len(todo), batch_size):
+        chunk = todo[b:b + batch_size]
+        X = pd.DataFrame({"text": [texts[i] for i in chunk]})
+        for i, res in zip(chunk, model.tag(X)):
+            out[i] = {"text": texts[i], **res}
+    return out
+
+
+def _frame_for(model, sentences: pd.DataFrame, embeddings_path=None) -> pd.DataFrame:
+    """Model input for parse sentences: text, terms, group (utterance) and embeddings."""
+    X = pd.DataFrame({"text": sentences["text"].fillna("").astype(str).to_numpy()})
+    if "terms" in sentences.columns:
+        X["terms"] = [list(t) if t is not None and not isinstance(t, float) else [] for t in sentences["terms"]]
+    X["group"] = (sentences["utterance_id"] if "utterance_id" in sentences.columns
+                  else pd.Series(np.arange(len(sentences)))).astype(str).to_numpy()
+    if getattr(model, "use_embeddings", False) and embeddings_path and Path(embeddings_path).exists():
+        from pipeline.classify.features import load_embeddings_for
+
+        X["embedding"] = list(load_embeddings_for(sentences["sentence_id"].astype(str).tolist(), embeddings_path))
+    return X
+
+
+def theme_shares(sent: pd.DataFrame, ids: list[str]) -> dict[str, dict[str, float]]:
+    """Per utterance: share of its text (characters) about each theme.
+
+    A sentence's characters are split equally among its themes; shares are divided by
+    the utterance's total sentence characters, so they sum to <= 1 (the rest: no theme).
+    """
+    out: dict[str, dict[str, float]] = {}
+    for uid, g in sent.groupby("utterance_id", sort=False):
+        total = float(g["text"].str.len().sum()) or 1.0
+        acc: dict[str, float] = {}
+        for text, themes in zip(g["text"], g["themes"]):
+            themes = list(themes)
+            if themes:
+                w = len(text) / len(themes)
+                for t in themes:
+                    acc[t] = acc.get(t, 0.0) + w
+        out[str(uid)] = {t: round(acc[t] / total, 4) for t in ids if t in acc}
+    return out
+
+
+def classify_tables(model, sentences: pd.DataFrame, *, embeddings=None, topics: pd.DataFrame | None = None,
+                    utterances: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """Tag every sentence; add topic columns; per-utterance themes and shares."""
+    ids = [str(c) for c in model.classes_]
+    sent = sentences.reset_index(drop=True).copy()
+    X = _frame_for(model, sent, embeddings)
+    tags, P, rule_ev = model.tag(X, return_details=True) if len(X) else ([], np.zeros((0, len(ids))), [])
+    sent["themes"] = [t["themes"] for t in tags]
+    sent["theme_scores"] = [json.dumps(t["scores"], ensure_ascii=False) for t in tags]
+    sent["theme_evidence"] = [json.dumps(t["evidence"], ensure_ascii=False) for t in tags]
+    for c in ("topic_id", "topic_label", "topic_prob"):
+        if c in sent.columns:
+            sent = sent.drop(columns=c)
+    if topics is not None and len(topics):
+        cols = [c for c in ("sentence_id", "topic_id", "topic_label", "topic_prob") if c in topics.columns]
+        sent = sent.merge(topics[cols].drop_duplicates("sentence_id"), on="sentence_id", how="left")
+    for c, default in (("topic_id", -1), ("topic_label", ""), ("topic_prob", np.nan)):
+        if c not in sent.columns:
+            sent[c] = default
+    sent["topic_id"] = sent["topic_id"].fillna(-1).astype(int)
+    sent["topic_label"] = sent["topic_label"].fillna("").astype(str)
+    sent["topic_prob"] = sent["topic_prob"].astype(float)
+    out = {"sentences": sent, "_proba": P, "_rule_evidence": rule_ev}
+    if utterances is not None:
+        utt = utterances.copy()
+        shares = theme_shares(sent, ids) if len(sent) else {}
+        by_utt: dict[str, set] = {}
+        for uid, themes in zip(sent["utterance_id"].astype(str), sent["themes"]):
+            by_utt.setdefault(uid, set()).update(themes)
+        utt["themes"] = [[t for t in ids if t in by_utt.get(str(u), set())] for u in utt["utterance_id"]]
+        utt["theme_shares"] = [json.dumps(shares.get(str(u), {}), ensure_ascii=False) for u in utt["utterance_id"]]
+        out["utterances"] = utt
+    return out
