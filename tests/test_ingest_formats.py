@@ -153,6 +153,14 @@ def test_shift_jis_file_detected(tmp_path):
     assert res.report["per_file"]["sjis.txt"]["encoding"] == "cp932"
 
 
+def test_euc_jp_file_detected(tmp_path):
+    f = tmp_path / "euc.txt"
+    f.write_bytes((FIX / "colon_minutes.txt").read_text(encoding="utf-8").replace("～", "〜").replace("－", "−").encode("euc_jp"))
+    res = ingest_paths([f], cache=False)
+    assert res.report["per_file"]["euc.txt"]["encoding"] == "euc_jp"
+    assert res.utterances["speaker_raw"].dropna().tolist()[:2] == ["山田座長", "事務局（田中課長）"]
+
+
 # ------------------------------------------------------------------ PDF
 
 def build_pdf(text: str, path: Path, lines_per_page: int = 40) -> int:

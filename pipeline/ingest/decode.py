@@ -10,7 +10,10 @@ from pathlib import Path
 
 from pipeline.errors import PipelineError
 
-_JAPANESE = set(range(0x3040, 0x30FF + 1)) | set(range(0x4E00, 0x9FFF + 1)) | set(range(0xFF00, 0xFFEF + 1))
+#: hiragana, katakana, CJK ideographs, CJK punctuation, full-width ASCII forms; half-width
+#: katakana (FF61-FF9F) is left out: it is what EUC-JP bytes look like when misread as CP932
+_JAPANESE = (set(range(0x3000, 0x30FF + 1)) | set(range(0x4E00, 0x9FFF + 1)) | set(range(0xFF01, 0xFF5E + 1))
+             | set(range(0x2460, 0x24FF + 1)) | set(range(0x2500, 0x257F + 1)))
 
 
 def _japanese_share(text: str) -> float:
