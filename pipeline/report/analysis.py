@@ -279,7 +279,8 @@ def topic_table(ctx: Context, k: int = 3) -> list[dict[str, Any]]:
             for row in members.head(k - len(quotes)).itertuples(index=False):
                 quotes.append(quote(ctx, row))
         terms = [str(t) for t in (r.terms or [])][:10]
-        rows.append({"topic_id": tid, "label": str(r.label), "terms": terms, "size": size,
+        procedural = bool(getattr(r, "is_procedural", False)) if pd.notna(getattr(r, "is_procedural", False)) else False
+        rows.append({"topic_id": tid, "label": str(r.label), "terms": terms, "size": size, "procedural": procedural,
                      "share": size / len(s) if len(s) else 0.0, "quotes": quotes,
                      "speakers": s[s["topic_id"] == tid]["speaker"].value_counts().head(3).to_dict()})
     rows.sort(key=lambda x: (x["topic_id"] < 0, -x["size"]))

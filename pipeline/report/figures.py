@@ -116,13 +116,15 @@ def topic_map(topics: list[dict], xy: pd.DataFrame) -> dict[str, Any] | None:
         "data": [{
             "type": "scatter", "mode": "markers+text", "x": [round(float(v), 4) for v in xy["x"]],
             "y": [round(float(v), 4) for v in xy["y"]],
-            "text": [esc(topic_name(t, info[t]["label"], 18)) for t in xy["topic_id"]], "textposition": "top center",
+            "text": [esc(topic_name(t, info[t]["label"], 18)) + (" (議事進行)" if info[t].get("procedural") else "")
+                     for t in xy["topic_id"]], "textposition": "top center",
             "textfont": {"size": 10},
             "customdata": [esc(topic_name(t, info[t]["label"], 60)) + "<br>" + esc(" · ".join(info[t]["terms"][:8]))
                            + f"<br>{info[t]['size']} 文" for t in xy["topic_id"]],
             "hovertemplate": "%{customdata}<extra></extra>",
             "marker": {"size": [8 + 52 * math.sqrt(s / smax) for s in sizes],
-                       "color": [PALETTE[i % len(PALETTE)] for i in range(len(sizes))],
+                       "color": ["#bbbbbb" if info[t].get("procedural") else PALETTE[i % len(PALETTE)]
+                                 for i, t in enumerate(xy["topic_id"])],
                        "opacity": 0.7, "line": {"width": 1, "color": "white"}},
         }],
         "layout": layout(height=520, xaxis={"visible": False}, yaxis={"visible": False},
@@ -140,7 +142,7 @@ def topic_sizes(topics: list[dict]) -> dict[str, Any] | None:
                   "y": [esc(topic_name(t["topic_id"], t["label"])) for t in tt],
                   "customdata": [esc(" · ".join(t["terms"][:8])) for t in tt],
                   "hovertemplate": "%{y}<br>%{customdata}<br>%{x} 文<extra></extra>",
-                  "marker": {"color": "#72b7b2"}}],
+                  "marker": {"color": ["#bbbbbb" if t.get("procedural") else "#72b7b2" for t in tt]}}],
         "layout": layout(height=max(300, 24 * len(tt) + 80), yaxis={"automargin": True},
                          xaxis={"title": {"text": "文 sentences"}, "gridcolor": "#eee"},
                          margin={"l": 220, "r": 20, "t": 20, "b": 50}),
