@@ -211,6 +211,20 @@ def test_pdf_text_layout_variants(tmp_path):
     assert sum(v for k, v in rep.items() if k.startswith("chars_") and k != "chars_in") == rep["chars_in"] == len(VARIANT)
 
 
+def test_page_number_glued_to_a_line(tmp_path):
+    text = ("○座長  最初の発言です。途中で改\n\n行されます。 -3-\n 続きの段落で\n\nす。 \n\n"
+            "○委員  資料６－１について。 \n")
+    f = tmp_path / "glued.txt"
+    f.write_text(text, encoding="utf-8")
+    res = ingest_paths([f], cache=False)
+    sp = res.utterances[res.utterances["kind"] == "speech"]
+    # the page end hides whether a paragraph ended: joined, the sentence boundary (。) stays
+    assert sp["text"].tolist() == ["最初の発言です。途中で改行されます。続きの段落です。", "資料6－1について。"]
+    rep = res.report["per_file"]["glued.txt"]
+    assert rep["chars_page_marker"] == 3 and rep["chars_in"] == len(text)
+    assert sum(v for k, v in rep.items() if k.startswith("chars_") and k != "chars_in") == len(text)
+
+
 # ------------------------------------------------------------------ structure unit tests
 
 @pytest.mark.parametrize("text,iso", [

@@ -29,6 +29,7 @@ _TURN = re.compile(rf"^[ \t\u3000]*([{TURN_MARKS}])([^ \t\u3000]+)([ \t\u3000]*)
 _PAGE = re.compile(r"^[ \t\u3000]*(?:[-－−‐―ー—–]\s*([0-9０-９]{1,4})\s*[-－−‐―ー—–]"      # -18- / － １８ －
                    r"|([0-9０-９]{1,4})\s*[/／]\s*[0-9０-９]{1,4}"                          # 18/40
                    r"|[pPｐＰ][.．]?\s*([0-9０-９]{1,4}))[ \t\u3000]*$")                    # p.18
+_GLUED_PAGE = re.compile(r"^(.*[^ \t\u3000])([ \t\u3000]+)([-－−]\s*[0-9０-９]{1,4}\s*[-－−])([ \t\u3000]*)$")
 _PAGE_BARE = re.compile(r"^[ \t\u3000]*([0-9０-９]{1,4})[ \t\u3000]*$")
 _CLOSING = re.compile(r"^[ \t\u3000]*[─━—―\-－]+[ \t\u3000]*(了|以上)[ \t\u3000]*[─━—―\-－]+[ \t\u3000]*$")
 _LINE = re.compile(r"([^\n\r\f]*)(\r\n|\n|\r|\f|$)")
@@ -108,6 +109,14 @@ def parse_minutes_text(text: str, path=None) -> tuple[Meeting, Accounting]:
             acct.add("whitespace", len(lead) + len(trail))
             acct.add("other", len(content))
             continue
+        g = _GLUED_PAGE.match(raw)
+        if g and not _PAGE.match(raw):
+            # a page number glued to the page's last line: 'ございます。 -18-'
+            sep, num = g.group(2), g.group(3)
+            acct.add("whitespace", len(sep))
+            acct.add("page_marker", len(num))
+            markers.append((i, int(re.search(r"[0-9０-９]+", num).group().translate(_DIG))))
+            raw = g.group(1) + g.group(4)
         pm = _PAGE.match(raw) or (_PAGE_BARE.match(raw) if has_ff is False and current is not None else None)
         if pm and (_PAGE.match(raw) or _looks_like_bare_page(lines, i)):
             lead, content, trail = split_ws(raw)
