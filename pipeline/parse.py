@@ -293,9 +293,15 @@ def _normalised(tok, base: str) -> str:
 
 
 def _form(tok) -> str:
-    """Term form of a noun-ish token (Latin words as written: Sudachi lower-cases ICT -> ict)."""
+    """Term form of a noun-ish token (Latin words as written: Sudachi lower-cases ICT -> ict;
+    an honorific 御 fused into the token dropped: 御承知 -> 承知, 御都合 -> 都合)."""
     text = _nfkc(tok.text)
-    return text if _LATIN.search(text) else _normalised(tok, _nfkc(tok.lemma_ or text))
+    if _LATIN.search(text):
+        return text
+    form = _normalised(tok, _nfkc(tok.lemma_ or text))
+    if form.startswith("御") and len(form) >= 3:
+        form = form[1:]
+    return form
 
 
 def _lemma(tok) -> str:
@@ -601,6 +607,18 @@ def _in_daemon() -> bool:
     return bool(multiprocessing.current_process().daemon)
 
 
+def _pipe_settings(n_docs: int, params: dict) -> tuple[int, int]:
+    """``(n_process, batch_size)`` for nlp.pipe: batches small enough to keep every process busy;
+    one process inside daemonic workers (they cannot fork) or for a handful of docs."""
+    n_process = max(1, int(params.get("n_process", 1) or 1))
+    batch_size = max(1, int(params.get("batch_size", 64) or 64))
+    if n_process > 1 and (_in_daemon() or n_docs < 2 * n_process):
+        n_process = 1
+    if n_process > 1:
+        batch_size = max(1, min(batch_size, -(-n_docs // (4 * n_process))))
+    return n_process, batch_size
+
+
 def parse_partition(payload: dict) -> dict[str, pd.DataFrame]:
     """Parse one meeting: ``payload = {rows, params, vocab, known_names}`` -> sentences/tokens/entities.
 
@@ -661,10 +679,8 @@ def parse_partition(payload: dict) -> dict[str, pd.DataFrame]:
     if do_ner and docs:
         pattern = re.compile("|".join(map(re.escape, names))) if names else None
         known = [_set_known_entities(d, pattern) for d in docs]
-        n_process = int(params.get("n_process", 1) or 1)
-        if n_process > 1 and (_in_daemon() or len(docs) < 4 * int(params.get("batch_size", 64))):
-            n_process = 1  # daemonic pool workers cannot fork; tiny inputs are not worth forking for
-        piped = nlp.pipe(docs, batch_size=int(params.get("batch_size", 64)), n_process=n_process)
+        n_process, batch_size = _pipe_settings(len(docs), params)
+        piped = nlp.pipe(docs, batch_size=batch_size, n_process=n_process)
         meta = sents[["meeting_id", "utterance_id", "speaker"]].to_dict("records")
         for si, off, kn, doc in zip(chunk_sent, chunk_off, known, piped):
             sid = sid_list[si]
