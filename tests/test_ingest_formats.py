@@ -123,6 +123,34 @@ def test_colon_text():
     assert res.report["accounting_ok"]
 
 
+# ------------------------------------------------------------------ HTML web minutes
+
+def test_html_turns_with_circle_marks():
+    res = ingest_paths([FIX / "web_minutes.html"], cache=False)
+    u, mt = res.utterances, res.meetings.iloc[0]
+    sp = u[u["kind"] == "speech"]
+    assert res.report["per_file"]["web_minutes.html"]["format"] == "html"
+    assert (mt["meeting_title"], mt["session"], mt["meeting_date"], mt["venue"]) == (
+        "第2回 地域DX推進懇談会 議事録", 2, "2023-12-05", "オンライン開催")
+    assert sp["speaker_raw"].tolist() == ["鈴木座長", "事務局（田中課長）", "鈴木座長", "佐藤構成員"]
+    # entities decoded, script text dropped, every <p> its own paragraph, closing （以上） dropped
+    assert "AI&データ連携" in sp["text"].iloc[1] and "<具体策>" in sp["text"].iloc[3]
+    assert sp["text"].iloc[1].endswith("整理しました。\n次に、ローカル5Gの活用について御説明いたします。")
+    assert not u["text"].str.contains("偽の発言者|以上").any()
+    assert sp["agenda_item"].tolist() == ["（1）事務局説明", "（1）事務局説明", "（2）意見交換", "（2）意見交換"]
+    assert res.report["accounting_ok"]
+
+
+def test_html_colon_style(tmp_path):
+    lines = (FIX / "colon_minutes.txt").read_text(encoding="utf-8").splitlines()
+    body = "".join(f"<p>{ln}</p>\n" for ln in lines if ln.strip())
+    f = tmp_path / "colon.html"
+    f.write_text(f"<html><head><meta charset='utf-8'></head><body>{body}</body></html>", encoding="utf-8")
+    got = ingest_paths([f], cache=False).utterances
+    want = ingest_paths([FIX / "colon_minutes.txt"], cache=False).utterances
+    assert _key(got) == _key(want)
+
+
 # ------------------------------------------------------------------ encodings
 
 @pytest.mark.parametrize("encoding", ["cp932", "utf-8-sig"])

@@ -17,6 +17,7 @@ FORMAT_MODULES = [
     "pipeline.ingest.formats.pdf",
     "pipeline.ingest.formats.tokyo_assembly_json",
     "pipeline.ingest.formats.kokkai_json",
+    "pipeline.ingest.formats.html",
     "pipeline.ingest.formats.pdf_text",
     "pipeline.ingest.formats.colon_text",
 ]

@@ -60,7 +60,12 @@ def sniff(src: Source) -> float:
 
 
 def read(src: Source) -> Document:
-    text = src.text
+    meeting, acct = parse_colon_text(src.text, src.path)
+    return Document([meeting], acct, NAME, src.encoding)
+
+
+def parse_colon_text(text: str, path=None) -> tuple[Meeting, Accounting]:
+    """'名前：発言' text -> one :class:`Meeting` and the character accounting."""
     acct = Accounting(chars_in=len(text))
     lines = [(m.group(1), m.group(2)) for m in _LINE.finditer(text)]
     if lines and lines[-1] == ("", ""):
@@ -102,7 +107,7 @@ def read(src: Source) -> Document:
     finish()
     header_text = header.close()
     if not rows:
-        raise PipelineError(src.path, "no speaker turns found (expected lines '名前：発言')")
+        raise PipelineError(path, "no speaker turns found (expected lines '名前：発言')")
     meeting = Meeting(title=normalize_width(header_lines[0]) if header_lines else None,
                       date=parse_date(header_text), session=parse_session(header_text))
     for h in header_lines:
@@ -116,4 +121,4 @@ def read(src: Source) -> Document:
         elif key in ("欠席者", "欠席委員") and val:
             meeting.absentees = [x.strip() for x in re.split(r"[、，,]", normalize_width(val)) if x.strip()]
     meeting.rows = ([{"kind": "header", "speaker_raw": None, "text": header_text}] if header_text else []) + rows
-    return Document([meeting], acct, NAME, src.encoding)
+    return meeting, acct

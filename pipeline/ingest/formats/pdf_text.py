@@ -32,6 +32,8 @@ _PAGE = re.compile(r"^[ \t\u3000]*(?:[-－−‐―ー—–]\s*([0-9０-９]{1,
 _GLUED_PAGE = re.compile(r"^(.*[^ \t\u3000])([ \t\u3000]+)([-－−]\s*[0-9０-９]{1,4}\s*[-－−])([ \t\u3000]*)$")
 _PAGE_BARE = re.compile(r"^[ \t\u3000]*([0-9０-９]{1,4})[ \t\u3000]*$")
 _CLOSING = re.compile(r"^[ \t\u3000]*[─━—―\-－]+[ \t\u3000]*(了|以上)[ \t\u3000]*[─━—―\-－]+[ \t\u3000]*$")
+#: '（以上）' / '以上' / '了' alone on the last line closes the minutes too
+_CLOSING_SOFT = re.compile(r"^[ \t\u3000]*[（(]?(?:以上|了)[）)]?[ \t\u3000]*$")
 _LINE = re.compile(r"([^\n\r\f]*)(\r\n|\n|\r|\f|$)")
 #: a turn label is short and is not a sentence
 _MAX_LABEL = 40
@@ -124,7 +126,8 @@ def parse_minutes_text(text: str, path=None) -> tuple[Meeting, Accounting]:
             acct.add("page_marker", len(content))
             markers.append((i, int(re.search(r"[0-9０-９]+", content).group().translate(_DIG))))
             continue
-        if _CLOSING.match(raw):
+        if _CLOSING.match(raw) or (_CLOSING_SOFT.match(raw) and all(
+                not r.strip(" \t\u3000") or _PAGE.match(r) for r, _ in lines[i + 1:])):
             finish()
             lead, content, trail = split_ws(raw)
             acct.add("whitespace", len(lead) + len(trail))
