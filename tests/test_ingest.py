@@ -120,6 +120,9 @@ def test_sample_cleaning(speech):
     assert {b for b in breaks} <= set("。？！」）す") | {"す"}
     assert "ワーキンググループ" in texts.iloc[2] and "利用環境整備" in texts.iloc[2]
     assert "懇談会第6回会合を開催させていただきます。" in texts.iloc[0]
+    # words the PDF text broke across lines ('プレＣＹ' / 'ＤＥＲ', '２０４' / '０年', 'Ｓｏｃｉｅｔｙ' / '５.０')
+    for word in ("プレCYDERは", "CISOを", "2040年までには", "Society5.0の", "AIなどの", "CSIRT同士"):
+        assert word in joined, word
     # a sentence running over the '-18-' page break is one paragraph-joined utterance
     assert "ございます。\nまた、2点目として、4ページ目にございますが、利用者端末までを含むエンド・エンドでの通信環境" in joined
     # paragraphs are kept as '\n' (downstream splits sentences on 。？！, not on line breaks)
