@@ -264,6 +264,9 @@ class ThemeClassifier(BaseEstimator):
         for k, (tid, _) in enumerate(specs):
             seen[tid] = seen.get(tid, 0) + 1
             (Mc if seen[tid] <= n_cues[tid] else Mr)[k, tax.ids.index(tid)] = 1
+        self.scope_rule_ = tax.scope or None
+        self.scope_window_ = int(tax.scope_window)
+        self.requires_scope_ = np.array([t.requires_scope for t in tax.themes])
         self.rule_theme_map_cue_ = sparse.csr_matrix(Mc)
         self.rule_theme_map_rule_ = sparse.csr_matrix(Mr)
 
@@ -312,6 +315,7 @@ class ThemeClassifier(BaseEstimator):
         feats = self._meta_features(S_lex, S_emb, Hb, groups, lengths)
         self.thresholds_ = np.ones(L)
         oof_p = np.zeros((len(df), L))
+        A = self.allowed(df)
         if self.meta == "pooled":
             # one calibrator shared by all labels (+ a per-label intercept): "a rule hit /
             # a high base score means the theme" is learned from every label at once, which
@@ -322,6 +326,7 @@ class ThemeClassifier(BaseEstimator):
                 m = LogisticRegression(C=self.C_meta, max_iter=1000).fit(Z[trm], yz[trm])
                 tem = np.isin(rows, te)
                 oof_p[rows[tem], np.repeat(np.arange(L), len(df))[tem]] = m.predict_proba(Z[tem])[:, 1]
+            oof_p *= A
             self.meta_ = LogisticRegression(C=self.C_meta, max_iter=1000).fit(Z, yz)
             # per-label thresholds, shrunk towards the pooled threshold by the label's
             # number of positives (a label seen 10 times cannot support a sharp threshold)
@@ -346,6 +351,7 @@ class ThemeClassifier(BaseEstimator):
                         continue
                     m = LogisticRegression(C=self.C_meta, max_iter=500).fit(feats[j][tr], y[tr])
                     oof_p[te, j] = m.predict_proba(feats[j][te])[:, 1]
+                oof_p[:, j] *= A[:, j]
                 self.meta_.append(LogisticRegression(C=self.C_meta, max_iter=500).fit(feats[j], y))
                 self.thresholds_[j] = _best_threshold(y, oof_p[:, j])
         self.oof_scores_ = oof_p
@@ -389,7 +395,29 @@ class ThemeClassifier(BaseEstimator):
         else:
             for j, m in enumerate(self.meta_):
                 P[:, j] = m.predict_proba(feats[j])[:, 1] if hasattr(m, "predict_proba") else m
+        P = P * self.allowed(df)
         return df, P, evidence, S_lex
+
+    def allowed(self, df) -> np.ndarray:
+        """[n, L] mask: False where a theme needs the taxonomy's scope and neither the sentence
+        nor a neighbour in its turn (within ``scope_window``) matches the scope rule."""
+        from pipeline.classify.rules import Doc, compile_rule
+
+        n, L = len(df), len(self.classes_)
+        if not getattr(self, "scope_rule_", None):
+            return np.ones((n, L), dtype=bool)
+        node = compile_rule(self.scope_rule_)
+        hit = np.array([node.eval(Doc.make(t, terms))[0] for t, terms in zip(df["text"], df["terms"])], dtype=bool)
+        inscope = hit.copy()
+        w = self.scope_window_
+        groups = df["group"].to_numpy()
+        for _, idx in pd.Series(np.arange(n)).groupby(groups, sort=False):
+            idx = idx.to_numpy()
+            h = hit[idx]
+            for k in range(1, w + 1):
+                inscope[idx[k:]] |= h[:-k]
+                inscope[idx[:-k]] |= h[k:]
+        return inscope[:, None] | ~self.requires_scope_[None, :]
 
     def score_details(self, X):
         """(calibrated probabilities [n, L], rule evidence per row {theme: [cues]} for every theme)."""

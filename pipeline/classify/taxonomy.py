@@ -26,6 +26,8 @@ class Theme:
     rules: tuple[str, ...] = ()
     #: exclusive themes (e.g. procedural) are dropped when any other theme is assigned
     exclusive: bool = False
+    #: only assigned in text within the taxonomy's ``scope`` (when the taxonomy defines one)
+    requires_scope: bool = True
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,10 @@ class Taxonomy:
     themes: tuple[Theme, ...]
     source: str = ""
     boundary_notes: tuple[str, ...] = field(default_factory=tuple)
+    #: rule naming the council's domain (e.g. digital / ICT); themes with requires_scope are
+    #: only assigned when it matches the sentence or a neighbour within ``scope_window``
+    scope: str = ""
+    scope_window: int = 2
 
     @property
     def ids(self) -> list[str]:
@@ -113,13 +119,17 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
             cues=_strs(raw.get("cues"), path, f"themes[{tid}].cues"),
             rules=_strs(raw.get("rules"), path, f"themes[{tid}].rules"),
             exclusive=bool(raw.get("exclusive", False)),
+            requires_scope=bool(raw.get("requires_scope", True)),
         ))
     tax = Taxonomy(name=str(data.get("name") or path.stem), themes=tuple(themes), source=str(path),
-                   boundary_notes=_strs(data.get("boundary_notes"), path, "boundary_notes"))
+                   boundary_notes=_strs(data.get("boundary_notes"), path, "boundary_notes"),
+                   scope=" ".join(str(data.get("scope") or "").split()),
+                   scope_window=int(data.get("scope_window", 2)))
     # compile every rule now so a typo fails here, naming the file
     from pipeline.classify.rules import RuleSyntaxError, compile_rule
 
-    for tid, expr in tax.rule_specs():
+    specs = tax.rule_specs() + ([("scope", tax.scope)] if tax.scope else [])
+    for tid, expr in specs:
         try:
             compile_rule(expr)
         except RuleSyntaxError as exc:
