@@ -267,6 +267,10 @@ def test_parse_speaker_tokyo_and_others():
     assert (s.name, s.role, s.affiliation, s.title) == ("笠井", "説明員", "総務局", "総務局長")
     assert parse_speaker("百八番（東村邦浩君）").role == "議員"
     assert parse_speaker("たぞえ委員").name == "たぞえ"
+    # three-character surnames come from the 出席説明員 roster
+    s = parse_speaker("比留間教育長", ["教育長比留間英人", "港湾局長多羅尾光睦"])
+    assert (s.name, s.title) == ("比留間", "教育長")
+    assert parse_speaker("多羅尾港湾局長", ["教育長比留間英人", "港湾局長多羅尾光睦"]).affiliation == "港湾局"
 
 
 def test_normalize_width_keeps_japanese_punctuation():

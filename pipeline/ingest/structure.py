@@ -172,12 +172,16 @@ def _split_name_title(label: str, roster: list[str]) -> tuple[str, str] | None:
     return next(iter(hits)) if len(hits) == 1 else None
 
 
-def _guess_name(label: str) -> str:
-    """Leading personal name of 'NAME + ORG/TITLE' when no roster helps.
+def _guess_name(label: str, roster: list[str] | None = None) -> str:
+    """Leading personal name of 'NAME + ORG/TITLE'.
 
-    Hiragana names (たぞえ, いのつめ) are their leading kana run; otherwise the
-    first two characters (the commonest surname length) are taken.
+    A 3-4 character prefix found in a roster entry ('比留間教育長' with '教育長比留間英人')
+    is the surname; hiragana names (たぞえ, いのつめ) are their leading kana run;
+    otherwise the first two characters (the commonest surname length) are taken.
     """
+    for k in (4, 3):
+        if len(label) - k >= 2 and any(label[:k] in e for e in roster or ()):
+            return label[:k]
     m = re.match(r"[ぁ-ゖー]+", label)
     if m and len(m.group()) < len(label):
         return m.group()
@@ -224,7 +228,7 @@ def parse_speaker(label: str, roster: list[str] | None = None, secretariat: str 
                 sp.name, sp.title_full = split
                 sp.title = inner[len(sp.name):] or sp.title_full
             elif off:
-                sp.name = _guess_name(inner)
+                sp.name = _guess_name(inner, roster)
                 sp.title = sp.title_full = inner[len(sp.name):] or None
             else:
                 sp.name = inner
@@ -267,8 +271,8 @@ def parse_speaker(label: str, roster: list[str] | None = None, secretariat: str 
         sp.role = "事務局" if secretariat else "説明員"
         return sp
     if _official_suffix(label) or label.endswith(("総監", "市場長", "監査人")):
-        # 笠井総務局長 / 松永スポーツ振興局招致推進部長
-        sp.name = _guess_name(label)
+        # 笠井総務局長 / 松永スポーツ振興局招致推進部長 / 比留間教育長 (+ roster '教育長比留間英人')
+        sp.name = _guess_name(label, roster)
         sp.title = sp.title_full = label[len(sp.name):]
         sp.affiliation = _org_of(sp.title)
         sp.role = "説明員"
