@@ -99,6 +99,16 @@ def test_kokkai_api_json(fixture):
     assert res.report["accounting_ok"]
 
 
+def test_colon_text_with_a_circle_bullet_is_still_colon_text(tmp_path):
+    text = (FIX / "colon_minutes.txt").read_text(encoding="utf-8").replace(
+        "議題：", "○配布資料一覧\n議題：")
+    f = tmp_path / "bullet.txt"
+    f.write_text(text, encoding="utf-8")
+    res = ingest_paths([f], cache=False)
+    assert res.report["per_file"]["bullet.txt"]["format"] == "colon_text"
+    assert (res.utterances["kind"] == "speech").sum() == 7
+
+
 def test_kokkai_detected_automatically():
     data = (FIX / "kokkai_speech.json").read_bytes()
     assert detect(Source(FIX / "x.json", "x.json", data)) == "kokkai_json"

@@ -56,7 +56,7 @@ def sniff(src: Source) -> float:
         return 0.0
     labels = _speaker_labels(lines)
     turns = [m.group(2) for m in map(_turn, lines) if m and m.group(2) in labels]
-    return 0.8 if len(turns) >= 2 else 0.0
+    return min(0.85, 0.3 + 0.1 * len(turns)) if len(turns) >= 2 else 0.0
 
 
 def read(src: Source) -> Document:
