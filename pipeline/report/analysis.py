@@ -148,7 +148,12 @@ def theme_by(data: ReportData, key: str, top: int | None = None) -> pd.DataFrame
     long = data.theme_long()
     long = long[long[key].notna()]
     tab = pd.crosstab(long[key], long["theme"]).reindex(columns=data.policy_theme_ids, fill_value=0)
-    tab = tab.loc[tab.sum(axis=1).sort_values(ascending=False).index]
+    if key == "agenda_item":  # agenda items in meeting order
+        first = (data.sentences.sort_values(["meeting_id", "order"]).drop_duplicates(key)
+                 .reset_index(drop=True).reset_index().set_index(key)["index"])
+        tab = tab.loc[sorted(tab.index, key=lambda a: first.get(a, 1 << 30))]
+    else:
+        tab = tab.loc[tab.sum(axis=1).sort_values(ascending=False).index]
     if top:
         tab = tab.head(top)
     tab.index.name = key
@@ -246,14 +251,14 @@ def theme_over_time(data: ReportData) -> pd.DataFrame | None:
 
 
 # ---------------------------------------------------------------- topics
-def topic_table(ctx: Context, k: int = 3) -> list[dict[str, Any]]:
+def topic_table(ctx: Context, k: int = 3, min_chars: int = 20, max_chars: int = 200) -> list[dict[str, Any]]:
     """Topics (outliers last): label, top terms, size in this report's sentences, quotes."""
     d = ctx.data
     ti = d.topic_info
     s = d.sentences
     if ti is None or ti.empty:
         return []
-    by_id = s.set_index("sentence_id")
+    by_id = s.drop_duplicates("sentence_id").set_index("sentence_id")
     sizes = s.groupby("topic_id").size()
     rows = []
     for r in ti.sort_values(["topic_id"]).itertuples(index=False):
@@ -261,23 +266,15 @@ def topic_table(ctx: Context, k: int = 3) -> list[dict[str, Any]]:
         size = int(sizes.get(tid, 0))
         if size == 0:
             continue
-        quotes, seen = [], set()
-        for rep in (r.representative or []):  # the topics stage's representative docs, if in this subset
-            sid = rep.get("sentence_id") if isinstance(rep, dict) else None
-            if sid in by_id.index and sid not in seen:
-                row = by_id.loc[sid]
-                if isinstance(row, pd.DataFrame):
-                    row = row.iloc[0]
-                quotes.append(quote(ctx, {**row.to_dict(), "sentence_id": sid}))
-                seen.add(sid)
-            if len(quotes) == k:
-                break
-        if len(quotes) < k:
-            members = s[(s["topic_id"] == tid) & ~s["sentence_id"].isin(seen)]
-            members = members.assign(_len_ok=members["text"].str.len().between(20, 220))
-            members = members.sort_values(["_len_ok", "topic_prob"], ascending=False, na_position="last")
-            for row in members.head(k - len(quotes)).itertuples(index=False):
-                quotes.append(quote(ctx, row))
+        # candidates: the topics stage's representative sentences (if in this subset), then members by
+        # probability; sentences of readable length first
+        reps = [rep.get("sentence_id") for rep in (r.representative or []) if isinstance(rep, dict)]
+        reps = [sid for sid in dict.fromkeys(reps) if sid in by_id.index]
+        members = s[s["topic_id"] == tid].sort_values("topic_prob", ascending=False, na_position="last")
+        cand = list(dict.fromkeys([*reps, *members["sentence_id"].head(50)]))
+        length = {sid: len(str(by_id.at[sid, "text"])) for sid in cand}
+        cand.sort(key=lambda sid: not (min_chars <= length[sid] <= max_chars))  # stable: keeps rep order
+        quotes = [quote(ctx, {**by_id.loc[sid].to_dict(), "sentence_id": sid}) for sid in cand[:k]]
         terms = [str(t) for t in (r.terms or [])][:10]
         procedural = bool(getattr(r, "is_procedural", False)) if pd.notna(getattr(r, "is_procedural", False)) else False
         rows.append({"topic_id": tid, "label": str(r.label), "terms": terms, "size": size, "procedural": procedural,
@@ -288,8 +285,10 @@ def topic_table(ctx: Context, k: int = 3) -> list[dict[str, Any]]:
 
 
 def topic_layout(data: ReportData) -> pd.DataFrame | None:
-    """2-D coordinates of topics: the topics stage's own (x/y columns) if present, else PCA over
-    the c-TF-IDF term weights in topic_info (cosine-normalised)."""
+    """2-D coordinates of topics: the topics stage's own (x/y columns of topic_info) if present,
+    else classical MDS over cosine distances between the topics' c-TF-IDF vectors. The vectors
+    come from the content terms of each topic's sentences (``terms`` of sentences.parquet);
+    without those, from the top terms and weights in topic_info."""
     ti = data.topic_info
     if ti is None:
         return None
@@ -298,6 +297,31 @@ def topic_layout(data: ReportData) -> pd.DataFrame | None:
         return None
     if {"x", "y"} <= set(ti.columns) and ti[["x", "y"]].notna().all().all():
         return pd.DataFrame({"topic_id": ti["topic_id"], "x": ti["x"].astype(float), "y": ti["y"].astype(float)})
+    ids = ti["topic_id"].astype(int).tolist()
+    X = _topic_term_matrix(data, ids)
+    if X is None:
+        X = _topic_info_matrix(ti)
+    xy = _classical_mds(X)
+    return pd.DataFrame({"topic_id": ids, "x": xy[:, 0], "y": xy[:, 1]})
+
+
+def _topic_term_matrix(data: ReportData, ids: list[int]) -> np.ndarray | None:
+    s = data.sentences
+    if "terms" not in s.columns:
+        return None
+    s = s[s["topic_id"].isin(ids)]
+    long = s[["topic_id", "terms"]].explode("terms").dropna()
+    if long.empty:
+        return None
+    counts = pd.crosstab(long["topic_id"], long["terms"]).reindex(index=ids, fill_value=0)
+    tf = counts.to_numpy(dtype=float)
+    tf = tf / np.maximum(tf.sum(axis=1, keepdims=True), 1)
+    avg = counts.to_numpy().sum() / max(len(ids), 1)
+    idf = np.log(1 + avg / np.maximum(counts.to_numpy().sum(axis=0), 1))  # BERTopic's c-TF-IDF weighting
+    return tf * idf
+
+
+def _topic_info_matrix(ti: pd.DataFrame) -> np.ndarray:
     vocab: dict[str, int] = {}
     for terms in ti["terms"]:
         for t in terms:
@@ -308,17 +332,28 @@ def topic_layout(data: ReportData) -> pd.DataFrame | None:
         for j, t in enumerate(terms):
             w = float(weights[j]) if j < len(weights) and weights[j] is not None else 1.0 / (j + 1)
             X[i, vocab[str(t)]] = max(w, 0.0)
+    return X
+
+
+def _classical_mds(X: np.ndarray) -> np.ndarray:
+    """2-D classical MDS of the rows of X under cosine distance (deterministic)."""
+    n = len(X)
+    if n <= 1:
+        return np.zeros((n, 2))
     norm = np.linalg.norm(X, axis=1, keepdims=True)
-    X = X / np.where(norm == 0, 1, norm)
-    if len(ti) == 1:
-        xy = np.zeros((1, 2))
-    else:
-        Xc = X - X.mean(axis=0)
-        U, S, _ = np.linalg.svd(Xc, full_matrices=False)
-        xy = U[:, :2] * S[:2]
-        if xy.shape[1] < 2:
-            xy = np.hstack([xy, np.zeros((len(ti), 2 - xy.shape[1]))])
-    return pd.DataFrame({"topic_id": ti["topic_id"].to_numpy(), "x": xy[:, 0], "y": xy[:, 1]})
+    Xn = X / np.where(norm == 0, 1, norm)
+    D2 = np.clip(1 - Xn @ Xn.T, 0, None) ** 2
+    J = np.eye(n) - 1.0 / n
+    B = -0.5 * J @ D2 @ J
+    vals, vecs = np.linalg.eigh(B)
+    order = np.argsort(vals)[::-1][:2]
+    xy = vecs[:, order] * np.sqrt(np.clip(vals[order], 0, None))
+    if xy.shape[1] < 2:
+        xy = np.hstack([xy, np.zeros((n, 2 - xy.shape[1]))])
+    for j in range(2):  # fix the sign so reruns give the same picture
+        if xy[np.argmax(np.abs(xy[:, j])), j] < 0:
+            xy[:, j] = -xy[:, j]
+    return xy
 
 
 def topics_over_time(data: ReportData, top: int = 10) -> pd.DataFrame | None:

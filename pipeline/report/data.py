@@ -213,6 +213,10 @@ def _complete(data: ReportData) -> None:
         u = data.utterances.set_index("utterance_id")
         name = u["speaker_name"] if "speaker_name" in u else u.get("speaker_raw")
         s["speaker"] = s["utterance_id"].map(name) if name is not None else None
+    u_by_id = data.utterances.drop_duplicates("utterance_id").set_index("utterance_id")
+    for col in ("speaker_role", "agenda_item", "kind"):  # recover turn-level columns from utterances
+        if (col not in s.columns or s[col].isna().all()) and col in u_by_id.columns:
+            s[col] = s["utterance_id"].map(u_by_id[col])
     for col in ("speaker_role", "agenda_item", "kind", "topic_label"):
         if col not in s.columns:
             s[col] = None

@@ -83,8 +83,9 @@ def render_html(data: ReportData, params: dict[str, Any] | None = None) -> str:
     xy = A.topic_layout(data)
     has_coords = data.topic_info is not None and {"x", "y"} <= set(data.topic_info.columns)
     topic_map_note = ("トピックの2次元配置（トピック段階の座標）。円の面積は文の数。" if has_coords else
-                      "トピックの上位語の c-TF-IDF 重みを主成分分析で2次元に配置。円の面積は文の数。"
-                      "Topics placed by PCA over their c-TF-IDF term weights; bubble area = sentences.")
+                      "各トピックの文の内容語による c-TF-IDF ベクトルのコサイン距離を多次元尺度法で2次元に配置。"
+                      "円の面積は文の数。Topics placed by classical MDS over cosine distances of their c-TF-IDF "
+                      "term vectors; bubble area = sentences; grey = procedural topic.")
     if topics:
         fig = F.topic_map(topics, xy)
         if fig:
