@@ -109,6 +109,21 @@ def test_colon_text_with_a_circle_bullet_is_still_colon_text(tmp_path):
     assert (res.utterances["kind"] == "speech").sum() == 7
 
 
+def test_kokkai_speech_endpoint_with_two_meetings(tmp_path):
+    data = json.loads((FIX / "kokkai_speech.json").read_text(encoding="utf-8"))
+    other = [dict(r, issueID="121304601X00420240319", date="2024-03-19", issue="第4号",
+                  speechID=r["speechID"].replace("0003", "0004")) for r in data["speechRecord"]]
+    data["speechRecord"] += other
+    f = tmp_path / "two.json"
+    f.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    res = ingest_paths([f], cache=False)
+    m = res.meetings
+    assert m["meeting_id"].tolist() == ["121304601X00320240315", "121304601X00420240319"]
+    assert m["meeting_date"].tolist() == ["2024-03-15", "2024-03-19"]
+    assert m["n_speech"].tolist() == [5, 5]
+    assert res.utterances["utterance_id"].is_unique
+
+
 def test_kokkai_detected_automatically():
     data = (FIX / "kokkai_speech.json").read_bytes()
     assert detect(Source(FIX / "x.json", "x.json", data)) == "kokkai_json"

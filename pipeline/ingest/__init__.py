@@ -105,6 +105,8 @@ def ingest_paths(paths, fmt: str = "auto", *, cache: bool = True, cache_dir=None
     report = {"files": len(rep), "meetings": len(meets), "utterances": len(utts),
               "speech_turns": int((utts["kind"] == "speech").sum()),
               "distinct_speakers": int(utts.loc[utts["kind"] == "speech", "speaker_raw"].nunique()),
+              "rows_by_kind": {str(k): int(v) for k, v in utts["kind"].value_counts().items()},
+              "files_by_format": {str(k): int(v) for k, v in rep["format"].value_counts().items()},
               "totals": totals,
               "accounting_ok": bool(totals["chars_in"] == sum(v for k, v in totals.items() if k.startswith("chars_")
                                                               and k != "chars_in")),
