@@ -62,8 +62,11 @@ def bootstrap_ci(Y, P, groups, n_boot: int = 1000, seed: int = 42, alpha: float 
             "n_boot": n_boot, "unit": "speaker turn"}
 
 
-def confusion_pairs(Y, P, ids, top: int = 10) -> list[dict]:
-    """Most frequent (gold label missed, other label predicted) pairs in the same sentence."""
+def confusion_pairs(Y, P, ids, top: int = 10, with_none: bool = False) -> list[dict]:
+    """Most frequent (gold label missed, other label predicted instead) pairs in one sentence.
+
+    With ``with_none``: only the pairs involving "(none)" (a label missed with nothing
+    predicted, or a label predicted for a sentence with no gold label)."""
     Y = np.asarray(Y, dtype=bool)
     P = np.asarray(P, dtype=bool)
     c: Counter = Counter()
@@ -79,6 +82,7 @@ def confusion_pairs(Y, P, ids, top: int = 10) -> list[dict]:
         if len(wrong) and not y.any():
             for b in wrong:
                 c[("(none)", ids[b])] += 1
+    c = Counter({k: v for k, v in c.items() if ("(none)" in k) == with_none})
     return [{"gold": a, "predicted": b, "pair": f"{a} -> {b}", "count": n} for (a, b), n in c.most_common(top)]
 
 
@@ -184,6 +188,7 @@ def evaluate(model, X: pd.DataFrame, Y: np.ndarray, *, n_splits: int = 5, n_boot
         },
         "exact_match": round(float((Y == Yp).all(1).mean()), 4),
         "confused_pairs": confusion_pairs(Y, Yp, ids),
+        "missed_or_spurious": confusion_pairs(Y, Yp, ids, with_none=True),
         "cv": {"scheme": "GroupKFold over speaker turns", "n_splits": len(folds), "n_sentences": int(len(Y)),
                "n_groups": int(len(set(groups))), "nested_tuning": "C grid, calibration and per-label thresholds "
                "chosen by inner GroupKFold inside each training fold"},

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 
@@ -41,6 +41,7 @@ class Doc:
 
     text: str
     terms: list[str]
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def make(cls, text: str, terms: Sequence[str] | None = None) -> "Doc":
@@ -88,9 +89,20 @@ class Atom(Node):
     def positions(self, doc: Doc) -> tuple[list[int], list[int]]:
         return self.term_positions(doc), self._surface_positions(doc)
 
+    def hit(self, doc: Doc) -> bool:
+        cache = doc.cache
+        key = (self.cue, self.regex)
+        if key in cache:
+            return cache[key]
+        if self.pattern is None:
+            ok = self.cue in doc.text or any(self.cue in t for t in doc.terms)
+        else:
+            ok = bool(self.pattern.search(doc.text)) or any(self.pattern.search(t) for t in doc.terms)
+        cache[key] = ok
+        return ok
+
     def eval(self, doc: Doc) -> tuple[bool, list[str]]:
-        terms, surface = self.positions(doc)
-        hit = bool(terms or surface)
+        hit = self.hit(doc)
         return hit, ([self.raw] if hit else [])
 
     def __repr__(self) -> str:
@@ -148,6 +160,8 @@ class Near(Node):
         return False
 
     def eval(self, doc):
+        if not (self.a.hit(doc) and self.b.hit(doc)):
+            return False, []
         ta, sa = self.a.positions(doc)
         tb, sb = self.b.positions(doc)
         ok = False
@@ -298,12 +312,17 @@ def compile_rule(expr: str) -> Node:
     return _Parser(toks).parse()
 
 
+#: (rule set, text, terms) -> matches; cross-validation re-scores the same sentences many times
+_HIT_CACHE: dict = {}
+
+
 class RuleSet:
     """Compiled (theme_id, expression) rules; ``hits`` gives a binary matrix + evidence."""
 
     def __init__(self, specs: Sequence[tuple[str, str]]):
         self.specs = list(specs)
         self.nodes = [compile_rule(e) for _, e in self.specs]
+        self._key = hash(tuple(self.specs))
 
     def __len__(self) -> int:
         return len(self.specs)
@@ -324,9 +343,16 @@ class RuleSet:
         rows, cols = [], []
         evidence: list[dict[str, list[str]]] = []
         for i, text in enumerate(texts):
-            doc = Doc.make(text, terms[i] if terms is not None else None)
+            tt = tuple(terms[i]) if terms is not None and terms[i] is not None else ()
+            ck = (getattr(self, "_key", None), text, tt)
+            matches = _HIT_CACHE.get(ck)
+            if matches is None:
+                matches = self.match_doc(Doc.make(text, tt))
+                if len(_HIT_CACHE) > 100_000:
+                    _HIT_CACHE.clear()
+                _HIT_CACHE[ck] = matches
             ev: dict[str, list[str]] = {}
-            for k, e in self.match_doc(doc):
+            for k, e in matches:
                 rows.append(i)
                 cols.append(k)
                 tid = self.specs[k][0]
