@@ -304,8 +304,8 @@ def _split_list(text: str) -> list[str]:
     text = re.sub(r"[（(]敬称略[）)]", "", text)
     out = []
     for part in re.split(r"[、，,]", text):
-        part = re.sub(r"[\s\u3000]+他$|[\s\u3000]+", "", part)
-        part = re.sub(r"他$", "", part) if part.endswith(" 他") else part
+        part = re.sub(r"[\s\u3000]+他$", "", part.strip())      # '…参事官補佐 他' (and others)
+        part = re.sub(r"[\s\u3000]+", "", part)
         if part and part not in ("他", "なし"):
             out.append(part)
     return out
@@ -363,8 +363,9 @@ def parse_minutes_header(lines: list[str]) -> HeaderInfo:
         elif "出席" in head:
             info.attendees = (info.attendees or []) + _split_list(normalize_width(joined))
         elif "議事" in head or "議題" in head or "次第" in head:
-            info.agenda = split_agenda("\n".join(body) if all(re.match(r"[（(]", b) for b in body[:1]) else joined)
-            info.agenda = split_agenda(joined)
+            # numbered items may wrap over lines: split the joined text on （n）; else one item a line
+            numbered = re.search(r"[（(][0-9０-９]{1,2}[）)]", joined)
+            info.agenda = split_agenda(joined) if numbered else [normalize_width(b) for b in body]
         elif head.endswith(("省", "庁", "府", "事務局")):
             info.officials = _split_list(normalize_width(joined))
             info.secretariat = head
