@@ -178,7 +178,7 @@ def test_html_colon_style(tmp_path):
 
 # ------------------------------------------------------------------ encodings
 
-@pytest.mark.parametrize("encoding", ["cp932", "utf-8-sig"])
+@pytest.mark.parametrize("encoding", ["cp932", "utf-8-sig", "utf-16"])
 def test_encodings_give_same_utterances(tmp_path, encoding, sample_text_result):
     text = SAMPLE.read_text(encoding="utf-8")
     try:
@@ -190,7 +190,7 @@ def test_encodings_give_same_utterances(tmp_path, encoding, sample_text_result):
     res = ingest_paths([f], cache=False)
     assert _key(res.utterances) == _key(sample_text_result.utterances)
     rep = res.report["per_file"][SAMPLE.name]
-    assert rep["encoding"] == ("utf-8-sig" if encoding == "utf-8-sig" else "cp932")
+    assert rep["encoding"] == encoding
     assert rep["chars_in"] == len(text)
 
 
