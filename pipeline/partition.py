@@ -242,13 +242,40 @@ def _imap_inline(func, items) -> Iterator[tuple[int, _Outcome]]:
         yield i, _run_one(func, payload)
 
 
+def _single_threaded_worker() -> None:
+    """Pool initializer: one BLAS/OpenMP thread per worker process (N workers on N cores, no
+    oversubscription; Dask's nanny does the same for its workers)."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except Exception:  # pragma: no cover - threadpoolctl missing: env vars below still apply
+        pass
+
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def _imap_pool(func, items, n_workers: int, window: int) -> Iterator[tuple[int, _Outcome]]:
     """A process pool; each worker process keeps its loaded models for all its partitions."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     items = iter(items)
-    with ProcessPoolExecutor(max_workers=n_workers, mp_context=mp.get_context("spawn")) as pool:
+    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+    os.environ.update({k: "1" for k in _THREAD_VARS})  # inherited by the spawned workers only
+    try:
+        pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=mp.get_context("spawn"),
+                                   initializer=_single_threaded_worker)
+        for _ in range(n_workers):  # start the workers now, while the variables are set
+            pool.submit(int)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    with pool:
         pending: dict = {}
         for i, payload in items:
             pending[pool.submit(_run_one, func, payload)] = i
