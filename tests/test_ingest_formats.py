@@ -216,7 +216,7 @@ def test_euc_jp_file_detected(tmp_path):
 
 # ------------------------------------------------------------------ PDF
 
-def build_pdf(text: str, path: Path, lines_per_page: int = 40) -> int:
+def build_pdf(text: str, path: Path, lines_per_page: int = 40, page_label: str = "-{n}-") -> int:
     """Lay the sample's lines out as a PDF with a text layer; '-N-' at each page bottom.
 
     The PDF-extraction artefacts of the text (blank line between lines, printed page
@@ -239,7 +239,7 @@ def build_pdf(text: str, path: Path, lines_per_page: int = 40) -> int:
         for ln in page:
             c.drawString(60, y, ln)
             y -= 18.5
-        c.drawCentredString(297, 30, f"-{n}-")
+        c.drawCentredString(297, 30, page_label.format(n=n))
         c.showPage()
     c.save()
     return len(pages)
@@ -271,6 +271,13 @@ def test_pdf_gives_same_utterances_as_text(sample_pdf, sample_text_result):
     assert res.report["per_file"][path.name]["format"] == "pdf"
     assert res.report["accounting_ok"]
     assert res.report["per_file"][path.name]["chars_page_marker"] > n_pages  # printed numbers + page breaks
+
+
+def test_pdf_with_bare_page_numbers(tmp_path, sample_text_result):
+    path = tmp_path / "bare.pdf"
+    build_pdf(SAMPLE.read_text(encoding="utf-8"), path, lines_per_page=38, page_label="{n}")
+    res = ingest_paths([path], cache=False)
+    assert _key(res.utterances) == _key(sample_text_result.utterances)
 
 
 def test_format_override(tmp_path):

@@ -120,8 +120,7 @@ def parse_minutes_text(text: str, path=None) -> tuple[Meeting, Accounting]:
             acct.add("page_marker", len(num))
             markers.append((i, int(re.search(r"[0-9０-９]+", num).group().translate(_DIG))))
             raw = g.group(1) + g.group(4)
-        pm = _PAGE.match(raw) or (_PAGE_BARE.match(raw) if has_ff is False and current is not None else None)
-        if pm and (_PAGE.match(raw) or _looks_like_bare_page(lines, i)):
+        if _PAGE.match(raw) or (_PAGE_BARE.match(raw) and _looks_like_bare_page(lines, i, has_ff)):
             lead, content, trail = split_ws(raw)
             acct.add("whitespace", len(lead) + len(trail))
             acct.add("page_marker", len(content))
@@ -184,11 +183,20 @@ def parse_minutes_text(text: str, path=None) -> tuple[Meeting, Accounting]:
 _DIG = str.maketrans("０１２３４５６７８９", "0123456789")
 
 
-def _looks_like_bare_page(lines, i) -> bool:
-    """A bare number line counts as a page number only between blank lines."""
-    prev_blank = i == 0 or not lines[i - 1][0].strip()
-    next_blank = i + 1 >= len(lines) or not lines[i + 1][0].strip()
-    return prev_blank and next_blank
+def _looks_like_bare_page(lines, i, has_ff: bool) -> bool:
+    """A bare number line ('18') is a page number only where a footer sits.
+
+    With form feeds (PDF route): the last line of a page. Otherwise: after at least two
+    blank lines and before a blank line (a number alone inside double-spaced text, with
+    one blank line around it, stays text).
+    """
+    def blank(j):
+        return j < 0 or j >= len(lines) or not lines[j][0].strip(" \t\u3000")
+
+    if has_ff:
+        return lines[i][1] == "\f" or (i + 1 < len(lines) and lines[i + 1] == ("", "\f")) \
+            or i == len(lines) - 1 or (i + 1 < len(lines) and all(blank(j) for j in range(i + 1, len(lines))))
+    return blank(i - 1) and blank(i - 2) and blank(i + 1) and i >= 2
 
 
 def _soft_pages(lines, markers) -> list[int] | None:
