@@ -14,15 +14,13 @@ distributed = pytest.importorskip("dask.distributed")
 
 @pytest.fixture(scope="module")
 def dask_client():
-    """A 2-worker, 1-thread-per-worker process LocalCluster, registered as the executor's client."""
+    """A 2-worker, 1-thread-per-worker process LocalCluster standing in for an existing cluster:
+    the executor connects to it by address (``scale.scheduler_address``), as it would to tcp://host:8786."""
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        dashboard_address=None)
-    client = distributed.Client(cluster)
     address = cluster.scheduler_address
-    P._CLIENTS[(address, 0)] = client  # map_partitions(scheduler_address=address) reuses it
-    yield address, client
-    P._CLIENTS.pop((address, 0), None)
-    client.close()
+    yield address, P.get_client(address)
+    P.close_clients()
     cluster.close()
 
 
