@@ -164,12 +164,14 @@ class ThemeClassifier(BaseEstimator):
             y = Y[:, j]
             constant = y.min() == y.max()
             if Xl is not None and not constant:
-                m = LogisticRegression(C=C_lex, class_weight="balanced", solver="liblinear", max_iter=200)
+                m = LogisticRegression(C=C_lex, class_weight="balanced", solver="liblinear", max_iter=200,
+                                       random_state=self.random_state)
                 lex.append(m.fit(Xl, y))
             else:
                 lex.append(float(y.mean()) if len(y) else 0.0)
             if E_train is not None and not constant:
-                m = LogisticRegression(C=C_emb, class_weight="balanced", solver="liblinear", max_iter=200)
+                m = LogisticRegression(C=C_emb, class_weight="balanced", solver="liblinear", max_iter=200,
+                                       random_state=self.random_state)
                 emb.append(m.fit(E_train, y))
             else:
                 emb.append(float(y.mean()) if len(y) else 0.0)

@@ -1,0 +1,336 @@
+"""Policy-theme classifier (issue 6) on the real sample labels.
+
+Runs without pipeline outputs (clean clone): sentences come from data/labels
+(text, speaker, idx), speaker turns are consecutive runs of one speaker, terms come
+from the parse library. The heavy CV test uses the lexical+rules+context model
+(no embeddings: encoding 547 sentences with USE takes ~1 min on a busy machine);
+the embedding path is exercised on a small subset.
+"""
+from __future__ import annotations
+
+import json
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+LABELS = ROOT / "data" / "labels"
+TAXONOMY = ROOT / "configs" / "taxonomy.yaml"
+
+DEFAULT_IDS = ["last_mile_aging", "coverage_gap", "infrastructure_funding", "new_network_tech", "digital_platform",
+               "priority_domains", "dx_talent", "cybersecurity", "stakeholder_collaboration", "demo_to_deployment",
+               "data_sharing", "procedural"]
+
+
+def _sample_rows() -> list[dict]:
+    rows = []
+    for p in sorted(LABELS.glob("*.jsonl")):
+        rows += [json.loads(line) for line in p.open(encoding="utf-8") if line.strip()]
+    rows.sort(key=lambda r: r["idx"])
+    return rows
+
+
+@pytest.fixture(scope="module")
+def sample():
+    """(X, Y) for every labelled sample sentence, in document order, grouped by speaker turn."""
+    from pipeline.classify.features import terms_for_texts
+
+    rows = _sample_rows()
+    if len(rows) < 100:
+        pytest.skip("sample labels not present")
+    turn, groups, prev = -1, [], None
+    for r in rows:
+        if r["speaker"] != prev:
+            turn += 1
+            prev = r["speaker"]
+        groups.append(f"turn{turn:03d}")
+    texts = [r["text"] for r in rows]
+    X = pd.DataFrame({"text": texts, "terms": terms_for_texts(texts), "group": groups})
+    Y = np.array([[int(t in r["labels"]) for t in DEFAULT_IDS] for r in rows])
+    return X, Y
+
+
+@pytest.fixture(scope="module")
+def fitted(sample):
+    from pipeline.classify.model import ThemeClassifier
+
+    X, Y = sample
+    return ThemeClassifier(use_embeddings=False).fit(X, Y)
+
+
+# ------------------------------------------------------------------ rules + taxonomy
+def test_rule_language_and_or_not_near():
+    from pipeline.classify.rules import RuleSet, RuleSyntaxError, compile_rule
+
+    rs = RuleSet([("a", "老朽化"), ("a", "ケーブルテレビ AND 移行"), ("b", "near(データ, 連携, 5)"),
+                  ("c", "セキュリティ NOT 情報セキュリティポリシー"), ("d", "AI"), ("e", "(防災 OR 災害) AND NOT 震災"),
+                  ("f", "seq(人材, 育成, 3)"), ("g", "/光ファイバー?/")])
+    texts = ["設備の老朽化が進み、ケーブルテレビの移行が課題", "データを他の自治体と連携する",
+             "情報セキュリティポリシーの改定", "ＡＩを活用する", "MAILを送る", "震災と災害対応", "育成すべき人材",
+             "光ファイバの整備", "セキュリティ研修"]
+    R, ev = rs.hits(texts)
+    hits = [set(np.flatnonzero(r)) for r in R.toarray()]
+    assert hits[0] == {0, 1} and ev[0]["a"][0] == "老朽化"
+    assert hits[1] == {2}
+    assert hits[2] == set()          # NOT excludes
+    assert hits[3] == {4}            # full-width ＡＩ normalised
+    assert hits[4] == set()          # ASCII cue only as a whole word
+    assert hits[5] == set()          # AND NOT
+    assert hits[6] == set()          # seq is ordered
+    assert hits[7] == {7} and hits[8] == {3}
+    # lemma matching: the rule sees content terms too
+    R, _ = RuleSet([("x", "向ける")]).hits(["実現に向けた議論"], [["実現", "向ける", "議論"]])
+    assert R.toarray()[0, 0] == 1
+    for bad in ("A AND", "(A OR B", "near(A)", "", "near(a, b, x)"):
+        with pytest.raises(RuleSyntaxError):
+            compile_rule(bad)
+
+
+def test_taxonomy_ids_are_the_contract():
+    from pipeline.classify.taxonomy import load_taxonomy
+
+    tax = load_taxonomy(TAXONOMY)
+    assert tax.ids == DEFAULT_IDS
+    md = SHARED / "policy-themes.md"
+    if md.exists():
+        ids = re.findall(r"^\| `([a-z_]+)` \|", md.read_text(encoding="utf-8"), flags=re.M)
+        assert ids == tax.ids
+    for t in tax.themes:
+        assert t.ja and t.en and t.definition and (t.cues or t.rules)
+
+
+def test_bad_taxonomy_names_the_file(tmp_path):
+    from pipeline.classify.taxonomy import load_taxonomy
+    from pipeline.errors import PipelineError
+
+    p = tmp_path / "tax.yaml"
+    p.write_text("themes:\n  - id: a\n    rules: ['x AND']\n", encoding="utf-8")
+    with pytest.raises(PipelineError, match="tax.yaml.*bad rule"):
+        load_taxonomy(p)
+    p.write_text("themes:\n  - id: a\n  - id: a\n", encoding="utf-8")
+    with pytest.raises(PipelineError, match="duplicate"):
+        load_taxonomy(p)
+
+
+# ------------------------------------------------------------------ labels
+def test_labels_keyed_by_text_survive_resplitting(tmp_path):
+    from pipeline.classify.labels import load_labels, match_labels
+
+    d = tmp_path / "labels"
+    d.mkdir()
+    (d / "a.jsonl").write_text(
+        json.dumps({"text": "ＣＹＤＥＲの 受講者が増えた。", "source": "s", "labels": ["cybersecurity"]}, ensure_ascii=False)
+        + "\n" + json.dumps({"text": "データ連携基盤を整備する。", "source": "s", "labels": ["data_sharing"]},
+                            ensure_ascii=False) + "\n"
+        + json.dumps({"text": "どこにもない文。", "source": "s", "labels": []}, ensure_ascii=False) + "\n",
+        encoding="utf-8")
+    # a returned label-queue CSV: ';'-separated ids, '-' = no theme, empty = not labelled yet
+    pd.DataFrame({"text": ["本日はありがとうございます。", "未記入の文。", "人材育成が必要だ。"],
+                  "labels": ["-", "", "dx_talent;bogus_id"]}).to_csv(d / "queue_done.csv", index=False)
+    (d / "agreement").mkdir()  # sub-folders are not training data
+    (d / "agreement" / "x.jsonl").write_text('{"text": "別の文。", "labels": ["procedural"]}\n', encoding="utf-8")
+    ls = load_labels(d, DEFAULT_IDS)
+    assert len(ls) == 5 and ls.unknown_ids == {"bogus_id": 1}
+    sents = pd.DataFrame({"text": ["CYDERの受講者が増えた。", "前置きです。データ連携基盤を整備する。そして続きます。",
+                                   "本日はありがとうございます。", "人材育成が必要だ。"]})
+    m = match_labels(sents, ls)
+    assert m.rows == {0: ["cybersecurity"], 1: ["data_sharing"], 2: [], 3: ["dx_talent"]}
+    assert m.n_exact == 3 and m.n_contained == 1 and len(m.unmatched) == 1
+
+
+def test_annotator_agreement_from_overlap():
+    from pipeline.classify.labels import agreement
+
+    if not (LABELS / "agreement").is_dir():
+        pytest.skip("no double-annotated overlap")
+    a = agreement(LABELS, DEFAULT_IDS)
+    assert a is not None and a["n_sentences"] >= 20
+    assert 0.5 < a["micro_f1"] <= 1.0 and 0.0 < a["macro_f1"] <= 1.0
+
+
+# ------------------------------------------------------------------ estimator
+def test_theme_classifier_is_a_sklearn_estimator(fitted):
+    from sklearn.base import clone
+
+    from pipeline.classify.model import ThemeClassifier
+
+    m = ThemeClassifier(C_lex=(1.0,), use_context=False)
+    assert m.get_params()["C_lex"] == (1.0,)
+    m.set_params(context_window=5)
+    c = clone(m)
+    assert c.get_params() == m.get_params() and not hasattr(c, "classes_")
+    c2 = clone(fitted)
+    assert not hasattr(c2, "bases_") and c2.get_params() == fitted.get_params()
+    assert list(fitted.classes_) == DEFAULT_IDS and len(fitted.thresholds_) == len(DEFAULT_IDS)
+    assert ((0 < fitted.thresholds_) & (fitted.thresholds_ < 1)).all()
+
+
+def test_grouped_cv_meets_targets_and_beats_baselines(sample):
+    """The issue's bar: grouped-CV macro-F1 >= 0.75, micro-F1 >= 0.80, baselines beaten in the same run."""
+    from pipeline.classify.evaluate import _folds, evaluate
+    from pipeline.classify.model import ThemeClassifier
+
+    X, Y = sample
+    groups = X["group"].to_numpy()
+    for tr, te in _folds(groups, 5):  # adjacent sentences of a turn never straddle train and test
+        assert not set(groups[tr]) & set(groups[te])
+    res = evaluate(ThemeClassifier(use_embeddings=False), X, Y, n_splits=5, n_boot=200)
+    print("grouped CV (no embeddings):", res["macro_f1"], res["micro_f1"], res["ci95"])
+    # the issue bar is 0.75 / 0.80 for the shipped configuration (metrics/classifier.json);
+    # this guard leaves a little room for upstream term changes
+    assert res["macro_f1"] >= 0.75 and res["micro_f1"] >= 0.78
+    assert set(res["per_label"]) == set(DEFAULT_IDS)
+    lo, hi = res["ci95"]["micro_f1"]
+    assert lo <= res["micro_f1"] <= hi
+    for name in ("tfidf_char_lr", "cue_rules"):
+        b = res["baselines"][name]
+        assert res["macro_f1"] > b["macro_f1"] and res["micro_f1"] > b["micro_f1"], name
+
+
+# ------------------------------------------------------------------ tagging
+def test_tag_unseen_text_valid_ids_empty_and_long_lines(fitted):
+    from pipeline.classify.tagging import tag_texts
+
+    texts = ["公設の光ファイバ網が老朽化し、更改費用を誰が負担するかが課題です。",
+             "", "   ",
+             "自治体職員向けのサイバーセキュリティ演習を拡充し、CSIRTの体制を強化すべきだ。",
+             "地域のデジタル人材の育成と外部人材の確保が重要です。" * 2000,
+             "本日はお忙しいところありがとうございます。"]
+    out = tag_texts(texts, model=fitted)
+    assert len(out) == len(texts)
+    for r in out:
+        assert set(r["themes"]) <= set(DEFAULT_IDS) and set(r["scores"]) == set(DEFAULT_IDS)
+        assert set(r["evidence"]) == set(r["themes"])
+        assert all(0.0 <= p <= 1.0 for p in r["scores"].values())
+    assert "last_mile_aging" in out[0]["themes"]
+    assert out[1]["themes"] == [] and out[2]["themes"] == []
+    assert "cybersecurity" in out[3]["themes"] and out[3]["evidence"]["cybersecurity"]
+    assert "dx_talent" in out[4]["themes"]
+    assert out[5]["themes"] == []
+
+
+def test_tokyo_assembly_off_taxonomy_gets_few_themes(fitted):
+    """A different council (mostly off-taxonomy): themes must be sparse."""
+    from pipeline.classify.tagging import tag_texts
+
+    corpus = SHARED / "corpora" / "tokyo-assembly"
+    files = sorted(corpus.glob("*.json")) if corpus.is_dir() else []
+    if not files:
+        pytest.skip("Tokyo Assembly corpus not available")
+    sents = []
+    for f in files:
+        for meeting in json.loads(f.read_text(encoding="utf-8")):
+            for p in meeting.get("Proceeding", []):
+                if p.get("Speaker") in (None, "null"):
+                    continue
+                sents += [s.strip() + "。" for s in p.get("Utterance", "").replace("\n", "").split("。")
+                          if len(s.strip()) >= 8]
+    sample = random.Random(0).sample(sents, 200)
+    out = tag_texts(sample, model=fitted)
+    any_share = np.mean([bool(r["themes"]) for r in out])
+    policy_share = np.mean([bool(set(r["themes"]) - {"procedural"}) for r in out])
+    print(f"Tokyo Assembly: {any_share:.3f} of 200 sentences get any theme, {policy_share:.3f} a policy theme")
+    assert policy_share <= 0.10 and any_share <= 0.20
+
+
+def test_taxonomy_swap_no_default_ids_hard_coded(sample, tmp_path):
+    """Another council's categories: only its IDs come out."""
+    from pipeline.classify.model import ThemeClassifier
+    from pipeline.classify.tagging import tag_texts
+
+    X, Y = sample
+    tax = tmp_path / "other.yaml"
+    tax.write_text(
+        "name: other council\nthemes:\n"
+        "  - id: security\n    ja: 安全\n    en: Security\n    definition: security\n"
+        "    cues: [セキュリティ, CYDER]\n    rules: ['インシデント OR CSIRT']\n"
+        "  - id: people\n    ja: 人\n    en: People\n    definition: people\n    cues: [人材]\n",
+        encoding="utf-8")
+    Y2 = Y[:, [DEFAULT_IDS.index("cybersecurity"), DEFAULT_IDS.index("dx_talent")]]
+    m = ThemeClassifier(taxonomy=str(tax), use_embeddings=False, C_lex=(1.0,)).fit(X, Y2)
+    assert list(m.classes_) == ["security", "people"]
+    out = tag_texts(["サイバーセキュリティのインシデント対応を強化する。", "デジタル人材を確保する。"], model=m)
+    assert out[0]["themes"] == ["security"] and out[1]["themes"] == ["people"]
+
+
+def test_embedding_backend_path_on_unseen_text(sample):
+    """The shipped configuration (with sentence embeddings) fits and tags new text."""
+    from pipeline.classify.features import encode_texts
+    from pipeline.classify.model import ThemeClassifier
+    from pipeline.classify.tagging import tag_texts
+
+    X, Y = sample
+    idx = np.flatnonzero(X["group"].isin(X["group"].unique()[:12]).to_numpy())[:120]
+    Xs = X.iloc[idx].reset_index(drop=True)
+    Xs["embedding"] = list(encode_texts(Xs["text"].tolist()))
+    assert Xs["embedding"][0].shape == (512,)
+    m = ThemeClassifier(C_lex=(1.0,), C_emb=(1.0,)).fit(Xs, Y[idx])
+    out = tag_texts(["CYDERの受講を全ての自治体に広げたい。", ""], model=m)
+    assert set(out[0]["themes"]) <= set(DEFAULT_IDS) and out[1]["themes"] == []
+
+
+# ------------------------------------------------------------------ tables, queue, CLI
+def test_classify_tables_contract_and_queue(fitted, sample):
+    from pipeline.classify.features import text_key
+    from pipeline.classify.queue import build_queue
+    from pipeline.classify.tagging import classify_tables
+
+    X, _ = sample
+    sents = pd.DataFrame({"sentence_id": [f"m:{g}:s{i:03d}" for i, g in enumerate(X["group"])],
+                          "meeting_id": "m", "utterance_id": X["group"], "speaker": "x",
+                          "text": X["text"], "terms": X["terms"]})
+    utts = pd.DataFrame({"utterance_id": X["group"].unique(), "meeting_id": "m"})
+    topics = pd.DataFrame({"sentence_id": sents["sentence_id"], "topic_id": 3, "topic_label": "3_a_b", "topic_prob": 0.5})
+    t = classify_tables(fitted, sents, topics=topics.iloc[:-5], utterances=utts)
+    s = t["sentences"]
+    for col in ("meeting_id", "utterance_id", "speaker", "text", "topic_id", "topic_label", "themes",
+                "theme_scores", "theme_evidence"):
+        assert col in s.columns
+    assert s["topic_id"].iloc[-1] == -1 and s["topic_id"].iloc[0] == 3
+    assert json.loads(s["theme_scores"].iloc[0]).keys() == set(DEFAULT_IDS)
+    u = t["utterances"]
+    shares = [json.loads(x) for x in u["theme_shares"]]
+    assert all(sum(d.values()) <= 1.0001 for d in shares)
+    assert all(set(d) == set(th) for d, th in zip(shares, u["themes"]))
+    labelled = {text_key(x) for x in X["text"].iloc[:100]}
+    q = build_queue(fitted, s, t["_proba"], t["_rule_evidence"], labelled, n=25)
+    assert len(q) == 25 and "labels" in q.columns and (q["labels"] == "").all()
+    assert not set(q["text"]) & set(X["text"].iloc[:100])
+    assert q["uncertainty"].between(0, 1).all()
+
+
+def test_cli_tag_and_label_queue(fitted, sample, tmp_path):
+    import joblib
+
+    X, _ = sample
+    model = tmp_path / "classifier.joblib"
+    joblib.dump(fitted, model)
+    inp = tmp_path / "in.txt"
+    inp.write_text("データ連携基盤を広域で共同利用する。\n\nありがとうございました。\n", encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "-q", "tag", str(inp), "--model", str(model)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(lines) == 3 and [x["text"] for x in lines][1] == ""
+    assert "data_sharing" in lines[0]["themes"] and lines[2]["themes"] == []
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "tag", str(inp), "--model", str(tmp_path / "nope")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 2 and "nope" in r.stderr
+    sents = pd.DataFrame({"sentence_id": [f"s{i}" for i in range(60)], "utterance_id": X["group"].iloc[:60],
+                          "text": X["text"].iloc[:60], "terms": X["terms"].iloc[:60]})
+    sp = tmp_path / "sents.parquet"
+    sents.to_parquet(sp)
+    out = tmp_path / "queue.csv"
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "-q", "label-queue", "--model", str(model),
+                        "--sentences", str(sp), "--labels", str(tmp_path), "-n", "10", "-o", str(out)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    q = pd.read_csv(out, keep_default_na=False)
+    assert len(q) == 10 and {"text", "labels", "predicted", "rule_hits", "reason"} <= set(q.columns)
