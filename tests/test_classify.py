@@ -304,6 +304,10 @@ def test_classify_tables_contract_and_queue(fitted, sample):
     assert len(q) == 25 and "labels" in q.columns and (q["labels"] == "").all()
     assert not set(q["text"]) & set(X["text"].iloc[:100])
     assert q["uncertainty"].between(0, 1).all()
+    # everything labelled: the queue turns into a review of labels the model contradicts
+    gold = {text_key(x): [t for t, v in zip(DEFAULT_IDS, y) if v] for x, y in zip(X["text"], sample[1])}
+    r = build_queue(fitted, s, t["_proba"], t["_rule_evidence"], gold, n=10)
+    assert len(r) > 0 and r["reason"].str.startswith("review").all() and (r["labels"] != "").all()
 
 
 def test_cli_tag_and_label_queue(fitted, sample, tmp_path):

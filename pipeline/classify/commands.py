@@ -173,7 +173,7 @@ def cmd_classify(args) -> int:
         labelled = set()
         labels_dir = Path(params.get("labels_dir", "data/labels"))
         if labels_dir.is_dir():
-            labelled = set(load_labels(labels_dir, [str(c) for c in model.classes_]).labels)
+            labelled = load_labels(labels_dir, [str(c) for c in model.classes_]).labels
         n = args.queue_size or int(params.get("queue_size", 50))
         q = build_queue(model, tables["sentences"], tables["_proba"], tables["_rule_evidence"], labelled, n)
         write_text(q.to_csv(index=False), out / "label_queue.csv")
@@ -223,7 +223,7 @@ def cmd_label_queue(args) -> int:
     _, P, rule_ev = model.tag(X, return_details=True)
     labelled = set()
     if args.labels and Path(args.labels).is_dir():
-        labelled = set(load_labels(args.labels, [str(c) for c in model.classes_]).labels)
+        labelled = load_labels(args.labels, [str(c) for c in model.classes_]).labels
     q = build_queue(model, sentences, P, rule_ev, labelled, args.n or int(params.get("queue_size", 50)))
     if args.out in (None, "-"):
         sys.stdout.write(q.to_csv(index=False))

@@ -97,7 +97,9 @@ def load_labels(folder: str | Path, theme_ids: list[str] | None = None) -> Label
     folder = Path(folder)
     if not folder.is_dir():
         raise PipelineError(folder, "labels folder not found")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".jsonl", ".csv"))
+    # JSONL first, then CSVs returned from the label queue (later files win on conflicts)
+    files = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".jsonl", ".csv")),
+                   key=lambda p: (p.suffix.lower() == ".csv", p.name))
     labels: dict[str, list[str]] = {}
     records: dict[str, dict] = {}
     n_rows = conflicts = 0
