@@ -79,7 +79,9 @@ def script_code(js: str) -> str:
     return re.sub(r"</(script)", r"<\\/\1", js, flags=re.I)
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#!])")
+#: Markdown/HTML markup characters escaped in text from the minutes (``_`` and ``#`` are left:
+#: intraword underscores are not emphasis and input never starts a line)
+_MD_SPECIAL = re.compile(r"([\\`*\[\]<>|!])")
 
 
 def md_text(value: Any) -> str:
