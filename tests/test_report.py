@@ -91,9 +91,12 @@ def test_html_is_self_contained_and_has_every_section(built, processed):
 def test_every_quote_links_to_meeting_speaker_and_position(built, processed):
     _, html = built
     sentences = pd.read_parquet(processed / "sentences.parquet").set_index("sentence_id")
-    quotes = re.findall(r'<figure class="quote" id="q-([^"]+)"><blockquote>(.*?)</blockquote>(.*?)</figure>', html, re.S)
+    quotes = re.findall(r'<figure class="quote" id="q-[^"]+" data-sentence-id="([^"]+)"><blockquote>(.*?)</blockquote>'
+                        r'(.*?)</figure>', html, re.S)
     assert len(quotes) >= 10
-    anchors = set(re.findall(r'id="([^"]+)"', html))
+    ids = re.findall(r' id="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), "duplicate element ids"
+    anchors = set(ids)
     import html as _html
 
     for sid, text, cite in quotes:
