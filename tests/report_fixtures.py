@@ -39,6 +39,8 @@ def _rewrite(arg: str, base: Path) -> str:
     for prefix in MOVED:
         if arg == prefix or arg.startswith(prefix + "/"):
             return str(base / arg)
+    if not arg.startswith("-") and "/" in arg and (ROOT / arg).exists():
+        return str(ROOT / arg)  # project inputs (data/labels, configs/...) whatever the cwd
     return arg
 
 
