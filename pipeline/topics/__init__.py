@@ -1,0 +1,64 @@
+"""Topics stage: BERTopic on precomputed sentence embeddings with Japanese content terms.
+
+Library entry points (heavy imports happen on first call):
+
+* :func:`fit_topics(sentences, embeddings, params) -> TopicResult <pipeline.topics.stage.fit_topics>`
+* :func:`run_topics` — the CLI/DVC stage (reads/writes files)
+* :func:`load_topic_model(path) <pipeline.topics.model.load_topic_model>` — reload a saved
+  model; ``.transform(texts) -> (topic_ids, probs)`` works on new text offline.
+
+See ``pipeline/topics/model.py`` for what is specific to Japanese minutes and
+README "Topics and embeddings" for parameters and measured figures.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def fit_topics(*args, **kwargs):
+    from pipeline.topics.stage import fit_topics as _fit
+
+    return _fit(*args, **kwargs)
+
+
+def run_topics(*args, **kwargs):
+    from pipeline.topics.stage import run_topics as _run
+
+    return _run(*args, **kwargs)
+
+
+def load_topic_model(path):
+    from pipeline.topics.model import load_topic_model as _load
+
+    return _load(path)
+
+
+def _cli(args: argparse.Namespace) -> int:
+    from pipeline.config import stage_params
+
+    params = stage_params("topics")
+    if args.clustering:
+        params.setdefault("clustering", {})["method"] = args.clustering
+    if args.fit_sample_size is not None:
+        params["fit_sample_size"] = args.fit_sample_size or None
+    run_topics(args.sentences, args.embeddings, args.out_dir, args.assignments, args.model, args.metrics,
+               utterances=args.utterances, labels=args.labels, params=params)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("topics", help="fit BERTopic topics on sentence embeddings + content terms",
+                              description="Fit the topic model (params.yaml topics), write per-sentence topics, "
+                                          "topic tables, the saved model and metrics.")
+    p.add_argument("--sentences", required=True, help="sentences.parquet (parse stage; needs `terms`)")
+    p.add_argument("--embeddings", required=True, help="embeddings.npz (embed stage)")
+    p.add_argument("--utterances", help="utterances.parquet (meeting dates, roles, agenda items)")
+    p.add_argument("--labels", help="folder of labelled *.jsonl (theme labels) for NMI in the metrics")
+    p.add_argument("--out-dir", required=True, help="folder for topic_info / topics_per_class / "
+                                                    "topics_over_time / topic_hierarchy parquet files")
+    p.add_argument("--assignments", required=True, help="per-sentence topics parquet")
+    p.add_argument("--model", required=True, help="folder for the saved topic model")
+    p.add_argument("--metrics", required=True, help="metrics JSON")
+    p.add_argument("--clustering", choices=["kmeans", "hdbscan"], help="override topics.clustering.method")
+    p.add_argument("--fit-sample-size", type=int, help="fit on this many sentences, assign the rest (0 = all)")
+    p.set_defaults(func=_cli)

@@ -1,0 +1,147 @@
+"""Topic-model metrics: NMI against labelled themes (dev/test split by turn), diversity, NPMI coherence."""
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import PipelineError
+from pipeline.topics.model import norm_text
+
+
+def load_labels(labels_dir: str | Path | None) -> dict[str, list[str]]:
+    """``{norm_text: [theme ids]}`` from every ``*.jsonl`` directly in ``labels_dir`` (first label wins).
+
+    Sub-folders (e.g. ``agreement/`` double annotation) are not read.
+    """
+    if labels_dir is None:
+        return {}
+    d = Path(labels_dir)
+    if not d.exists():
+        return {}
+    files = [d] if d.is_file() else sorted(d.glob("*.jsonl"))
+    out: dict[str, list[str]] = {}
+    for f in files:
+        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise PipelineError(f, f"line {n}: invalid JSON ({exc.msg})") from exc
+            if "text" not in rec or not isinstance(rec.get("labels"), list):
+                raise PipelineError(f, f"line {n}: needs 'text' and a 'labels' list")
+            out.setdefault(norm_text(rec["text"]), [str(x) for x in rec["labels"]])
+    return out
+
+
+def dev_test_split(groups: Sequence, seed: int = 42, test_size: float = 0.5) -> np.ndarray:
+    """Boolean ``is_test`` per row; whole groups (speaker turns) go to one side (fixed seed)."""
+    from sklearn.model_selection import GroupShuffleSplit
+
+    groups = np.asarray([str(g) for g in groups])
+    if len(set(groups)) < 2:
+        return np.zeros(len(groups), dtype=bool)
+    _, test = next(GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+                   .split(np.zeros(len(groups)), groups=groups))
+    out = np.zeros(len(groups), dtype=bool)
+    out[test] = True
+    return out
+
+
+def nmi_report(texts: Sequence[str], topics: Sequence[int], groups: Sequence, labels: dict[str, list[str]],
+               seed: int = 42) -> dict:
+    """NMI(topic, theme) on substantive single-theme labelled sentences: dev, test and all.
+
+    Evaluated sentences: matched to a label record, exactly one label, and that
+    label is not ``procedural``. The dev/test split is over all labelled sentences,
+    grouped by ``groups`` (utterance = speaker turn). Outliers (-1) count as a cluster.
+    """
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    keys = [norm_text(t) for t in texts]
+    lab_idx = np.array([i for i, k in enumerate(keys) if k in labels], dtype=int)
+    if not len(lab_idx):
+        return {"n_labelled": 0}
+    is_test = dev_test_split([groups[i] for i in lab_idx], seed=seed)
+    y = [labels[keys[i]] for i in lab_idx]
+    single = np.array([len(v) == 1 and v[0] != "procedural" for v in y])
+    topics = np.asarray(topics)
+    rep: dict = {"n_labelled": int(len(lab_idx)), "split": "GroupShuffleSplit by utterance (turn), 50/50",
+                 "split_seed": seed}
+    for name, sel in (("dev", ~is_test), ("test", is_test), ("all", np.ones(len(lab_idx), bool))):
+        m = sel & single
+        if m.sum() < 2:
+            rep[name] = {"n": int(m.sum())}
+            continue
+        yt = [y[j][0] for j in np.where(m)[0]]
+        yp = topics[lab_idx[m]]
+        rep[name] = {"n": int(m.sum()), "n_themes": len(set(yt)), "n_topics": int(len(set(yp.tolist()))),
+                     "nmi": round(float(normalized_mutual_info_score(yt, yp)), 4),
+                     "ari": round(float(adjusted_rand_score(yt, yp)), 4)}
+    proc = np.array(["procedural" in v for v in y])
+    rep["n_procedural_labelled"] = int(proc.sum())
+    return rep
+
+
+def procedural_rule_report(texts: Sequence[str], is_proc: Sequence[bool], labels: dict[str, list[str]]) -> dict:
+    """How the procedural rule agrees with labels: recall on `procedural`, share of substantive lost."""
+    keys = [norm_text(t) for t in texts]
+    rows = [(labels[k], bool(p)) for k, p in zip(keys, is_proc) if k in labels]
+    proc = [p for v, p in rows if "procedural" in v]
+    subst = [p for v, p in rows if v and "procedural" not in v]
+    return {"procedural_recall": round(sum(proc) / len(proc), 4) if proc else None,
+            "substantive_flagged_share": round(sum(subst) / len(subst), 4) if subst else None,
+            "n_procedural": len(proc), "n_substantive": len(subst)}
+
+
+def topic_diversity(topic_words: dict[int, list[str]], top_n: int = 10) -> float:
+    """Share of unique words among the top-n words of all topics (Dieng et al. 2020)."""
+    lists = [w[:top_n] for w in topic_words.values() if w]
+    total = sum(len(w) for w in lists)
+    return round(len({x for w in lists for x in w}) / total, 4) if total else 0.0
+
+
+def npmi_coherence(topic_words: dict[int, list[str]], documents: Sequence[Sequence[str]], top_n: int = 10) -> dict:
+    """Mean NPMI of top-n word pairs, co-occurrence counted per document (sets of content terms).
+
+    Pairs that never co-occur score -1. Returns mean over topics and per topic.
+    """
+    docs = [set(d) for d in documents if d]
+    n = len(docs)
+    if not n:
+        return {"mean": None, "per_topic": {}}
+    vocab = {w for ws in topic_words.values() for w in ws[:top_n]}
+    df: Counter = Counter()
+    for d in docs:
+        df.update(d & vocab)
+    per = {}
+    for t, ws in topic_words.items():
+        ws = [w for w in ws[:top_n] if df[w] > 0]
+        scores = []
+        for a, b in combinations(ws, 2):
+            co = sum(1 for d in docs if a in d and b in d)
+            if co == 0:
+                scores.append(-1.0)
+                continue
+            p_ab, p_a, p_b = co / n, df[a] / n, df[b] / n
+            if p_ab >= 1.0:
+                scores.append(1.0)
+                continue
+            scores.append(math.log(p_ab / (p_a * p_b)) / -math.log(p_ab))
+        if scores:
+            per[int(t)] = round(float(np.mean(scores)), 4)
+    return {"mean": round(float(np.mean(list(per.values()))), 4) if per else None, "per_topic": per}
+
+
+def documents_by(frame: pd.DataFrame, terms_col: str = "terms", by: str = "utterance_id") -> list[list[str]]:
+    """Content-term documents for coherence: one per utterance (falls back to one per sentence)."""
+    if by in frame.columns:
+        return [sorted({t for ts in g for t in ts}) for _, g in frame.groupby(by, sort=False)[terms_col]]
+    return [list(ts) for ts in frame[terms_col]]
