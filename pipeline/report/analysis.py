@@ -424,7 +424,9 @@ def entity_top(data: ReportData, n: int = 15) -> pd.DataFrame | None:
         sentences=("sentence_id", "nunique") if "sentence_id" in e.columns else ("text", "size"),
         speakers=("speaker", "nunique") if "speaker" in e.columns else ("text", "size"),
     ).reset_index()
-    agg = agg.sort_values(["coarse_label", "mentions"], ascending=[True, False])
+    group_rank = {g: i for i, g in enumerate(ENTITY_GROUPS)}
+    agg = agg.assign(_g=agg["coarse_label"].map(group_rank)).sort_values(
+        ["_g", "mentions", "speakers", "text"], ascending=[True, False, False, True]).drop(columns="_g")
     return agg.groupby("coarse_label", group_keys=False).head(n).reset_index(drop=True)
 
 
