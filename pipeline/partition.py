@@ -147,6 +147,26 @@ def frame_partitions(df: pd.DataFrame, by: str = "meeting_id") -> list[Partition
     return out
 
 
+def payload_weight(payload: Any) -> float:
+    """Rough work estimate of a payload, for scheduling only: characters of a ``text`` column
+    (else rows) of the DataFrames in it, or the size of a file path in it."""
+    if isinstance(payload, pd.DataFrame):
+        if "text" in payload.columns:
+            return float(payload["text"].fillna("").astype(str).str.len().sum())
+        return float(len(payload))
+    if isinstance(payload, dict):
+        return sum(payload_weight(v) for v in payload.values())
+    if isinstance(payload, (tuple, list)) and len(payload) <= 8:
+        return sum(payload_weight(v) for v in payload)
+    if isinstance(payload, (str, Path)) and len(str(payload)) < 4096:
+        try:
+            p = Path(payload)
+            return float(p.stat().st_size) if p.is_file() else 0.0
+        except (OSError, ValueError):
+            return 0.0
+    return 0.0
+
+
 # --------------------------------------------------------------------------- cache
 
 def cache_root(cache_dir: str | Path | None = None) -> Path:
@@ -391,6 +411,9 @@ def iter_partitions(
     last_run_stats[stage] = run
 
     window = max(2 * n_workers, 2)
+    if n_workers > 1 and len(todo) > n_workers:
+        # largest first, so the last partition to finish is a small one (results are still yielded in order)
+        todo.sort(key=lambda i: -payload_weight(parts[i].payload))
     items = ((i, parts[i].payload) for i in todo)
     if not todo:
         outcomes: Iterator = iter(())

@@ -113,3 +113,12 @@ def test_helpers_and_config(tmp_path, monkeypatch):
         P.resolve_executor("spark")
     monkeypatch.setenv("POLICY_TOPICS_CACHE_DIR", str(tmp_path / "c"))
     assert P.cache_root() == tmp_path / "c"
+
+
+def test_largest_partitions_are_scheduled_first_but_yielded_in_order(tmp_path):
+    df = pd.DataFrame({"text": ["あ" * 10, "い" * 500]})
+    assert P.payload_weight({"rows": df, "params": {}}) == 510
+    assert P.payload_weight(str(SAMPLE)) == SAMPLE.stat().st_size
+    parts = sample_parts(5)
+    res = P.map_partitions(line_stats, parts, stage="w", cache_dir=tmp_path, executor="local", n_workers=2)
+    assert [r["summary"]["part"][0] for r in res] == [p.name for p in parts]
