@@ -533,6 +533,30 @@ def spacy_filter_spans(spans):
 
 # --------------------------------------------------------------------------- models
 
+KNOWN_PERSONS = "policy_topics_known_persons"
+
+
+class KnownPersons:
+    """Pipeline component before ``ner``: pre-sets the meeting's people as ``Person``
+    entities (``pattern`` is set per meeting); GiNZA's ``ner`` keeps pre-set entities and
+    predicts around them (the equivalent of an EntityRuler with one phrase per name,
+    matched on characters and kept only where it aligns with token boundaries)."""
+
+    def __init__(self, pattern: re.Pattern | None = None):
+        self.pattern = pattern
+
+    def __call__(self, doc):
+        _set_known_entities(doc, self.pattern)
+        return doc
+
+
+def _register_component() -> None:
+    from spacy.language import Language
+
+    if not Language.has_factory(KNOWN_PERSONS):
+        Language.factory(KNOWN_PERSONS, func=lambda nlp, name: KnownPersons())
+
+
 @lru_cache(maxsize=4)
 def load_nlp(model: str = "ja_ginza", ner: bool = True):
     """GiNZA with only what the parse stage needs (tokenizer, tok2vec, ner), loaded once per process.
@@ -544,8 +568,11 @@ def load_nlp(model: str = "ja_ginza", ner: bool = True):
 
     try:
         if ner:
-            return spacy.load(model, exclude=["parser", "morphologizer", "compound_splitter",
-                                               "bunsetu_recognizer", "attribute_ruler"])
+            _register_component()
+            nlp = spacy.load(model, exclude=["parser", "morphologizer", "compound_splitter",
+                                              "bunsetu_recognizer", "attribute_ruler"])
+            nlp.add_pipe(KNOWN_PERSONS, before="ner")
+            return nlp
         nlp = spacy.load(model, exclude=["parser", "morphologizer", "compound_splitter",
                                           "bunsetu_recognizer", "attribute_ruler", "ner", "tok2vec"])
         return nlp
@@ -678,9 +705,13 @@ def parse_partition(payload: dict) -> dict[str, pd.DataFrame]:
     ent_recs = []
     if do_ner and docs:
         pattern = re.compile("|".join(map(re.escape, names))) if names else None
+        # the known-person spans, computed here on the same tokenisation the NER workers see
         known = [_set_known_entities(d, pattern) for d in docs]
+        nlp.get_pipe(KNOWN_PERSONS).pattern = pattern
         n_process, batch_size = _pipe_settings(len(docs), params)
-        piped = nlp.pipe(docs, batch_size=batch_size, n_process=n_process)
+        # texts, not Docs, go to nlp.pipe: a pickled Doc drags its whole Vocab (vectors) to
+        # the worker processes. _check_bytes above guarantees no text is over Sudachi's limit.
+        piped = nlp.pipe(chunk_text, batch_size=batch_size, n_process=n_process)
         meta = sents[["meeting_id", "utterance_id", "speaker"]].to_dict("records")
         for si, off, kn, doc in zip(chunk_sent, chunk_off, known, piped):
             sid = sid_list[si]
@@ -754,7 +785,7 @@ def parse_utterances(utterances: pd.DataFrame, meetings: pd.DataFrame | None = N
     if missing:
         raise PipelineError(None, f"utterances table lacks column(s) {sorted(missing)}")
     speech = utterances[utterances["kind"] == "speech"] if "kind" in utterances else utterances
-    tok_nlp = load_nlp(params["model"], ner=False)
+    tok_nlp = load_nlp(params["model"], ner=bool(params.get("ner", True)))  # the same model the workers use
 
     vocab_key = hash_bytes(json.dumps([sorted(vocab.stopwords), list(vocab.compounds), vocab.aliases,
                                        sorted(vocab.drop_prefixes), vocab.max_parts],

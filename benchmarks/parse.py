@@ -1,0 +1,233 @@
+"""Parse-stage benchmark: the stage vs a plain ``spacy.load("ja_ginza")`` + ``nlp.pipe`` baseline.
+
+For each corpus (the sample minutes; the Tokyo Assembly corpus in
+``../shared/corpora/tokyo-assembly``, ~1.8M speech characters) it measures, each in
+a fresh subprocess so model loads and memory do not leak between cases:
+
+* ``baseline``   -- plain GiNZA: ``spacy.load("ja_ginza")`` then ``nlp.pipe(texts)`` over the
+                    speech utterance texts (defaults: all components, batch 1000, one process;
+                    utterances over SudachiPy's byte limit are skipped: plain GiNZA cannot parse them);
+* ``stage``      -- ``pipeline.parse.parse_utterances`` as the DVC stage runs it (sentence
+                    splitting, tokens, content terms, known-person + tok2vec/ner entities),
+                    with ``--n-process`` NER processes, cache off;
+* ``tokens_only``-- the same with ``ner: false`` (what work that needs only tokens pays).
+
+Figures: characters per second and sentences per second (wall clock, model load
+excluded and reported separately), CPU seconds of the whole process tree, and peak
+memory (RSS summed over the process tree, sampled every 50 ms). Plain GiNZA runs at
+~1,200-2,500 chars/s per core, so on Tokyo the baseline (and, by default, the stage
+next to it) is measured on a fixed subset: the first ``--subset-chars`` speech
+characters in corpus order (default 200,000); ``--tokyo-full`` adds one run of the
+stage over the whole corpus.
+
+    .venv/bin/python benchmarks/parse.py                       # sample + Tokyo subset
+    .venv/bin/python benchmarks/parse.py --tokyo-full --out metrics/bench_parse.json
+    .venv/bin/python benchmarks/parse.py --corpora sample --cases stage,baseline
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SAMPLE = ROOT / "data" / "raw" / "mic-chiiki-ict-06_2024-04-24.txt"
+TOKYO = ROOT.parent / "shared" / "corpora" / "tokyo-assembly"
+CASES = ("baseline", "stage", "tokens_only")
+
+
+# --------------------------------------------------------------------------- worker (one case)
+
+def _load_corpus(corpus: str, limit_chars: int):
+    import logging
+
+    logging.disable(logging.WARNING)
+    from pipeline import io as pio
+    from pipeline.ingest import ingest_paths
+
+    pio.QUIET = True
+    path = SAMPLE if corpus == "sample" else TOKYO
+    res = ingest_paths([path], cache=False)
+    utts, meets = res.utterances, res.meetings
+    if limit_chars:
+        speech = utts["kind"] == "speech"
+        cum = utts["text"].where(speech, "").str.len().cumsum()
+        keep_ids = set(utts.loc[speech & (cum.shift(fill_value=0) < limit_chars), "utterance_id"])
+        utts = utts[utts["utterance_id"].isin(keep_ids)].reset_index(drop=True)
+        meets = meets[meets["meeting_id"].isin(set(utts["meeting_id"]))].reset_index(drop=True)
+    return utts, meets
+
+
+def worker(case: str, corpus: str, limit_chars: int, n_process: int, batch_size: int | None) -> dict:
+    from pipeline import parse
+
+    utts, meets = _load_corpus(corpus, limit_chars)
+    speech = utts[utts["kind"] == "speech"]
+    out: dict = {"case": case, "corpus": corpus, "subset_chars": limit_chars or None,
+                 "utterances": int(len(speech)), "meetings": int(speech["meeting_id"].nunique())}
+    t0 = time.perf_counter()
+    if case == "baseline":
+        import spacy
+
+        nlp = spacy.load("ja_ginza")
+        out["load_seconds"] = round(time.perf_counter() - t0, 2)
+        texts = [t for t in speech["text"] if len(t.encode()) <= parse.SUDACHI_MAX_BYTES]
+        out["skipped_over_limit"] = int(len(speech) - len(texts))
+        t1 = time.perf_counter()
+        n_sent = 0
+        for doc in nlp.pipe(texts):
+            n_sent += sum(1 for _ in doc.sents)
+        sec = time.perf_counter() - t1
+        n_chars = sum(map(len, texts))
+        out.update(components=list(nlp.pipe_names), n_process=1)
+    else:
+        params = {**parse.resolve_params(), "n_process": n_process, "ner": case == "stage"}
+        if batch_size:
+            params["batch_size"] = batch_size
+        nlp = parse.load_nlp(params["model"], ner=params["ner"])
+        out["components"] = list(nlp.pipe_names) if params["ner"] else ["tokenizer"]
+        out["load_seconds"] = round(time.perf_counter() - t0, 2)
+        t1 = time.perf_counter()
+        res = parse.parse_utterances(utts, meets, params, cache=False)
+        sec = time.perf_counter() - t1
+        n_sent = len(res.sentences)
+        n_chars = int(speech["text"].str.len().sum())
+        out.update(n_process=n_process, tokens=int(len(res.tokens)), entities=int(len(res.entities)))
+    out.update(chars=int(n_chars), sentences=int(n_sent), seconds=round(sec, 2),
+               chars_per_second=round(n_chars / sec, 1), sentences_per_second=round(n_sent / sec, 2),
+               worker_peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+    return out
+
+
+# --------------------------------------------------------------------------- parent
+
+def _tree_rss(proc) -> int:
+    import psutil
+
+    total = 0
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_case(case: str, corpus: str, limit: int, n_process: int, batch_size: int | None) -> dict:
+    import psutil
+
+    cmd = [sys.executable, __file__, "--worker", case, "--corpus", corpus, "--limit-chars", str(limit),
+           "--n-process", str(n_process)] + (["--batch-size", str(batch_size)] if batch_size else [])
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    ps = psutil.Process(proc.pid)
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss(ps))
+            done.wait(0.05)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    stdout, stderr = proc.communicate()
+    done.set()
+    th.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark case {case}/{corpus} failed:\n{stderr[-3000:]}")
+    res = json.loads(stdout.strip().splitlines()[-1])
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    res["cpu_seconds_total"] = round(cpu, 1)  # whole subprocess tree, including ingest + model load
+    res["peak_rss_mib"] = round(peak[0] / 2**20, 1)
+    return res
+
+
+def _print(rows: list[dict]) -> None:
+    hdr = (f"{'corpus':<8} {'case':<12} {'subset':>8} {'n_proc':>6} {'chars':>9} {'sents':>7} {'sec':>8} "
+           f"{'chars/s':>9} {'sents/s':>8} {'cpu_s':>7} {'peak MiB':>9}")
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rows:
+        print(f"{r['corpus']:<8} {r['case']:<12} {str(r['subset_chars'] or 'all'):>8} {r['n_process']:>6} "
+              f"{r['chars']:>9} {r['sentences']:>7} {r['seconds']:>8.1f} {r['chars_per_second']:>9.0f} "
+              f"{r['sentences_per_second']:>8.1f} {r['cpu_seconds_total']:>7.1f} {r['peak_rss_mib']:>9.0f}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--corpora", default="sample,tokyo", help="comma list: sample, tokyo")
+    ap.add_argument("--cases", default=",".join(CASES), help=f"comma list of {CASES}")
+    ap.add_argument("--subset-chars", type=int, default=200_000, help="Tokyo subset for baseline/stage (0 = all)")
+    ap.add_argument("--tokyo-full", action="store_true", help="also run the stage once on the whole Tokyo corpus")
+    ap.add_argument("--n-process", type=int, default=2, help="NER processes for the stage (2 cores: 2)")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--out", help="write the rows as JSON here")
+    # worker mode (internal)
+    ap.add_argument("--worker", choices=CASES, help=argparse.SUPPRESS)
+    ap.add_argument("--corpus", help=argparse.SUPPRESS)
+    ap.add_argument("--limit-chars", type=int, default=0, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.corpus, args.limit_chars, args.n_process, args.batch_size),
+                         ensure_ascii=False))
+        return 0
+
+    corpora = [c for c in args.corpora.split(",") if c]
+    if "tokyo" in corpora and not TOKYO.is_dir():
+        print(f"note: {TOKYO} not found, Tokyo skipped", file=sys.stderr)
+        corpora.remove("tokyo")
+    cases = [c for c in args.cases.split(",") if c]
+    rows = []
+    plan = [(corpus, case, 0 if corpus == "sample" else args.subset_chars) for corpus in corpora for case in cases]
+    if args.tokyo_full and "tokyo" in corpora:
+        plan.append(("tokyo", "stage", 0))
+    for corpus, case, limit in plan:
+        print(f"... {corpus} {case} ({'all' if not limit else f'first {limit:,} chars'})", file=sys.stderr, flush=True)
+        rows.append(run_case(case, corpus, limit, args.n_process, args.batch_size))
+    print()
+    _print(rows)
+    summary = {}
+    for corpus in corpora:
+        sub = {r["case"]: r for r in rows if r["corpus"] == corpus and (r["subset_chars"] or 0) ==
+               (0 if corpus == "sample" else args.subset_chars)}
+        if "baseline" in sub and "stage" in sub:
+            summary[corpus] = {
+                "stage_vs_baseline_chars_per_second": round(sub["stage"]["chars_per_second"]
+                                                            / sub["baseline"]["chars_per_second"], 2),
+                "stage_vs_baseline_cpu_seconds": round(sub["baseline"]["cpu_seconds_total"]
+                                                       / max(sub["stage"]["cpu_seconds_total"], 1e-9), 2)}
+            if "tokens_only" in sub:
+                summary[corpus]["tokens_only_vs_stage_chars_per_second"] = round(
+                    sub["tokens_only"]["chars_per_second"] / sub["stage"]["chars_per_second"], 1)
+    print()
+    for corpus, s in summary.items():
+        print(f"{corpus}: stage / baseline chars/s = {s['stage_vs_baseline_chars_per_second']}x"
+              + (f"; tokens-only / stage = {s['tokens_only_vs_stage_chars_per_second']}x"
+                 if "tokens_only_vs_stage_chars_per_second" in s else ""))
+    print(f"(machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end)")
+    if args.out:
+        from pipeline.io import write_json
+
+        write_json({"rows": rows, "summary": summary, "cpu_count": os.cpu_count(),
+                    "loadavg_end": os.getloadavg()}, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
