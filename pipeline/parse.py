@@ -363,6 +363,9 @@ def content_terms(doc, vocab: TermVocab) -> list[str]:
         # strip leading suffixes/dots and trailing prefixes/dots, then stop words at the edges
         while run and cats[run[0]] in ("suffix", "dot"):
             run = run[1:]
+        # a one-character noun glued to a number is part of the numeric expression (2020年比)
+        if run and run[0] > 0 and cats[run[0] - 1] in ("num", "counter") and len(toks[run[0]].text) == 1:
+            run = run[1:]
         while run and cats[run[-1]] in ("prefix", "dot", "adjnoun"):
             run = run[:-1]
         forms = [_form(toks[k]) if cats[k] != "dot" else "・" for k in run]
@@ -440,7 +443,7 @@ _COARSE_OVERRIDES = {
     "International_Organization": "organisation", "Political_Organization": "organisation",
     "Political_Organization_Other": "organisation", "Political_Party": "organisation",
     "School": "organisation", "Research_Institute": "organisation", "Public_Institution": "organisation",
-    "Medical_Institution": "organisation", "Position_Vocation": "title", "Title": "title",
+    "Medical_Institution": "organisation", "GOE_Other": "organisation", "Position_Vocation": "title", "Title": "title",
     "Title_Other": "title", "Product": "product", "Event": "event", "Location": "place",
     "Numex": "number", "Numex_Other": "number", "Plan": "programme", "Rule": "programme",
     "Rule_Other": "programme", "Law": "programme", "Treaty": "programme", "Doctrine_Method_Other": "programme",
