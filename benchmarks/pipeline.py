@@ -40,8 +40,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
 DEFAULT_CORPUS = SHARED / "corpora" / "tokyo-assembly"
-ADDED_FILE = ROOT / "data" / "raw" / "mic-chiiki-ict-06_2024-04-24.txt"
 BIN = Path(sys.executable).parent
+CLASSIFIER: Path | None = None  # --classifier
 CLI = [str(BIN / "policy-topics")] if (BIN / "policy-topics").exists() else [sys.executable, "-m", "pipeline.cli"]
 MiB = 1024 * 1024
 
@@ -147,6 +147,18 @@ def prepare_raw(corpus: Path, raw: Path, limit_chars: int | None) -> dict:
     return {"files": len(list(raw.iterdir())), "meetings": n_meetings, "raw_utterance_chars": n_chars}
 
 
+def write_median_meeting(corpus: Path, raw: Path) -> Path:
+    """A new one-meeting file for the incremental run: the corpus's median-size meeting (by characters),
+    under a new file name, so it is a new meeting (new ids) of a typical size."""
+    meetings = [(_meeting_chars(m), f.stem, i, m) for f in sorted(corpus.glob("*.json"))
+                for i, m in enumerate(json.loads(f.read_text(encoding="utf-8")))]
+    meetings.sort(key=lambda x: (x[0], x[1], x[2]))
+    chars, stem, i, m = meetings[len(meetings) // 2]
+    out = raw / f"added-{stem}-{i:03d}.json"
+    out.write_text(json.dumps([m], ensure_ascii=False), encoding="utf-8")
+    return out
+
+
 def stage_commands(raw: Path, w: Path) -> list[tuple[str, list[str]]]:
     """The dvc.yaml commands, with outputs under the work dir ``w``."""
     i, p, m, mt = w / "data/interim", w / "data/processed", w / "models", w / "metrics"
@@ -175,6 +187,8 @@ def classifier_model(w: Path) -> Path:
     """The theme classifier the classify stage applies: the project's trained model when there is one,
     else one trained on the sample by :func:`prepare_classifier` (labels exist only for the sample
     minutes, so the classifier is always trained there, never on the benchmark corpus)."""
+    if CLASSIFIER:
+        return CLASSIFIER
     project = ROOT / "models" / "classifier.joblib"
     return project if project.exists() else w / "prep" / "classifier.joblib"
 
@@ -309,7 +323,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="naive (unbatched, default-threads) USE subset; x10 for the 1-thread unbatched variant")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--skip-incremental", action="store_true")
-    ap.add_argument("--added-file", type=Path, default=ADDED_FILE, help="file added for the incremental run")
+    ap.add_argument("--added-file", type=Path, default=None,
+                    help="file added for the incremental run (default: the corpus's median-size meeting "
+                         "written out as its own file under a new name)")
+    ap.add_argument("--classifier", type=Path, default=None,
+                    help="trained classifier for classify (default: models/classifier.joblib if present, "
+                         "else trained on the labelled sample first, untimed)")
     ap.add_argument("--stages", default="ingest,parse,embed,topics,classify,report")
     ap.add_argument("--executor", choices=["local", "dask"], help="override params.yaml scale.executor")
     ap.add_argument("--n-workers", type=int, help="override params.yaml scale.n_workers")
@@ -322,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         baseline_child(utt, out, int(n_chars), int(n_sent))
         return 0
 
+    global CLASSIFIER
+    CLASSIFIER = args.classifier.resolve() if args.classifier else None
     if not args.corpus.is_dir():
         sys.exit(f"corpus not found: {args.corpus}")
     w = args.workdir or Path(tempfile.mkdtemp(prefix="policy-topics-bench-"))
@@ -386,10 +407,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  baseline parse {b.get('parse_chars_per_s')} chars/s, embed {b.get('embed_sentences_per_s')} "
               f"sentences/s, peak {b['peak_rss_mib']:.0f} MiB; speedup {sp}", flush=True)
 
-    if not args.skip_incremental and args.added_file.exists() and result["pipeline"]["stages_ok"] == len(done):
-        shutil.copy2(args.added_file, raw / args.added_file.name)
-        print(f"incremental: added {args.added_file.name}", flush=True)
-        inc: dict = {"added_file": args.added_file.name, "stages": {}}
+    if not args.skip_incremental and result["pipeline"]["stages_ok"] == len(done):
+        if args.added_file:
+            added = raw / args.added_file.name
+            shutil.copy2(args.added_file, added)
+        else:
+            added = write_median_meeting(args.corpus, raw)
+        print(f"incremental: added {added.name} ({added.stat().st_size:,} bytes)", flush=True)
+        inc: dict = {"added_file": added.name, "stages": {}}
         for name, cmd in stage_commands(raw, w):
             if name not in result["stages"]:
                 continue
