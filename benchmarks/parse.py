@@ -14,7 +14,8 @@ a fresh subprocess so model loads and memory do not leak between cases:
 
 Figures: characters per second and sentences per second (wall clock, model load
 excluded and reported separately), CPU seconds of the whole process tree, and peak
-memory (RSS summed over the process tree, sampled every 50 ms). Plain GiNZA runs at
+memory of the process tree, sampled every 100 ms: summed RSS (counts pages shared by
+forked NER workers once per process: an upper bound) and summed PSS (shared pages split). Plain GiNZA runs at
 ~1,200-2,500 chars/s per core, so on Tokyo the baseline (and, by default, the stage
 next to it) is measured on a fixed subset: the first ``--subset-chars`` speech
 characters in corpus order (default 200,000); ``--tokyo-full`` adds one run of the
@@ -109,20 +110,24 @@ def worker(case: str, corpus: str, limit_chars: int, n_process: int, batch_size:
 
 # --------------------------------------------------------------------------- parent
 
-def _tree_rss(proc) -> int:
+def _tree_memory(proc) -> tuple[int, int]:
+    """(summed RSS, summed PSS) of a process and its children. Forked NER workers share the
+    model's pages with their parent: RSS counts them once per process, PSS splits them."""
     import psutil
 
-    total = 0
+    rss = pss = 0
     try:
         procs = [proc, *proc.children(recursive=True)]
     except psutil.Error:
-        return 0
+        return 0, 0
     for p in procs:
         try:
-            total += p.memory_info().rss
+            info = p.memory_full_info()
+            rss += info.rss
+            pss += getattr(info, "pss", info.rss)
         except psutil.Error:
             pass
-    return total
+    return rss, pss
 
 
 def run_case(case: str, corpus: str, limit: int, n_process: int, batch_size: int | None) -> dict:
@@ -134,13 +139,14 @@ def run_case(case: str, corpus: str, limit: int, n_process: int, batch_size: int
     env = {**os.environ, "TQDM_DISABLE": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     ps = psutil.Process(proc.pid)
-    peak = [0]
+    peak = [0, 0]
     done = threading.Event()
 
     def sample():
         while not done.is_set():
-            peak[0] = max(peak[0], _tree_rss(ps))
-            done.wait(0.05)
+            rss, pss = _tree_memory(ps)
+            peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
+            done.wait(0.1)
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
@@ -154,18 +160,20 @@ def run_case(case: str, corpus: str, limit: int, n_process: int, batch_size: int
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     res["cpu_seconds_total"] = round(cpu, 1)  # whole subprocess tree, including ingest + model load
     res["peak_rss_mib"] = round(peak[0] / 2**20, 1)
+    res["peak_pss_mib"] = round(peak[1] / 2**20, 1)
     return res
 
 
 def _print(rows: list[dict]) -> None:
     hdr = (f"{'corpus':<8} {'case':<12} {'subset':>8} {'n_proc':>6} {'chars':>9} {'sents':>7} {'sec':>8} "
-           f"{'chars/s':>9} {'sents/s':>8} {'cpu_s':>7} {'peak MiB':>9}")
+           f"{'chars/s':>9} {'sents/s':>8} {'cpu_s':>7} {'RSS MiB':>8} {'PSS MiB':>8}")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
         print(f"{r['corpus']:<8} {r['case']:<12} {str(r['subset_chars'] or 'all'):>8} {r['n_process']:>6} "
               f"{r['chars']:>9} {r['sentences']:>7} {r['seconds']:>8.1f} {r['chars_per_second']:>9.0f} "
-              f"{r['sentences_per_second']:>8.1f} {r['cpu_seconds_total']:>7.1f} {r['peak_rss_mib']:>9.0f}")
+              f"{r['sentences_per_second']:>8.1f} {r['cpu_seconds_total']:>7.1f} {r['peak_rss_mib']:>8.0f} "
+              f"{r['peak_pss_mib']:>8.0f}")
 
 
 def main(argv=None) -> int:

@@ -513,17 +513,26 @@ def known_person_names(speakers=(), others=(), nlp=None) -> list[str]:
     return sorted(out, key=lambda x: (-len(x), x))
 
 
-def _set_known_entities(doc, pattern: re.Pattern | None) -> set[tuple[int, int]]:
-    """Pre-set known people as ``Person`` entities (token-aligned matches only)."""
+def _known_span_list(doc, pattern: re.Pattern | None) -> list:
     if pattern is None:
-        return set()
+        return []
     spans = []
     for m in pattern.finditer(doc.text):
         span = doc.char_span(m.start(), m.end(), label="Person", alignment_mode="strict")
         if span is not None:
             spans.append(span)
+    return spacy_filter_spans(spans) if spans else spans
+
+
+def _known_spans(doc, pattern: re.Pattern | None) -> set[tuple[int, int]]:
+    """Character spans of the known people in ``doc`` (token-aligned matches only)."""
+    return {(s.start_char, s.end_char) for s in _known_span_list(doc, pattern)}
+
+
+def _set_known_entities(doc, pattern: re.Pattern | None) -> set[tuple[int, int]]:
+    """Pre-set known people as ``Person`` entities (token-aligned matches only)."""
+    spans = _known_span_list(doc, pattern)
     if spans:
-        spans = spacy_filter_spans(spans)
         doc.set_ents(spans, default="unmodified")
     return {(s.start_char, s.end_char) for s in spans}
 
@@ -675,14 +684,27 @@ def parse_partition(payload: dict) -> dict[str, pd.DataFrame]:
             chunk_where.append(sid)
     _check_bytes(chunk_text, chunk_where)
 
-    docs = [nlp.make_doc(t) for t in chunk_text]  # tokenizer only (SudachiPy)
+    # One pass over the docs: tokens and content terms from the tokenizer's annotations,
+    # entities from tok2vec + ner. With NER, nlp.pipe tokenises in its worker processes too,
+    # so nothing is tokenised twice. Texts, not Docs, go to nlp.pipe (a pickled Doc drags the
+    # whole Vocab, vectors included, to the workers); _check_bytes above guarantees that no
+    # text is over Sudachi's limit (which would make multi-process nlp.pipe hang).
+    if do_ner:
+        pattern = re.compile("|".join(map(re.escape, names))) if names else None
+        nlp.get_pipe(KNOWN_PERSONS).pattern = pattern
+        n_process, batch_size = _pipe_settings(len(chunk_text), params)
+        docs = nlp.pipe(chunk_text, batch_size=batch_size, n_process=n_process)
+    else:
+        pattern = None
+        docs = (nlp.make_doc(t) for t in chunk_text)  # tokenizer only (SudachiPy)
 
-    # tokens + content terms (tokenizer output only)
     stop = vocab.stopwords
     terms: list[list[str]] = [[] for _ in range(len(sents))]
     n_tok = [0] * len(sents)
     tok_rows = {c: [] for c in TOKEN_COLUMNS}
     sid_list = sents["sentence_id"].tolist()
+    meta = sents[["meeting_id", "utterance_id", "speaker"]].to_dict("records")
+    ent_recs = []
     for si, off, doc in zip(chunk_sent, chunk_off, docs):
         terms[si] += content_terms(doc, vocab)
         for t in doc:
@@ -699,34 +721,21 @@ def parse_partition(payload: dict) -> dict[str, pd.DataFrame]:
             tok_rows["is_stop"].append(bool(t.is_stop or lemma in stop or norm in stop or t.text in stop))
             tok_rows["start"].append(off + t.idx)
             n_tok[si] += 1
+        if do_ner and doc.ents:
+            known = _known_spans(doc, pattern)
+            m = meta[si]
+            for e in doc.ents:
+                ent_recs.append({
+                    "sentence_id": sid_list[si], "meeting_id": m["meeting_id"], "utterance_id": m["utterance_id"],
+                    "speaker": m["speaker"], "text": e.text, "label": e.label_,
+                    "coarse_label": coarse_label(e.label_), "start": off + e.start_char,
+                    "end": off + e.end_char,
+                    "source": "known_speaker" if (e.start_char, e.end_char) in known else "ner",
+                })
     sents["terms"] = terms
     sents["n_tokens"] = n_tok
     sents = sents[SENTENCE_COLUMNS]
     tokens = pd.DataFrame(tok_rows, columns=TOKEN_COLUMNS)
-
-    # entities: known people first, then tok2vec + ner over the tokenised docs
-    ent_recs = []
-    if do_ner and docs:
-        pattern = re.compile("|".join(map(re.escape, names))) if names else None
-        # the known-person spans, computed here on the same tokenisation the NER workers see
-        known = [_set_known_entities(d, pattern) for d in docs]
-        nlp.get_pipe(KNOWN_PERSONS).pattern = pattern
-        n_process, batch_size = _pipe_settings(len(docs), params)
-        # texts, not Docs, go to nlp.pipe: a pickled Doc drags its whole Vocab (vectors) to
-        # the worker processes. _check_bytes above guarantees no text is over Sudachi's limit.
-        piped = nlp.pipe(chunk_text, batch_size=batch_size, n_process=n_process)
-        meta = sents[["meeting_id", "utterance_id", "speaker"]].to_dict("records")
-        for si, off, kn, doc in zip(chunk_sent, chunk_off, known, piped):
-            sid = sid_list[si]
-            m = meta[si]
-            for e in doc.ents:
-                ent_recs.append({
-                    "sentence_id": sid, "meeting_id": m["meeting_id"], "utterance_id": m["utterance_id"],
-                    "speaker": m["speaker"], "text": e.text, "label": e.label_,
-                    "coarse_label": coarse_label(e.label_), "start": off + e.start_char,
-                    "end": off + e.end_char,
-                    "source": "known_speaker" if (e.start_char, e.end_char) in kn else "ner",
-                })
     entities = pd.DataFrame.from_records(ent_recs, columns=ENTITY_COLUMNS)
     return {"sentences": sents, "tokens": tokens, "entities": entities}
 
@@ -779,7 +788,8 @@ def parse_utterances(utterances: pd.DataFrame, meetings: pd.DataFrame | None = N
     cached under ``.cache/parse/`` by the hash of that meeting's speech rows, its
     known people, the parameters, the vocabularies and this module's code.
     """
-    from pipeline.partition import Partition, concat_tables, hash_bytes, hash_frame, map_partitions
+    from pipeline.partition import (Partition, concat_tables, hash_bytes, hash_frame, map_partitions,
+                                    resolve_executor)
 
     params = resolve_params(params)
     vocab = vocab or load_vocab(max_parts=int(params.get("max_compound_parts", 6)))
@@ -801,6 +811,11 @@ def parse_utterances(utterances: pd.DataFrame, meetings: pd.DataFrame | None = N
         digest = hash_bytes((hash_frame(rows) + "\0" + "\0".join(names)).encode())
         parts.append(Partition(name=str(mid), digest=digest,
                                payload={"rows": rows, "params": params, "vocab": vocab, "known_names": names}))
+    ex_name, ex_workers, _ = resolve_executor(executor, n_workers)
+    if (ex_name == "dask" or ex_workers > 1) and len(parts) > 1:
+        # meetings already run in parallel worker processes: no nested NER processes
+        for part in parts:
+            part.payload["params"] = {**params, "n_process": 1}
     stats: dict = {}
     results = map_partitions(parse_partition, parts, stage=STAGE, params={**key_params, "vocab": vocab_key},
                              cache=cache, cache_dir=cache_dir, executor=executor, n_workers=n_workers,

@@ -260,6 +260,10 @@ def test_multiprocess_ner_on_chunked_over_long_sentence_does_not_hang(tmp_path):
     e = res.entities
     assert (e["text"] == "國領").sum() >= 640 and (e.loc[e["text"] == "國領", "source"] == "known_speaker").all()
     assert "総務省" in set(e["text"])
+    # tokens and terms from the worker processes' docs equal the tokenizer-only path
+    tok = parse.parse_utterances(_one_utterance(text), None, {**params, "ner": False}, cache=False)
+    assert res.sentences["terms"].map(list).tolist() == tok.sentences["terms"].map(list).tolist()
+    pd.testing.assert_frame_equal(res.tokens, tok.tokens)
 
 
 def test_rerun_is_served_from_cache(parsed, sample_tables, cache_dir):
