@@ -105,7 +105,7 @@ def cmd_train(args) -> int:
             "class": "pipeline.classify.model.ThemeClassifier", "params": _jsonable(final.get_params()),
             "taxonomy": tax.name, "themes": tax.ids, "n_rules": len(final.rules_),
             "thresholds": {t: float(x) for t, x in zip(tax.ids, final.thresholds_)},
-            "chosen_C": {"lexical": final.C_lex_, "embedding": final.C_emb_},
+            "chosen_C": {"lexical": final.C_lex_, "embedding": final.C_emb_, "calibrator": final.C_meta_},
             "fit_seconds": round(time.perf_counter() - t0, 1), "n_training_sentences": int(len(Y)),
         }
         with atomic_path(args.model) as tmp:
@@ -125,16 +125,23 @@ def _jsonable(d: dict) -> dict:
 
 
 def _ablations(model, X, Y, params) -> dict:
-    """The shipped configuration minus one signal, same folds (cheap: no bootstrap, no baselines)."""
+    """The shipped configuration minus one signal, same folds (cheap: single C values, no bootstrap,
+    no baselines; compare with ``ablations.reference``, the full configuration run the same way)."""
     from pipeline.classify.evaluate import evaluate
 
     out = {}
+    # cheaper: single C values (the grids' middle) instead of the nested grids
+    mid = {k: (v[len(v) // 2],) if isinstance(v, (list, tuple)) and len(v) > 1 else v
+           for k, v in model.get_params().items() if k in ("C_lex", "C_emb")}
+    cm = model.C_meta
+    mid["C_meta"] = cm[len(cm) // 2] if isinstance(cm, (list, tuple)) else cm
     variants = {"without_embeddings": {"use_embeddings": False}, "without_context": {"use_context": False},
                 "without_rules": {"use_rules": False}}
+    variants = {"reference": {"use_rules": True}, **variants}
     for name, kw in variants.items():
-        if not getattr(model, next(iter(kw))):
+        if name != "reference" and not getattr(model, next(iter(kw))):
             continue
-        r = evaluate(model.__class__(**{**model.get_params(), **kw}), X, Y, n_splits=int(params.get("n_splits", 5)),
+        r = evaluate(model.__class__(**{**model.get_params(), **mid, **kw}), X, Y, n_splits=int(params.get("n_splits", 5)),
                      n_boot=1, seed=int(params.get("seed", 42)), with_baselines=False)
         out[name] = {"macro_f1": r["macro_f1"], "micro_f1": r["micro_f1"]}
     return out

@@ -56,7 +56,7 @@ class ThemeClassifier(BaseEstimator):
         use_context: bool = True,
         C_lex: Sequence[float] = (0.3, 1.0, 3.0),
         C_emb: Sequence[float] = (0.3, 1.0, 3.0),
-        C_meta: float = 1.0,
+        C_meta: float | Sequence[float] = (0.1, 0.3, 1.0),
         meta: str = "pooled",
         label_interactions: bool = True,
         threshold_shrinkage: float = 10.0,
@@ -323,13 +323,22 @@ class ThemeClassifier(BaseEstimator):
             # a high base score means the theme" is learned from every label at once, which
             # keeps rare labels (whose examples sit in one long turn) calibrated
             Z, yz, rows = self._pooled(feats, Y)
-            for tr, te in folds:
-                trm = np.isin(rows, tr)
-                m = LogisticRegression(C=self.C_meta, max_iter=1000).fit(Z[trm], yz[trm])
-                tem = np.isin(rows, te)
-                oof_p[rows[tem], np.repeat(np.arange(L), len(df))[tem]] = m.predict_proba(Z[tem])[:, 1]
+            cols = np.repeat(np.arange(L), len(df))
+            grid = list(self.C_meta) if isinstance(self.C_meta, (list, tuple)) else [float(self.C_meta)]
+            best_loss, self.C_meta_ = np.inf, grid[0]
+            for c in grid:  # calibrator strength chosen by out-of-fold log-loss (nested)
+                cand = np.zeros((len(df), L))
+                for tr, te in folds:
+                    trm = np.isin(rows, tr)
+                    m = LogisticRegression(C=c, max_iter=1000).fit(Z[trm], yz[trm])
+                    tem = np.isin(rows, te)
+                    cand[rows[tem], cols[tem]] = m.predict_proba(Z[tem])[:, 1]
+                pc = np.clip(cand, 1e-6, 1 - 1e-6)
+                loss = -np.mean(Y * np.log(pc) + (1 - Y) * np.log(1 - pc))
+                if loss < best_loss - 1e-9:
+                    best_loss, self.C_meta_, oof_p = loss, c, cand
             oof_p *= A
-            self.meta_ = LogisticRegression(C=self.C_meta, max_iter=1000).fit(Z, yz)
+            self.meta_ = LogisticRegression(C=self.C_meta_, max_iter=1000).fit(Z, yz)
             # per-label thresholds, shrunk towards the pooled threshold by the label's
             # number of positives (a label seen 10 times cannot support a sharp threshold)
             t_all = _best_threshold(Y.reshape(-1), oof_p.reshape(-1))
@@ -340,6 +349,8 @@ class ThemeClassifier(BaseEstimator):
                     t_j = _best_threshold(Y[:, j], oof_p[:, j])
                     self.thresholds_[j] = (npos * t_j + k * t_all) / (npos + k)
         else:
+            c_meta = self.C_meta if not isinstance(self.C_meta, (list, tuple)) else self.C_meta[len(self.C_meta) // 2]
+            self.C_meta_ = c_meta
             self.meta_ = []
             for j in range(L):
                 y = Y[:, j]
@@ -351,10 +362,10 @@ class ThemeClassifier(BaseEstimator):
                     if Y[tr, j].min() == Y[tr, j].max():
                         oof_p[te, j] = Y[tr, j].mean()
                         continue
-                    m = LogisticRegression(C=self.C_meta, max_iter=500).fit(feats[j][tr], y[tr])
+                    m = LogisticRegression(C=c_meta, max_iter=500).fit(feats[j][tr], y[tr])
                     oof_p[te, j] = m.predict_proba(feats[j][te])[:, 1]
                 oof_p[:, j] *= A[:, j]
-                self.meta_.append(LogisticRegression(C=self.C_meta, max_iter=500).fit(feats[j], y))
+                self.meta_.append(LogisticRegression(C=c_meta, max_iter=500).fit(feats[j], y))
                 self.thresholds_[j] = _best_threshold(y, oof_p[:, j])
         self.oof_scores_ = oof_p
 
