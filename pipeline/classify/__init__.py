@@ -79,7 +79,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="models/classifier.joblib")
     p.add_argument("--sentences", default="data/processed/sentences.parquet",
                    help="classified sentences (data/processed/sentences.parquet) or parse sentences")
-    p.add_argument("--embeddings", default=None)
+    p.add_argument("--embeddings", default="data/interim/embeddings.npz",
+                   help="sentence embeddings of those sentences (re-encoded when the file is absent)")
     p.add_argument("--labels", default="data/labels", help="already-labelled sentences are skipped")
     p.add_argument("-n", type=int, default=None, help="rows (params: classify.queue_size)")
     p.add_argument("-o", "--out", default="-", help="CSV path or '-' for stdout")
