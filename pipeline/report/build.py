@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ def build_report(input_dir: str | Path, out: str | Path, *, markdown: str | Path
                                excel_headers=str(p.get("excel_headers", "ja")))
         write_text(html, out)
         write_text(md, md_path)
+        for path in [out, md_path, *written.values()]:  # atomic temp files are 0600; reports are for sharing
+            os.chmod(path, 0o644)
         size_mb = out.stat().st_size / 1e6
         stats.update(meetings=len(data.meetings), sentences=len(data.sentences), html_mb=round(size_mb, 2),
                      tables=len(written))

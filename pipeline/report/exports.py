@@ -117,6 +117,10 @@ def write_tables(data: ReportData, out_dir: str | Path, headers: str = "en", exc
             mapping = pd.DataFrame({"column": cols, "列名": [JA.get(c) or theme_names.get(c) or c for c in cols]})
             safe_frame(mapping, excel=True).to_excel(xw, sheet_name="columns", index=False)
     written["workbook"] = path
+    for name in SHEETS:  # a table absent from this run (e.g. no entities) must not survive from an older one
+        stale = out_dir / f"{name}.csv"
+        if name not in written and stale.exists():
+            stale.unlink()
     return written
 
 
