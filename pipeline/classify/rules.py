@@ -43,6 +43,13 @@ class Doc:
     terms: list[str]
     cache: dict = field(default_factory=dict, repr=False, compare=False)
 
+    @property
+    def joined(self) -> str:
+        j = self.cache.get("__joined__")
+        if j is None:
+            j = self.cache["__joined__"] = "\x00".join(self.terms)
+        return j
+
     @classmethod
     def make(cls, text: str, terms: Sequence[str] | None = None) -> "Doc":
         return cls(normalize(text), [normalize(t) for t in (terms or []) if t])
@@ -95,7 +102,7 @@ class Atom(Node):
         if key in cache:
             return cache[key]
         if self.pattern is None:
-            ok = self.cue in doc.text or any(self.cue in t for t in doc.terms)
+            ok = self.cue in doc.text or self.cue in doc.joined
         else:
             ok = bool(self.pattern.search(doc.text)) or any(self.pattern.search(t) for t in doc.terms)
         cache[key] = ok
