@@ -246,8 +246,9 @@ def theme_over_time(data: ReportData) -> pd.DataFrame | None:
     long = data.theme_long().assign(date=lambda x: x["meeting_id"].map(date)).dropna(subset=["date"])
     denom = sub.groupby("date").size()
     tab = pd.crosstab(long["date"], long["theme"]).reindex(columns=data.policy_theme_ids, fill_value=0)
-    tab = tab.reindex(denom.index, fill_value=0)
-    return tab.div(denom, axis=0).fillna(0.0).sort_index()
+    dates = sorted(set(date.values()))  # every meeting date, also those without policy content
+    tab = tab.reindex(dates, fill_value=0)
+    return tab.div(denom.reindex(dates), axis=0).fillna(0.0)
 
 
 # ---------------------------------------------------------------- topics
