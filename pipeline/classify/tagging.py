@@ -99,7 +99,10 @@ def classify_tables(model, sentences: pd.DataFrame, *, embeddings=None, topics: 
         if c in sent.columns:
             sent = sent.drop(columns=c)
     if topics is not None and len(topics):
-        cols = [c for c in ("sentence_id", "topic_id", "topic_label", "topic_prob") if c in topics.columns]
+        if "sentence_id" not in topics.columns:
+            raise PipelineError(None, "sentence topics table lacks `sentence_id`")
+        # topic_id/label/prob plus whatever else topics adds (e.g. is_procedural)
+        cols = ["sentence_id"] + [c for c in topics.columns if c != "sentence_id" and c not in sent.columns]
         sent = sent.merge(topics[cols].drop_duplicates("sentence_id"), on="sentence_id", how="left")
     for c, default in (("topic_id", -1), ("topic_label", ""), ("topic_prob", np.nan)):
         if c not in sent.columns:
