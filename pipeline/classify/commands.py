@@ -17,7 +17,7 @@ from pipeline.io import atomic_path, stage_timer, write_json, write_parquet, wri
 log = logging.getLogger("policy_topics.classify")
 
 #: ThemeClassifier constructor arguments settable from params.yaml (classify: section)
-MODEL_PARAMS = ("use_rules", "use_terms", "use_embeddings", "use_context", "C_lex", "C_emb", "C_meta", "meta",
+MODEL_PARAMS = ("use_rules", "use_coding_rules", "use_terms", "use_embeddings", "use_context", "C_lex", "C_emb", "C_meta", "meta",
                 "inner_folds", "rule_weight", "context_max_chars", "context_window", "embedding_backend",
                 "label_interactions", "threshold_shrinkage")
 
@@ -136,7 +136,10 @@ def _ablations(model, X, Y, params) -> dict:
     cm = model.C_meta
     mid["C_meta"] = cm[len(cm) // 2] if isinstance(cm, (list, tuple)) else cm
     variants = {"without_embeddings": {"use_embeddings": False}, "without_context": {"use_context": False},
-                "without_rules": {"use_rules": False}}
+                "without_rules": {"use_rules": False},
+                # the coding rules were written while reading the sample: this row shows the model
+                # with only the taxonomy's plain cue lists (a less optimistic estimate for new councils)
+                "plain_cues_only": {"use_coding_rules": False}}
     variants = {"reference": {"use_rules": True}, **variants}
     for name, kw in variants.items():
         if name != "reference" and not getattr(model, next(iter(kw))):

@@ -51,6 +51,7 @@ class ThemeClassifier(BaseEstimator):
         self,
         taxonomy=None,
         use_rules: bool = True,
+        use_coding_rules: bool = True,
         use_terms: bool = True,
         use_embeddings: bool = True,
         use_context: bool = True,
@@ -69,6 +70,7 @@ class ThemeClassifier(BaseEstimator):
     ):
         self.taxonomy = taxonomy
         self.use_rules = use_rules
+        self.use_coding_rules = use_coding_rules
         self.use_terms = use_terms
         self.use_embeddings = use_embeddings
         self.use_context = use_context
@@ -256,7 +258,7 @@ class ThemeClassifier(BaseEstimator):
         self.taxonomy_ = tax
         self.classes_ = np.array(tax.ids)
         self.exclusive_ = np.array([t.exclusive for t in tax.themes])
-        specs = tax.rule_specs()
+        specs = tax.rule_specs(include_rules=bool(self.use_coding_rules))
         n_cues = {t.id: len(set(t.cues)) for t in tax.themes}
         self.rules_ = RuleSet(specs)
         K, L = len(self.rules_), len(tax.ids)
