@@ -60,7 +60,8 @@ def training_data(sentences: pd.DataFrame, labels_dir, taxonomy, embeddings=None
         for lab in matched.rows[i]:
             Y[r, ids.index(lab)] = 1
     info = {"files": labelset.files, "label_rows": labelset.n_rows, "unique_texts": len(labelset),
-            "conflicting_texts": labelset.conflicts, "unknown_ids": labelset.unknown_ids,
+            "conflicting_texts": labelset.conflicts, "conflict_examples": labelset.conflict_examples[:10],
+            "unknown_ids": labelset.unknown_ids,
             "matched_exact": matched.n_exact, "matched_by_containment": matched.n_contained,
             "unmatched": len(matched.unmatched), "unmatched_examples": [u[:60] for u in matched.unmatched[:5]],
             "sentences_labelled": len(rows), "sentences_no_label": int((Y.sum(1) == 0).sum()),

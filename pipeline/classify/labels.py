@@ -37,6 +37,7 @@ class LabelSet:
     n_rows: int = 0
     conflicts: int = 0
     unknown_ids: dict[str, int] = field(default_factory=dict)
+    conflict_examples: list[dict] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -104,6 +105,8 @@ def load_labels(folder: str | Path, theme_ids: list[str] | None = None) -> Label
     records: dict[str, dict] = {}
     n_rows = conflicts = 0
     unknown: dict[str, int] = {}
+    conflict_examples: list[dict] = []
+    votes: dict[str, dict[tuple, int]] = {}
     valid = set(theme_ids) if theme_ids else None
     for path in files:
         rows = _read_jsonl(path) if path.suffix.lower() == ".jsonl" else _read_csv(path)
@@ -123,16 +126,26 @@ def load_labels(folder: str | Path, theme_ids: list[str] | None = None) -> Label
             labs = sorted(set(labs))
             if key in labels and labels[key] != labs:
                 conflicts += 1
-                # later files (e.g. a returned label-queue CSV) override earlier ones
-            labels[key] = labs
+                conflict_examples.append({"text": str(rec["text"])[:60], "before": labels[key], "after": labs,
+                                          "file": path.name})
+            votes.setdefault(key, {})
+            votes[key][tuple(labs)] = votes[key].get(tuple(labs), 0) + 1
+            if path.suffix.lower() == ".csv":
+                # a returned label-queue CSV is a deliberate (re)decision: it overrides
+                votes[key] = {tuple(labs): 10 ** 6}
+            # the same text labelled differently in several places: majority, ties -> latest
+            best = max(votes[key].values())
+            labels[key] = list(labs) if votes[key].get(tuple(labs)) == best else \
+                list(next(k for k, v in votes[key].items() if v == best))
             records[key] = {k: v for k, v in rec.items() if k != "labels"} | {"file": path.name}
     if unknown:
         log.warning("labels: %d label(s) with ids not in the taxonomy were ignored: %s",
                     sum(unknown.values()), dict(sorted(unknown.items())))
     if conflicts:
-        log.warning("labels: %d text(s) labelled differently in two places; the later file wins", conflicts)
+        log.warning("labels: %d text(s) labelled differently in several places; majority label used "
+                    "(ties: the latest; a label-queue CSV overrides)", conflicts)
     log.info("labels: %d labelled sentence(s) from %d file(s)", len(labels), len(files))
-    return LabelSet(labels, records, [p.name for p in files], n_rows, conflicts, unknown)
+    return LabelSet(labels, records, [p.name for p in files], n_rows, conflicts, unknown, conflict_examples)
 
 
 @dataclass

@@ -110,6 +110,8 @@ class ThemeClassifier(BaseEstimator):
             df["terms"] = terms_for_texts(df["text"].tolist())
         if "group" in X.columns:
             df["group"] = X["group"].astype(str).to_numpy()
+        elif "utterance_id" in X.columns:  # parse sentences passed as they are
+            df["group"] = X["utterance_id"].astype(str).to_numpy()
         else:
             df["group"] = [f"row{i}" for i in range(len(df))]
         if self.use_embeddings:
