@@ -159,15 +159,26 @@ class TermAnalyzer:
         return True
 
     def terms(self, doc: str) -> list[str]:
-        terms = self.lookup.get(norm_text(doc))
+        """Terms of one document. BERTopic joins a topic's documents with a space before
+        c-TF-IDF; documents handed to BERTopic are :func:`norm_text` keys (no whitespace), so
+        a joined document splits back into known sentences."""
+        doc = str(doc or "")
+        key = norm_text(doc)
+        terms = self.lookup.get(key)
         if terms is None:
-            if not str(doc or "").strip():
-                return []
-            res = _fallback_extractor()([str(doc)])
-            terms = list(res[0]) if res else []
+            pieces = [p for p in doc.split(" ") if p] if " " in doc.strip() else [doc]
+            if len(pieces) > 1 and all(norm_text(p) in self.lookup for p in pieces):
+                terms = [t for p in pieces for t in self.lookup[norm_text(p)]]
+            elif len(pieces) > 1:
+                terms = [t for ts in self.terms_many(pieces, raw=True) for t in ts]
+            elif not key:
+                terms = []
+            else:
+                res = _fallback_extractor()([doc])
+                terms = list(res[0]) if res else []
         return [t for t in terms if self.keep(t)]
 
-    def terms_many(self, docs: Sequence[str]) -> list[list[str]]:
+    def terms_many(self, docs: Sequence[str], raw: bool = False) -> list[list[str]]:
         """Terms of many documents; unknown ones go through the extractor in one batch."""
         docs = [str(d or "") for d in docs]
         unknown = sorted({d for d in docs if d.strip() and norm_text(d) not in self.lookup})
@@ -179,7 +190,7 @@ class TermAnalyzer:
         for d in docs:
             k = norm_text(d)
             ts = self.lookup.get(k, extra.get(k, []))
-            out.append([t for t in ts if self.keep(t)])
+            out.append(list(ts) if raw else [t for t in ts if self.keep(t)])
         return out
 
     def __call__(self, doc: str) -> list[str]:
@@ -493,7 +504,8 @@ class PolicyTopicModel:
             raise ValueError(f"too few sentences to fit topics ({len(idx)})")
         model, clusterer = self._build(len(idx), lookup)
         clusterer.procedural_mask = proc[idx]
-        docs_fit = [texts[i] for i in idx]
+        docs = [norm_text(t) for t in texts]  # BERTopic documents: whitespace-free keys (see TermAnalyzer)
+        docs_fit = [docs[i] for i in idx]
         topics_fit, _ = model.fit_transform(docs_fit, C[idx])
         topics = np.full(n, -1, dtype=int)
         topics[idx] = topics_fit
@@ -509,7 +521,7 @@ class PolicyTopicModel:
         self._set_centroids(C, topics)
         topics = self._reduce_outliers(C, topics, proc, texts)
         # topic words (c-TF-IDF + KeyBERTInspired/MMR) computed once, on the final assignment
-        model.update_topics(texts, topics=topics.tolist(), vectorizer_model=self.vectorizer_,
+        model.update_topics(docs, topics=topics.tolist(), vectorizer_model=self.vectorizer_,
                             ctfidf_model=self.ctfidf_, representation_model=self._representation(),
                             top_n_words=int(self._p("top_n_words", default=10)))
         self._set_centroids(C, topics)

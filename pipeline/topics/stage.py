@@ -242,7 +242,9 @@ class _plain_ctfidf:
 
 def _topics_per_class(model, frame: pd.DataFrame) -> pd.DataFrame:
     cols = ["topic_id", "class_kind", "class", "frequency", "terms"]
-    docs = frame["text"].tolist()
+    from pipeline.topics.model import norm_text
+
+    docs = [norm_text(t) for t in frame["text"]]
     out = []
     for kind, col in CLASS_KINDS.items():
         if col not in frame.columns:
@@ -260,6 +262,8 @@ def _topics_per_class(model, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _topics_over_time(model, frame: pd.DataFrame) -> pd.DataFrame:
+    from pipeline.topics.model import norm_text
+
     cols = ["topic_id", "timestamp", "frequency", "terms"]
     if "meeting_date" not in frame.columns:
         return pd.DataFrame(columns=cols)
@@ -272,7 +276,7 @@ def _topics_over_time(model, frame: pd.DataFrame) -> pd.DataFrame:
     try:
         bertopic.topics_ = [int(t) for t in model.topics_[ok]]
         with _plain_ctfidf(bertopic):
-            df = bertopic.topics_over_time([d for d, k in zip(frame["text"], ok) if k], list(dates[ok]))
+            df = bertopic.topics_over_time([norm_text(d) for d, k in zip(frame["text"], ok) if k], list(dates[ok]))
     finally:
         bertopic.topics_ = saved
     return pd.DataFrame({"topic_id": df["Topic"].astype(int), "timestamp": pd.to_datetime(df["Timestamp"]),
@@ -280,11 +284,13 @@ def _topics_over_time(model, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _hierarchy(model, frame: pd.DataFrame) -> pd.DataFrame:
+    from pipeline.topics.model import norm_text
+
     n_topics = len([t for t in set(model.topics_.tolist()) if t != -1])
     if n_topics < 3:
         return pd.DataFrame(columns=["parent_id", "parent_name", "topics", "child_left_id", "child_left_name",
                                      "child_right_id", "child_right_name", "distance"])
-    h = model.model_.hierarchical_topics(frame["text"].tolist())
+    h = model.model_.hierarchical_topics([norm_text(t) for t in frame["text"]])
     h = h.rename(columns={c: c.lower() for c in h.columns})
     for c in ("parent_id", "child_left_id", "child_right_id"):
         if c in h.columns:
