@@ -35,6 +35,22 @@ def prf(Y: np.ndarray, P: np.ndarray) -> dict:
             "precision": prec, "recall": rec, "f1": f1, "support": support, "predicted": P.sum(0)}
 
 
+def calibration(Y, P, n_bins: int = 10) -> dict:
+    """Brier score and expected calibration error of the out-of-fold theme scores (all labels pooled)."""
+    y = np.asarray(Y, dtype=float).ravel()
+    p = np.asarray(P, dtype=float).ravel()
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    ece = 0.0
+    table = []
+    for b in range(n_bins):
+        m = bins == b
+        if m.any():
+            ece += m.mean() * abs(p[m].mean() - y[m].mean())
+            table.append({"bin": f"{b / n_bins:.1f}-{(b + 1) / n_bins:.1f}", "n": int(m.sum()),
+                          "mean_score": round(float(p[m].mean()), 4), "positive_rate": round(float(y[m].mean()), 4)})
+    return {"brier": round(float(np.mean((p - y) ** 2)), 4), "ece": round(float(ece), 4), "reliability": table}
+
+
 def bootstrap_ci(Y, P, groups, n_boot: int = 1000, seed: int = 42, alpha: float = 0.05) -> dict:
     """Percentile CIs for micro/macro F1, resampling whole groups (turns) with replacement."""
     rng = np.random.default_rng(seed)
@@ -187,6 +203,7 @@ def evaluate(model, X: pd.DataFrame, Y: np.ndarray, *, n_splits: int = 5, n_boot
             "agreement_on_no_label": round(float((none_gold & none_pred).sum() / max(none_gold.sum(), 1)), 4),
         },
         "exact_match": round(float((Y == Yp).all(1).mean()), 4),
+        "calibration": calibration(Y, P),
         "confused_pairs": confusion_pairs(Y, Yp, ids),
         "missed_or_spurious": confusion_pairs(Y, Yp, ids, with_none=True),
         "cv": {"scheme": "GroupKFold over speaker turns", "n_splits": len(folds), "n_sentences": int(len(Y)),
