@@ -207,3 +207,46 @@ def test_optional_tables_may_be_missing(processed, tmp_path):
     build_report(d, tmp_path / "out/r.html")
     html = (tmp_path / "out/r.html").read_text(encoding="utf-8")
     assert "topic_info.parquet absent" in html and "entities.parquet absent" in html
+
+
+def test_multi_meeting_corpus_has_time_sections_and_meeting_subset(processed, tmp_path):
+    """Two meetings (the sample and a re-dated copy of it) -> themes and topics over time;
+    --meeting selects one of them."""
+    from pipeline.report import build_report
+
+    d = tmp_path / "two"
+    d.mkdir()
+    new_id, new_date = "mic-chiiki-ict-07_copy", "2024-05-17"
+
+    def dup(name, cols):
+        df = pd.read_parquet(processed / f"{name}.parquet")
+        old_id = df["meeting_id"].iloc[0]
+        copy = df.copy()
+        for c in cols:
+            if c in copy.columns:
+                copy[c] = copy[c].astype(str).str.replace(old_id, new_id, regex=False)
+        if "meeting_date" in copy.columns:
+            copy["meeting_date"] = new_date
+        pd.concat([df, copy], ignore_index=True).to_parquet(d / f"{name}.parquet")
+
+    dup("sentences", ["meeting_id", "utterance_id", "sentence_id"])
+    dup("utterances", ["meeting_id", "utterance_id"])
+    dup("meetings", ["meeting_id"])
+    dup("entities", ["meeting_id", "utterance_id", "sentence_id"])
+    import shutil
+
+    shutil.copy(processed / "topic_info.parquet", d)
+    res = build_report(d, tmp_path / "out/report.html")
+    html = res.html.read_text(encoding="utf-8")
+    figs = _payload(html)["figures"]
+    assert '<section id="time">' in html and "fig-time-themes" in figs and "fig-time-topics" in figs
+    assert figs["fig-time-themes"]["data"][0]["x"] == ["2024-04-24", new_date]
+    assert len(_payload(html)["flow"]) == 2
+    md = res.markdown.read_text(encoding="utf-8")
+    assert "## テーマの推移 Themes over time" in md
+
+    one = build_report(d, tmp_path / "one/report.html", meetings=[new_id])
+    assert one.stats["meetings"] == 1
+    sub = pd.read_csv(tmp_path / "one/tables/sentences.csv", encoding="utf-8-sig")
+    assert set(sub["meeting_id"]) == {new_id}
+    assert '<section id="time">' not in one.html.read_text(encoding="utf-8")

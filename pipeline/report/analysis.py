@@ -362,7 +362,7 @@ def topics_over_time(data: ReportData, top: int = 10) -> pd.DataFrame | None:
     Uses the topics stage's topics_over_time table, else counts sentences per meeting date."""
     m = data.meetings[["meeting_id", "meeting_date"]].dropna()
     tot = data.topics_over_time
-    if tot is not None and {"topic_id", "timestamp", "frequency"} <= set(tot.columns):
+    if tot is not None and not tot.empty and {"topic_id", "timestamp", "frequency"} <= set(tot.columns):
         t = tot[tot["topic_id"] >= 0].copy()
         t["date"] = pd.to_datetime(t["timestamp"], errors="coerce").dt.strftime("%Y-%m-%d")
         tab = t.pivot_table(index="date", columns="topic_id", values="frequency", aggfunc="sum", fill_value=0)
