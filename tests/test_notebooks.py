@@ -34,8 +34,22 @@ def outputs(tmp_path_factory) -> Path:
     return sample_outputs(tmp_path_factory.getbasetemp())
 
 
+@pytest.fixture(scope="module")
+def kernel() -> str:
+    """The venv's python3 kernel (registered into the venv if the ipykernel wheel did not)."""
+    import subprocess
+    import sys
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if "python3" not in KernelSpecManager().find_kernel_specs():
+        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix"], check=True,
+                       capture_output=True)
+    return "python3"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_executes(path, outputs, monkeypatch):
+def test_notebook_executes(path, outputs, kernel, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
 
@@ -44,7 +58,7 @@ def test_notebook_executes(path, outputs, monkeypatch):
     monkeypatch.setenv("PLOTLY_RENDERER", "json")
     monkeypatch.delenv("LABEL_SHEET", raising=False)
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=False,
+    client = NotebookClient(nb, timeout=300, kernel_name=kernel, allow_errors=False,
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute()  # raises CellExecutionError on the first failing cell
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.get("output_type") == "error"]
