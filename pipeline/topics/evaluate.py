@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
 from collections.abc import Sequence
 from itertools import combinations
 from pathlib import Path
@@ -117,24 +116,29 @@ def npmi_coherence(topic_words: dict[int, list[str]], documents: Sequence[Sequen
     n = len(docs)
     if not n:
         return {"mean": None, "per_topic": {}}
-    vocab = {w for ws in topic_words.values() for w in ws[:top_n]}
-    df: Counter = Counter()
-    for d in docs:
-        df.update(d & vocab)
+    from scipy import sparse
+
+    vocab = sorted({w for ws in topic_words.values() for w in ws[:top_n]})
+    pos = {w: i for i, w in enumerate(vocab)}
+    rows, cols = [], []
+    for r, d in enumerate(docs):
+        for w in d:
+            if w in pos:
+                rows.append(r)
+                cols.append(pos[w])
+    M = sparse.csr_matrix((np.ones(len(rows), dtype=np.float64), (rows, cols)), shape=(n, len(vocab)))
+    df = np.asarray(M.sum(axis=0)).ravel()
+    co = (M.T @ M).toarray()
     per = {}
     for t, ws in topic_words.items():
-        ws = [w for w in ws[:top_n] if df[w] > 0]
+        ids = [pos[w] for w in ws[:top_n] if w in pos and df[pos[w]] > 0]
         scores = []
-        for a, b in combinations(ws, 2):
-            co = sum(1 for d in docs if a in d and b in d)
-            if co == 0:
+        for a, b in combinations(ids, 2):
+            if co[a, b] == 0:
                 scores.append(-1.0)
                 continue
-            p_ab, p_a, p_b = co / n, df[a] / n, df[b] / n
-            if p_ab >= 1.0:
-                scores.append(1.0)
-                continue
-            scores.append(math.log(p_ab / (p_a * p_b)) / -math.log(p_ab))
+            p_ab, p_a, p_b = co[a, b] / n, df[a] / n, df[b] / n
+            scores.append(1.0 if p_ab >= 1.0 else math.log(p_ab / (p_a * p_b)) / -math.log(p_ab))
         if scores:
             per[int(t)] = round(float(np.mean(scores)), 4)
     return {"mean": round(float(np.mean(list(per.values()))), 4) if per else None, "per_topic": per}
