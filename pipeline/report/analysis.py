@@ -261,6 +261,8 @@ def topic_table(ctx: Context, k: int = 3, min_chars: int = 20, max_chars: int = 
         return []
     by_id = s.drop_duplicates("sentence_id").set_index("sentence_id")
     sizes = s.groupby("topic_id").size()
+    long = d.theme_long()
+    topic_themes = pd.crosstab(long["topic_id"], long["theme"]) if not long.empty else pd.DataFrame()
     rows = []
     for r in ti.sort_values(["topic_id"]).itertuples(index=False):
         tid = int(r.topic_id)
@@ -280,7 +282,10 @@ def topic_table(ctx: Context, k: int = 3, min_chars: int = 20, max_chars: int = 
         procedural = bool(getattr(r, "is_procedural", False)) if pd.notna(getattr(r, "is_procedural", False)) else False
         rows.append({"topic_id": tid, "label": str(r.label), "terms": terms, "size": size, "procedural": procedural,
                      "share": size / len(s) if len(s) else 0.0, "quotes": quotes,
-                     "speakers": s[s["topic_id"] == tid]["speaker"].value_counts().head(3).to_dict()})
+                     "speakers": [(sp, int(n)) for sp, n in
+                                  s[s["topic_id"] == tid]["speaker"].value_counts().head(3).items()],
+                     "themes": ([(th, int(n)) for th, n in topic_themes.loc[tid].sort_values(ascending=False).items()
+                                 if n > 0][:2] if tid in topic_themes.index else [])})
     rows.sort(key=lambda x: (x["topic_id"] < 0, -x["size"]))
     return rows
 

@@ -120,16 +120,26 @@ def topic_map(topics: list[dict], xy: pd.DataFrame) -> dict[str, Any] | None:
                      for t in xy["topic_id"]], "textposition": "top center",
             "textfont": {"size": 10},
             "customdata": [esc(topic_name(t, info[t]["label"], 60)) + "<br>" + esc(" · ".join(info[t]["terms"][:8]))
-                           + f"<br>{info[t]['size']} 文" for t in xy["topic_id"]],
+                           + f"<br>{info[t]['size']} 文<br>"
+                           + esc("、".join(f"{sp} ({n})" for sp, n in info[t].get("speakers", [])))
+                           for t in xy["topic_id"]],
             "hovertemplate": "%{customdata}<extra></extra>",
             "marker": {"size": [8 + 52 * math.sqrt(s / smax) for s in sizes],
                        "color": ["#bbbbbb" if info[t].get("procedural") else PALETTE[i % len(PALETTE)]
                                  for i, t in enumerate(xy["topic_id"])],
                        "opacity": 0.7, "line": {"width": 1, "color": "white"}},
         }],
-        "layout": layout(height=520, xaxis={"visible": False}, yaxis={"visible": False},
+        "layout": layout(height=520, xaxis={"visible": False, "range": _padded(xy["x"], 0.18)},
+                         yaxis={"visible": False, "range": _padded(xy["y"], 0.12)},
                          margin={"l": 20, "r": 20, "t": 20, "b": 20}),
     }
+
+
+def _padded(values, frac: float) -> list[float]:
+    """Axis range with room for the text labels around the outermost bubbles."""
+    lo, hi = float(min(values)), float(max(values))
+    pad = (hi - lo) * frac or 1.0
+    return [round(lo - pad, 4), round(hi + pad, 4)]
 
 
 def topic_sizes(topics: list[dict]) -> dict[str, Any] | None:
