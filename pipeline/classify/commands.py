@@ -196,9 +196,15 @@ def cmd_classify(args) -> int:
 def cmd_tag(args) -> int:
     from pipeline.classify.tagging import load_model, tag_texts
 
+    import io
+
     model = load_model(args.model)
+    # UTF-8 in and out whatever the locale (undecodable bytes are replaced, never fatal)
+    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n", line_buffering=False) \
+        if hasattr(sys.stdout, "buffer") else sys.stdout
     if args.file in (None, "-"):
-        stream = sys.stdin
+        stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace") \
+            if hasattr(sys.stdin, "buffer") else sys.stdin
     else:
         p = Path(args.file)
         if not p.exists():
@@ -208,16 +214,18 @@ def cmd_tag(args) -> int:
 
     def flush():
         for res in tag_texts(batch, model=model):
-            sys.stdout.write(json.dumps(res, ensure_ascii=False) + "\n")
-        sys.stdout.flush()
+            out.write(json.dumps(res, ensure_ascii=False) + "\n")
+        out.flush()
         batch.clear()
 
     for line in stream:
-        batch.append(line.rstrip("\r\n"))
+        batch.append(line.rstrip("\r\n").lstrip("\ufeff"))
         if len(batch) >= 256:
             flush()
     if batch:
         flush()
+    if out is not sys.stdout:
+        out.detach()
     return 0
 
 
