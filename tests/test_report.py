@@ -46,6 +46,8 @@ def test_outputs_written_beside_the_html(built):
 
 
 def test_html_is_self_contained_and_has_every_section(built, processed):
+    import html as _html
+
     _, html = built
     for sec in SECTIONS:
         assert f'<section id="{sec}">' in html, sec
@@ -55,6 +57,9 @@ def test_html_is_self_contained_and_has_every_section(built, processed):
     assert html.count("<script") == 3  # data, plotly.js, our code
     assert html.count("plotly.js v") <= 2 and "Plotly" in html
     assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html).group(1)
+    script_src = next(d for d in _html.unescape(csp).split(";") if d.strip().startswith("script-src"))
+    assert "unsafe-inline" not in script_src and script_src.count("'sha256-") == 2  # only our two scripts run
 
     sentences = pd.read_parquet(processed / "sentences.parquet")
     meetings = pd.read_parquet(processed / "meetings.parquet")

@@ -26,6 +26,13 @@ def _env():
     return env
 
 
+def _sha256_b64(code: str) -> str:
+    import base64
+    import hashlib
+
+    return base64.b64encode(hashlib.sha256(code.encode("utf-8")).digest()).decode("ascii")
+
+
 def report_title(data: ReportData) -> str:
     m = data.meetings
     if len(m) == 1:
@@ -122,6 +129,10 @@ def render_html(data: ReportData, params: dict[str, Any] | None = None) -> str:
     payload = {"figures": {k_: v for k_, v in figures.items() if v}, "flow": flow, "flow_layout": F.flow_layout(data)}
     from pipeline import __version__
 
+    js = script_code((HERE / "report.js").read_text(encoding="utf-8"))
+    plotly_js = script_code(plotly.offline.get_plotlyjs())
+    # CSP: only these two exact scripts may run (no 'unsafe-inline'): defence in depth behind escaping
+    script_hashes = " ".join(f"'sha256-{_sha256_b64(code)}'" for code in (plotly_js, js))
     tpl = _env().get_template("report.html.j2")
     return tpl.render(
         title=report_title(data), subset=data.subset, counts=counts, meetings=A.overview(ctx),
@@ -132,7 +143,6 @@ def render_html(data: ReportData, params: dict[str, Any] | None = None) -> str:
         input_dir=str(data.input_dir), missing=data.missing, version=__version__,
         # trusted, ours: CSS, JS, plotly.js, and the JSON payload (escaped by script_json)
         css=Markup((HERE / "report.css").read_text(encoding="utf-8")),
-        js=Markup(script_code((HERE / "report.js").read_text(encoding="utf-8"))),
-        plotlyjs=Markup(script_code(plotly.offline.get_plotlyjs())),
+        js=Markup(js), plotlyjs=Markup(plotly_js), script_hashes=script_hashes,
         payload=Markup(script_json(payload)),
     )
