@@ -170,6 +170,9 @@ def test_theme_classifier_is_a_sklearn_estimator(fitted):
     assert not hasattr(c2, "bases_") and c2.get_params() == fitted.get_params()
     assert list(fitted.classes_) == DEFAULT_IDS and len(fitted.thresholds_) == len(DEFAULT_IDS)
     assert ((0 < fitted.thresholds_) & (fitted.thresholds_ < 1)).all()
+    import pipeline.classify as pkg  # the documented entry points (docs/ARCHITECTURE.md)
+
+    assert callable(pkg.evaluate) and callable(pkg.tag_texts) and pkg.ThemeClassifier is ThemeClassifier
 
 
 def test_grouped_cv_meets_targets_and_beats_baselines(sample):

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections import Counter
 
@@ -215,3 +216,13 @@ def evaluate(model, X: pd.DataFrame, Y: np.ndarray, *, n_splits: int = 5, n_boot
     res["oof"] = {"proba": P, "pred": Yp}
     res["seconds"] = round(time.perf_counter() - t0, 1)
     return res
+
+
+# ``pipeline.classify.evaluate`` is both this module and the documented entry point
+# ``evaluate(...)``: make the module callable so either reading works.
+class _CallableModule(sys.modules[__name__].__class__):
+    def __call__(self, *args, **kwargs):
+        return evaluate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
