@@ -163,7 +163,6 @@ def _write_plots(metrics: dict, plots: Path) -> None:
 
 def cmd_classify(args) -> int:
     from pipeline.classify.labels import load_labels
-    from pipeline.classify.features import text_key
     from pipeline.classify.queue import build_queue
     from pipeline.classify.tagging import classify_tables, load_model
 
@@ -230,7 +229,6 @@ def cmd_tag(args) -> int:
 
 
 def cmd_label_queue(args) -> int:
-    from pipeline.classify.features import text_key
     from pipeline.classify.labels import load_labels
     from pipeline.classify.queue import build_queue
     from pipeline.classify.tagging import _frame_for, load_model

@@ -223,7 +223,6 @@ class ThemeClassifier(BaseEstimator):
 
     def _meta_features(self, S_lex, S_emb, Hb, groups, lengths):
         feats = []
-        P = None
         has_lex = self.use_rules or self.use_terms
         parts = []
         if has_lex:
@@ -375,7 +374,6 @@ class ThemeClassifier(BaseEstimator):
 
         # ---- final base models on all the data
         self.bases_ = self._fit_bases(terms, RB, E, Y, self.C_lex_, self.C_emb_)
-        self.n_features_in_ = 1
         return self
 
     def _pooled(self, feats, Y=None):
