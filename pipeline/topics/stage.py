@@ -171,6 +171,10 @@ def fit_topics(sentences: pd.DataFrame, embeddings, params: dict | None = None, 
         metrics["nmi"] = nmi
         metrics["nmi_test"] = (nmi.get("test") or {}).get("nmi")
         metrics["nmi_all"] = (nmi.get("all") or {}).get("nmi")
+        metrics["nmi_definition"] = ("NMI(topic_id, theme) over labelled sentences with exactly one theme, not "
+                                     "procedural; nmi_test = held-out half (GroupShuffleSplit by utterance, "
+                                     "evaluation.split_seed), parameters were chosen on the dev half; nmi_all "
+                                     "includes dev. Outliers (-1) and the procedural topic count as clusters.")
         metrics["procedural_rule"] = ev.procedural_rule_report(frame["text"].tolist(), model.procedural_, labels)
     return TopicResult(assignments, info, per_class, over_time, hierarchy, metrics, model)
 
