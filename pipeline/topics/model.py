@@ -521,9 +521,15 @@ class PolicyTopicModel:
         self._set_centroids(C, topics)
         topics = self._reduce_outliers(C, topics, proc, texts)
         # topic words (c-TF-IDF + KeyBERTInspired/MMR) computed once, on the final assignment
-        model.update_topics(docs, topics=topics.tolist(), vectorizer_model=self.vectorizer_,
-                            ctfidf_model=self.ctfidf_, representation_model=self._representation(),
-                            top_n_words=int(self._p("top_n_words", default=10)))
+        bt_log = logging.getLogger("BERTopic")
+        level = bt_log.level
+        bt_log.setLevel(logging.ERROR)  # its "custom list of topic assignments" warning is expected here
+        try:
+            model.update_topics(docs, topics=topics.tolist(), vectorizer_model=self.vectorizer_,
+                                ctfidf_model=self.ctfidf_, representation_model=self._representation(),
+                                top_n_words=int(self._p("top_n_words", default=10)))
+        finally:
+            bt_log.setLevel(level)
         self._set_centroids(C, topics)
         self.topics_ = topics
         self.probs_ = self._probabilities(C, topics, proc)
@@ -654,7 +660,13 @@ class PolicyTopicModel:
         """Directory with ``bertopic.pkl`` (BERTopic.save, pickle) and ``policy_topics.json``."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        self.model_.save(str(path / "bertopic.pkl"), serialization="pickle", save_embedding_model=True)
+        bt_log = logging.getLogger("BERTopic")
+        level = bt_log.level
+        bt_log.setLevel(logging.ERROR)  # pickle caveat (same environment to reload) is documented in README
+        try:
+            self.model_.save(str(path / "bertopic.pkl"), serialization="pickle", save_embedding_model=True)
+        finally:
+            bt_log.setLevel(level)
         meta = {
             "params": self.params, "stopwords": self.stopwords, "backend": self.backend,
             "backend_kw": self.backend_kw, "procedural_topic": self.procedural_topic_,

@@ -294,7 +294,16 @@ def _hierarchy(model, frame: pd.DataFrame) -> pd.DataFrame:
     if n_topics < 3:
         return pd.DataFrame(columns=["parent_id", "parent_name", "topics", "child_left_id", "child_left_name",
                                      "child_right_id", "child_right_name", "distance"])
-    h = model.model_.hierarchical_topics([norm_text(t) for t in frame["text"]])
+    import bertopic._bertopic as bt_module
+
+    from pipeline.io import progress
+
+    saved = bt_module.tqdm
+    bt_module.tqdm = lambda it=None, **kw: progress(it, desc="topic hierarchy", **kw)  # respects --quiet
+    try:
+        h = model.model_.hierarchical_topics([norm_text(t) for t in frame["text"]])
+    finally:
+        bt_module.tqdm = saved
     h = h.rename(columns={c: c.lower() for c in h.columns})
     for c in ("parent_id", "child_left_id", "child_right_id"):
         if c in h.columns:
