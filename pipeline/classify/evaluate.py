@@ -208,7 +208,9 @@ def evaluate(model, X: pd.DataFrame, Y: np.ndarray, *, n_splits: int = 5, n_boot
         "confused_pairs": confusion_pairs(Y, Yp, ids),
         "missed_or_spurious": confusion_pairs(Y, Yp, ids, with_none=True),
         "cv": {"scheme": "GroupKFold over speaker turns", "n_splits": len(folds), "n_sentences": int(len(Y)),
-               "n_groups": int(len(set(groups))), "nested_tuning": "C grid, calibration and per-label thresholds "
+               "n_groups": int(len(set(groups))),
+               "macro_over": "themes with at least one labelled sentence",
+               "nested_tuning": "C grid, calibration and per-label thresholds "
                "chosen by inner GroupKFold inside each training fold"},
     }
     if with_baselines:
