@@ -184,3 +184,26 @@ def test_bad_inputs_are_one_line_errors(inputs, tmp_path):
             "--metrics", str(tmp_path / "m.json")]
     assert main(base + ["--sentences", str(tmp_path / "noterms.parquet")]) == 2
     assert not (tmp_path / "a.parquet").exists()
+
+
+def test_outlier_strategies_keep_words_consistent(inputs):
+    from pipeline.config import stage_params
+    from pipeline.topics import fit_topics
+
+    params = stage_params("topics")
+    params["representation"] = {"models": []}
+    params["outliers"] = {"strategy": "none"}
+    kept = fit_topics(inputs["sentences"], (inputs["ids"], inputs["X"]), params)
+    params["outliers"] = {"strategy": "c-tf-idf", "threshold": 0.0}
+    moved = fit_topics(inputs["sentences"], (inputs["ids"], inputs["X"]), params)
+    assert kept.metrics["outlier_share"] > 0 and moved.metrics["outlier_share"] < kept.metrics["outlier_share"]
+    # topic words are recomputed on the final assignment: sizes in topic_info match the assignments
+    sizes = moved.assignments["topic_id"].value_counts()
+    info = moved.topic_info.set_index("topic_id")["size"]
+    assert all(info[t] == n for t, n in sizes.items())
+    s = inputs["sentences"].reset_index(drop=True)
+    for row in moved.topic_info.itertuples():
+        if row.topic_id < 0 or not row.terms:
+            continue
+        members = s.loc[(moved.assignments["topic_id"] == row.topic_id).to_numpy(), "terms"]
+        assert any(row.terms[0] in list(ts) for ts in members), (row.topic_id, row.terms[:3])
