@@ -207,3 +207,15 @@ def test_outlier_strategies_keep_words_consistent(inputs):
             continue
         members = s.loc[(moved.assignments["topic_id"] == row.topic_id).to_numpy(), "terms"]
         assert any(row.terms[0] in list(ts) for ts in members), (row.topic_id, row.terms[:3])
+
+
+def test_tiny_inputs(inputs):
+    from pipeline.errors import PipelineError
+    from pipeline.topics import fit_topics
+
+    s = inputs["sentences"]
+    cyber = s[s["text"].str.contains("CYDER|ＣＹＤＥＲ|研修|演習")].head(12)
+    res = fit_topics(cyber, (inputs["ids"], inputs["X"]))
+    assert res.metrics["n_topics"] >= 1 and res.metrics["outlier_share"] <= 0.15  # hdbscan -> k-means fallback
+    with pytest.raises(PipelineError, match="too few sentences"):
+        fit_topics(s.head(3), (inputs["ids"], inputs["X"]))

@@ -266,13 +266,23 @@ class TermFeatures:
         from sklearn.decomposition import TruncatedSVD
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        self.tfidf_ = TfidfVectorizer(analyzer=_identity, min_df=self.min_df, sublinear_tf=True, lowercase=False)
-        M = self.tfidf_.fit_transform([list(t) for t in terms])
-        k = max(1, min(int(self.dims), M.shape[1] - 1, M.shape[0] - 1))
+        docs = [list(t) for t in terms]
+        try:
+            self.tfidf_ = TfidfVectorizer(analyzer=_identity, min_df=self.min_df, sublinear_tf=True, lowercase=False)
+            M = self.tfidf_.fit_transform(docs)
+        except ValueError:  # tiny corpus: no term in min_df documents
+            self.tfidf_ = TfidfVectorizer(analyzer=_identity, min_df=1, sublinear_tf=True, lowercase=False)
+            M = self.tfidf_.fit_transform(docs + [["<empty>"]])[:-1]
+        k = min(int(self.dims), M.shape[1] - 1, M.shape[0] - 1)
+        if k < 1:  # too few terms or documents for a lexical view
+            self.svd_ = None
+            return np.zeros((M.shape[0], 1), dtype=np.float32)
         self.svd_ = TruncatedSVD(n_components=k, random_state=self.random_state).fit(M)
         return self._norm(self.svd_.transform(M))
 
     def transform(self, terms: Sequence[Sequence[str]]) -> np.ndarray:
+        if self.svd_ is None:
+            return np.zeros((len(terms), 1), dtype=np.float32)
         return self._norm(self.svd_.transform(self.tfidf_.transform([list(t) for t in terms])))
 
     @staticmethod
@@ -319,6 +329,7 @@ class ProceduralAwareClusterer(BaseEstimator, ClusterMixin):
             raise ValueError(f"procedural mask has {len(mask)} rows, embeddings {len(X)}")
         sub = X[~mask]
         self.offset_ = 1 if mask.any() else 0
+        self.fallback_ = None
         labels = np.full(len(X), -1, dtype=int)
         if len(sub) == 0:
             self.base_ = None
@@ -338,6 +349,14 @@ class ProceduralAwareClusterer(BaseEstimator, ClusterMixin):
                                  cluster_selection_method=self.cluster_selection_method,
                                  prediction_data=True).fit(sub)
             lab = self.base_.labels_
+            if (lab < 0).all() and len(sub) >= 4:  # tiny input: no dense cluster -> k-means fallback
+                from sklearn.cluster import KMeans
+
+                log.info("hdbscan found no cluster in %d points; falling back to k-means", len(sub))
+                self.base_ = KMeans(n_clusters=auto_n_clusters(len(sub)), n_init=10,
+                                    random_state=self.random_state).fit(sub)
+                self.fallback_ = "kmeans"
+                lab = self.base_.labels_
             labels[~mask] = np.where(lab >= 0, lab + self.offset_, -1)
         else:
             raise ValueError(f"clustering method must be kmeans or hdbscan, got {self.method!r}")
@@ -351,7 +370,7 @@ class ProceduralAwareClusterer(BaseEstimator, ClusterMixin):
         X = np.asarray(X)
         if getattr(self, "base_", None) is None:
             return np.full(len(X), -1, dtype=int)
-        if self.method == "kmeans":
+        if self.method == "kmeans" or getattr(self, "fallback_", None) == "kmeans":
             lab = self.base_.predict(X)
         else:
             from hdbscan import approximate_predict
@@ -481,6 +500,9 @@ class PolicyTopicModel:
         if len(E) != n or len(terms) != n:
             raise ValueError(f"{n} texts, {len(E)} embeddings, {len(terms)} term lists")
         groups = list(range(n)) if groups is None else list(groups)
+        idx = np.arange(n) if fit_idx is None else np.sort(np.asarray(fit_idx, dtype=int))
+        if len(idx) < 5:
+            raise ValueError(f"too few sentences to fit topics ({len(idx)})")
         lookup: dict[str, list[str]] = {}
         for t, ts in zip(texts, terms):
             lookup.setdefault(norm_text(t), ts)
@@ -499,9 +521,6 @@ class PolicyTopicModel:
             T = context_embeddings(T, groups, proc, window=int(self._p("context", "window", default=1)),
                                    weight=float(self._p("context", "weight", default=0.5)))
             C = np.hstack([C, tw * T]).astype(np.float32)
-        idx = np.arange(n) if fit_idx is None else np.sort(np.asarray(fit_idx, dtype=int))
-        if len(idx) < 5:
-            raise ValueError(f"too few sentences to fit topics ({len(idx)})")
         model, clusterer = self._build(len(idx), lookup)
         clusterer.procedural_mask = proc[idx]
         docs = [norm_text(t) for t in texts]  # BERTopic documents: whitespace-free keys (see TermAnalyzer)

@@ -128,7 +128,12 @@ def fit_topics(sentences: pd.DataFrame, embeddings, params: dict | None = None, 
     groups = frame["utterance_id"].astype(str).tolist() if "utterance_id" in frame.columns else None
 
     model = PolicyTopicModel(params, stop, backend=backend)
-    model.fit(frame["text"].tolist(), E, frame["terms"].tolist(), groups=groups, fit_idx=fit_idx)
+    try:
+        model.fit(frame["text"].tolist(), E, frame["terms"].tolist(), groups=groups, fit_idx=fit_idx)
+    except ValueError as exc:
+        if "too few sentences" in str(exc):
+            raise PipelineError(None, f"{exc}; need at least 5 sentences") from exc
+        raise
     fit_seconds = time.perf_counter() - t0
 
     topics, probs = model.topics_, model.probs_
