@@ -147,10 +147,12 @@ def part_sample(tmp: Path) -> dict:
 
     use = embs["use_multilingual"]
     ablations = {
-        "default (hdbscan, context 0.5, term features 0.5, procedural topic)": {},
+        "default (hdbscan min_samples 3, context 0.5, term features 0.5, procedural topic)": {},
         "no utterance context": {"context.weight": 0},
         "no term features": {"term_features.weight": 0},
         "no procedural rule": {"procedural.enabled": False},
+        "hdbscan min_samples = min_cluster_size (library default)": {"clustering.min_samples": None},
+        "fit on a 350-sentence sample, transform the rest": {"fit_sample_size": 350},
         "kmeans auto k": {"clustering.method": "kmeans"},
         "kmeans k=12, no context, no term features (issue baseline setup with USE)": {
             "clustering.method": "kmeans", "clustering.n_clusters": 12, "context.weight": 0, "term_features.weight": 0},

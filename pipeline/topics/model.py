@@ -478,6 +478,7 @@ class PolicyTopicModel:
             n_clusters=self._p("clustering", "n_clusters", default="auto"),
             min_cluster_size=self._p("clustering", "min_cluster_size", default="auto"),
             min_samples=self._p("clustering", "min_samples", default=None),
+            cluster_selection_method=self._p("clustering", "cluster_selection_method", default="eom"),
             random_state=self.seed)
         self.vectorizer_ = CountVectorizer(analyzer=self.analyzer_, min_df=int(self._p("min_df", default=1)),
                                            lowercase=False)
