@@ -562,11 +562,27 @@ class KnownPersons:
         return doc
 
 
+STRIP = "policy_topics_strip"
+
+
+def strip_doc(doc):
+    """Last component: drop what the stage does not use before nlp.pipe ships the Doc back
+    from a worker process -- the tok2vec tensor (256 floats per token) and Sudachi's
+    sub-token lists in ``user_data``; halves the serialisation cost."""
+    import numpy
+
+    doc.tensor = numpy.zeros((0,), dtype="float32")
+    doc.user_data.clear()
+    return doc
+
+
 def _register_component() -> None:
     from spacy.language import Language
 
     if not Language.has_factory(KNOWN_PERSONS):
         Language.factory(KNOWN_PERSONS, func=lambda nlp, name: KnownPersons())
+    if not Language.has_factory(STRIP):
+        Language.component(STRIP, func=strip_doc)
 
 
 @lru_cache(maxsize=4)
@@ -584,6 +600,7 @@ def load_nlp(model: str = "ja_ginza", ner: bool = True):
             nlp = spacy.load(model, exclude=["parser", "morphologizer", "compound_splitter",
                                               "bunsetu_recognizer", "attribute_ruler"])
             nlp.add_pipe(KNOWN_PERSONS, before="ner")
+            nlp.add_pipe(STRIP, last=True)
             return nlp
         nlp = spacy.load(model, exclude=["parser", "morphologizer", "compound_splitter",
                                           "bunsetu_recognizer", "attribute_ruler", "ner", "tok2vec"])
