@@ -917,7 +917,12 @@ def run(args: argparse.Namespace) -> int:
     if args.n_process is not None:
         params["n_process"] = args.n_process
     with stage_timer(STAGE) as st:
-        res = parse_utterances(utterances, meetings, params, cache=not args.no_cache)
+        try:
+            res = parse_utterances(utterances, meetings, params, cache=not args.no_cache)
+        except PipelineError as exc:
+            if exc.path is None:  # a problem of the input table: name the file
+                raise PipelineError(upath, exc.problem) from exc
+            raise
         write_parquet(res.sentences, args.sentences)
         write_parquet(res.tokens, args.tokens)
         write_parquet(res.entities, args.entities)

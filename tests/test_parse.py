@@ -324,3 +324,23 @@ def test_tokyo_utterances_over_the_byte_limit_tokenise(tmp_path):
     assert set(s["utterance_id"]) == set(utts["utterance_id"])
     n_tok = res.tokens.groupby("sentence_id").size()
     assert (n_tok.reindex(s["sentence_id"]).fillna(0) > 0).all()
+
+
+def test_no_speech_gives_empty_tables_with_the_contract_columns(sample_tables):
+    utts, _ = sample_tables
+    res = parse.parse_utterances(utts[utts["kind"] != "speech"], None, cache=False)
+    assert res.sentences.empty and list(res.sentences.columns) == parse.SENTENCE_COLUMNS
+    assert res.tokens.empty and res.entities.empty and res.report["n_sentences"] == 0
+
+
+def test_cli_table_without_text_column_names_the_file(sample_tables, tmp_path, capsys):
+    from pipeline.cli import main
+
+    utts, _ = sample_tables
+    bad = tmp_path / "bad.parquet"
+    utts.drop(columns=["text"]).to_parquet(bad)
+    rc = main(["parse", str(bad), "--sentences", str(tmp_path / "s.parquet"),
+               "--tokens", str(tmp_path / "t.parquet"), "--entities", str(tmp_path / "e.parquet")])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.parquet" in err[0] and "text" in err[0]
