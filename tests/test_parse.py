@@ -339,7 +339,7 @@ def test_cli_table_without_text_column_names_the_file(sample_tables, tmp_path, c
     utts, _ = sample_tables
     bad = tmp_path / "bad.parquet"
     utts.drop(columns=["text"]).to_parquet(bad)
-    rc = main(["parse", str(bad), "--sentences", str(tmp_path / "s.parquet"),
+    rc = main(["-q", "parse", str(bad), "--sentences", str(tmp_path / "s.parquet"),
                "--tokens", str(tmp_path / "t.parquet"), "--entities", str(tmp_path / "e.parquet")])
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
