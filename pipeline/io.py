@@ -18,6 +18,9 @@ log = logging.getLogger("policy_topics")
 #: set by the CLI (--quiet); stages pass it to tqdm(disable=...)
 QUIET = False
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def setup_logging(verbosity: int = 0) -> None:
     """verbosity: -1 quiet (warnings only), 0 info, 1 debug."""
@@ -52,6 +55,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.is_file():  # mkstemp makes 0600 files; outputs get the usual umask mode
+            os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
