@@ -5,6 +5,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -58,8 +59,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         if tmp_path.is_file():  # mkstemp makes 0600 files; outputs get the usual umask mode
             os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
+    finally:  # callers may replace the temp file by a directory (saved models)
+        if tmp_path.is_dir():
+            shutil.rmtree(tmp_path, ignore_errors=True)
+        elif tmp_path.exists():
             tmp_path.unlink()
 
 

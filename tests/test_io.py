@@ -29,3 +29,14 @@ def test_outputs_are_readable_like_any_file(tmp_path):
         assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask
     assert pd.read_parquet(p).text.tolist() == ["國領座長"]
     assert "國領" in j.read_text(encoding="utf-8")  # not \\u-escaped
+
+
+def test_failed_directory_output_is_cleaned_up(tmp_path):
+    out = tmp_path / "model"
+    with pytest.raises(RuntimeError):
+        with atomic_path(out) as tmp:
+            tmp.unlink()
+            tmp.mkdir()
+            (tmp / "weights.bin").write_bytes(b"\0")
+            raise RuntimeError("save failed")
+    assert not out.exists() and list(tmp_path.iterdir()) == []
