@@ -227,7 +227,9 @@ def load_vocab(stopwords_path: str | Path | None = None, compounds_path: str | P
         if key == "stopwords" or isinstance(words, list):
             stop |= {_nfkc(str(w)) for w in (words or [])}
     cp = _load("compounds", compounds_path)
-    compounds = tuple(sorted({_nfkc(str(c)) for c in (cp.get("compounds") or [])}, key=len, reverse=True))
+    # longest first; ties in a fixed order (set order varies with PYTHONHASHSEED, which made the
+    # parse cache key -- and so every re-run -- differ between processes)
+    compounds = tuple(sorted({_nfkc(str(c)) for c in (cp.get("compounds") or [])}, key=lambda c: (-len(c), c)))
     aliases = {_nfkc(str(k)): _nfkc(str(v)) for k, v in (cp.get("aliases") or {}).items()}
     kw = {}
     for name in ("drop_prefixes", "break_suffixes"):
