@@ -147,13 +147,19 @@ def prepare_raw(corpus: Path, raw: Path, limit_chars: int | None) -> dict:
     return {"files": len(list(raw.iterdir())), "meetings": n_meetings, "raw_utterance_chars": n_chars}
 
 
-def write_median_meeting(corpus: Path, raw: Path) -> Path:
-    """A new one-meeting file for the incremental run: the corpus's median-size meeting (by characters),
-    under a new file name, so it is a new meeting (new ids) of a typical size."""
-    meetings = [(_meeting_chars(m), f.stem, i, m) for f in sorted(corpus.glob("*.json"))
+def _speech_chars(meeting: dict) -> int:
+    return sum(len(u.get("Utterance") or "") for u in meeting.get("Proceeding") or []
+               if str(u.get("Speaker") or "null") != "null")
+
+
+def write_typical_meeting(corpus: Path, raw: Path) -> Path:
+    """A new one-meeting file for the incremental run: the corpus meeting whose speech (turns with a
+    speaker) is closest to the corpus's mean speech per meeting, under a new file name, so it is a new
+    meeting (new ids) of typical parse cost (the mean is above the median: a conservative choice)."""
+    meetings = [(_speech_chars(m), f.stem, i, m) for f in sorted(corpus.glob("*.json"))
                 for i, m in enumerate(json.loads(f.read_text(encoding="utf-8")))]
-    meetings.sort(key=lambda x: (x[0], x[1], x[2]))
-    chars, stem, i, m = meetings[len(meetings) // 2]
+    mean = sum(x[0] for x in meetings) / len(meetings)
+    chars, stem, i, m = min(meetings, key=lambda x: (abs(x[0] - mean), x[1], x[2]))
     out = raw / f"added-{stem}-{i:03d}.json"
     out.write_text(json.dumps([m], ensure_ascii=False), encoding="utf-8")
     return out
@@ -324,8 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--skip-incremental", action="store_true")
     ap.add_argument("--added-file", type=Path, default=None,
-                    help="file added for the incremental run (default: the corpus's median-size meeting "
-                         "written out as its own file under a new name)")
+                    help="file added for the incremental run (default: the corpus meeting with the mean "
+                         "amount of speech, written out as its own file under a new name)")
+    ap.add_argument("--incremental-only", action="store_true",
+                    help="reuse --workdir of an earlier run: only add a file and re-run (updates "
+                         "`incremental` in --out)")
     ap.add_argument("--classifier", type=Path, default=None,
                     help="trained classifier for classify (default: models/classifier.joblib if present, "
                          "else trained on the labelled sample first, untimed)")
@@ -356,6 +365,15 @@ def main(argv: list[str] | None = None) -> int:
     wanted = args.stages.split(",")
     raw = w / "raw"
     t_start = time.perf_counter()
+    if args.incremental_only:
+        if not (w / "data/interim/utterances.parquet").exists():
+            sys.exit(f"--incremental-only needs the --workdir of an earlier run ({w})")
+        result = json.loads(args.out.read_text()) if args.out.exists() else {"info": {}}
+        result.setdefault("stages", {n: {} for n in wanted})
+        result["pipeline"] = result.get("pipeline") or {"stages_ok": len(result["stages"])}
+        if "incremental" in result:
+            result["incremental_earlier"] = result.pop("incremental")
+        return finish(args, w, raw, env, result, t_start)
     corpus = prepare_raw(args.corpus, raw, args.limit_chars)
     corpus["path"] = str(args.corpus)
     print(f"corpus: {corpus['meetings']} meetings, {corpus['raw_utterance_chars']:,} chars -> {w}", flush=True)
@@ -407,12 +425,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  baseline parse {b.get('parse_chars_per_s')} chars/s, embed {b.get('embed_sentences_per_s')} "
               f"sentences/s, peak {b['peak_rss_mib']:.0f} MiB; speedup {sp}", flush=True)
 
+    return finish(args, w, raw, env, result, t_start)
+
+
+def finish(args, w: Path, raw: Path, env: dict, result: dict, t_start: float) -> int:
+    """The incremental step (unless skipped), then write the JSON and print the summary."""
+    done = result["stages"].values()
     if not args.skip_incremental and result["pipeline"]["stages_ok"] == len(done):
         if args.added_file:
             added = raw / args.added_file.name
             shutil.copy2(args.added_file, added)
         else:
-            added = write_median_meeting(args.corpus, raw)
+            added = write_typical_meeting(args.corpus, raw)
         print(f"incremental: added {added.name} ({added.stat().st_size:,} bytes)", flush=True)
         inc: dict = {"added_file": added.name, "stages": {}}
         for name, cmd in stage_commands(raw, w):
@@ -428,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
         result["incremental"] = inc
 
     result["info"]["load_avg_end"] = os.getloadavg()[0]
-    result["info"]["benchmark_seconds"] = round(time.perf_counter() - t_start, 1)
+    key = "incremental_only_seconds" if args.incremental_only else "benchmark_seconds"
+    result["info"][key] = round(time.perf_counter() - t_start, 1)
     result["info"]["workdir"] = str(w) if args.workdir else None
     from pipeline.io import write_json
 
