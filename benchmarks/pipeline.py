@@ -93,6 +93,14 @@ class PeakRSS:
 PART_LOG = re.compile(r"(\w+): (\d+) partition\(s\), (\d+) from cache, (\d+) computed")
 
 
+def _git_head() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def run_stage(name: str, argv: list[str], env: dict, log_dir: Path) -> dict:
     """Run one CLI stage as a subprocess; wall time, peak RSS of its process tree, partition counts."""
     log_path = log_dir / f"{name}.log"
@@ -382,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
         "load_avg_start": os.getloadavg()[0], "python": platform.python_version(),
         "executor": env.get("POLICY_TOPICS_EXECUTOR", "params.yaml"),
+        "n_workers": env.get("POLICY_TOPICS_N_WORKERS", "params.yaml"),
+        "commit": _git_head(),
         "limit_chars": args.limit_chars}}
     counts: dict = {}
     if "classify" in wanted:
