@@ -121,7 +121,7 @@ def test_bad_taxonomy_names_the_file(tmp_path):
 
 # ------------------------------------------------------------------ labels
 def test_labels_keyed_by_text_survive_resplitting(tmp_path):
-    from pipeline.classify.labels import load_labels, match_labels
+    from pipeline.labels import load_labels, match_labels
 
     d = tmp_path / "labels"
     d.mkdir()
@@ -146,7 +146,7 @@ def test_labels_keyed_by_text_survive_resplitting(tmp_path):
 
 
 def test_annotator_agreement_from_overlap():
-    from pipeline.classify.labels import agreement
+    from pipeline.labels import agreement
 
     if not (LABELS / "agreement").is_dir():
         pytest.skip("no double-annotated overlap")
@@ -281,7 +281,7 @@ def test_embedding_backend_path_on_unseen_text(sample):
 
 # ------------------------------------------------------------------ tables, queue, CLI
 def test_classify_tables_contract_and_queue(fitted, sample):
-    from pipeline.classify.features import text_key
+    from pipeline.labels import text_key
     from pipeline.classify.queue import build_queue
     from pipeline.classify.tagging import classify_tables
 

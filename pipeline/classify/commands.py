@@ -41,7 +41,7 @@ def make_model(params: dict, taxonomy=None):
 
 def training_data(sentences: pd.DataFrame, labels_dir, taxonomy, embeddings=None, model=None):
     """(X, Y, info) for the labelled sentences, in document order."""
-    from pipeline.classify.labels import load_labels, match_labels
+    from pipeline.labels import load_labels, match_labels
     from pipeline.classify.tagging import _frame_for
 
     ids = taxonomy.ids
@@ -73,7 +73,7 @@ def cmd_train(args) -> int:
     import joblib
 
     from pipeline.classify.evaluate import evaluate
-    from pipeline.classify.labels import agreement
+    from pipeline.labels import agreement
     from pipeline.classify.taxonomy import load_taxonomy
 
     params = stage_params("classify")
@@ -162,7 +162,7 @@ def _write_plots(metrics: dict, plots: Path) -> None:
 
 
 def cmd_classify(args) -> int:
-    from pipeline.classify.labels import load_labels
+    from pipeline.labels import load_labels
     from pipeline.classify.queue import build_queue
     from pipeline.classify.tagging import classify_tables, load_model
 
@@ -229,7 +229,7 @@ def cmd_tag(args) -> int:
 
 
 def cmd_label_queue(args) -> int:
-    from pipeline.classify.labels import load_labels
+    from pipeline.labels import load_labels
     from pipeline.classify.queue import build_queue
     from pipeline.classify.tagging import _frame_for, load_model
 

@@ -1,4 +1,4 @@
-"""Inputs for the classifier: text keys, content terms and sentence embeddings.
+"""Inputs for the classifier: content terms and sentence embeddings.
 
 Terms and embeddings come from the parse and embed stages (library functions,
 imported lazily); thin fallbacks keep ``tag`` working on any text.
@@ -6,20 +6,12 @@ imported lazily); thin fallbacks keep ``tag`` working on any text.
 from __future__ import annotations
 
 import logging
-import re
 import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
 
 log = logging.getLogger("policy_topics.classify")
-
-_WS = re.compile(r"\s+")
-
-
-def text_key(text: str) -> str:
-    """Label key: NFKC-normalised text with all whitespace removed."""
-    return _WS.sub("", unicodedata.normalize("NFKC", str(text or "")))
 
 
 # ------------------------------------------------------------------ terms

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from pipeline.classify.features import text_key
+from pipeline.labels import text_key
 
 QUEUE_COLUMNS = ["sentence_id", "meeting_id", "speaker", "previous_text", "text", "predicted", "rule_hits",
                  "uncertainty", "reason", "labels"]

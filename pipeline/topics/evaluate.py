@@ -1,7 +1,6 @@
 """Topic-model metrics: NMI against labelled themes (dev/test split by turn), diversity, NPMI coherence."""
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from itertools import combinations
@@ -10,34 +9,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import PipelineError
+from pipeline.labels import load_labels as load_label_set
 from pipeline.topics.model import norm_text
 
 
 def load_labels(labels_dir: str | Path | None) -> dict[str, list[str]]:
-    """``{norm_text: [theme ids]}`` from every ``*.jsonl`` directly in ``labels_dir`` (first label wins).
-
-    Sub-folders (e.g. ``agreement/`` double annotation) are not read.
-    """
-    if labels_dir is None:
+    """``{text_key: [theme ids]}`` for NMI, read by the same loader the classifier trains on
+    (:func:`pipeline.labels.load_labels`), so both stages see identical labels. No folder -> ``{}``."""
+    if labels_dir is None or not Path(labels_dir).is_dir():
         return {}
-    d = Path(labels_dir)
-    if not d.exists():
-        return {}
-    files = [d] if d.is_file() else sorted(d.glob("*.jsonl"))
-    out: dict[str, list[str]] = {}
-    for f in files:
-        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PipelineError(f, f"line {n}: invalid JSON ({exc.msg})") from exc
-            if "text" not in rec or not isinstance(rec.get("labels"), list):
-                raise PipelineError(f, f"line {n}: needs 'text' and a 'labels' list")
-            out.setdefault(norm_text(rec["text"]), [str(x) for x in rec["labels"]])
-    return out
+    return load_label_set(labels_dir).labels
 
 
 def dev_test_split(groups: Sequence, seed: int = 42, test_size: float = 0.5) -> np.ndarray:

@@ -31,15 +31,15 @@ import numpy as np
 from bertopic.backend import BaseEmbedder
 from sklearn.base import BaseEstimator, ClusterMixin
 
+from pipeline.labels import text_key
+
 log = logging.getLogger("policy_topics.topics")
 
 PROCEDURAL_LABEL = "議事進行・挨拶"
 OUTLIER_LABEL = "未分類"
 
 
-def norm_text(s: str) -> str:
-    """Key used to match sentences across tables / label files: NFKC, whitespace removed."""
-    return "".join(unicodedata.normalize("NFKC", str(s or "")).split())
+norm_text = text_key  # one key for sentences, labels and BERTopic documents
 
 
 # --------------------------------------------------------------------------- embeddings

@@ -1,5 +1,7 @@
 """Labelled sentences from ``data/labels/`` keyed by normalised text.
 
+Shared by the classifier (training, evaluation) and the topics stage (NMI against themes).
+
 Reads ``*.jsonl`` (one sentence per line: text, source, labels, ...) and labelled
 ``*.csv`` returned from the label queue (columns ``text`` and ``labels``; labels
 separated by ``;`` / ``,`` / ``|`` / whitespace, ``-`` or empty = deliberately no label)
@@ -14,17 +16,23 @@ import csv
 import json
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from pipeline.classify.features import text_key
 from pipeline.errors import PipelineError
 
 log = logging.getLogger("policy_topics.classify")
 
 _SPLIT = re.compile(r"[;,|\s]+")
+_WS = re.compile(r"\s+")
+
+
+def text_key(text: str) -> str:
+    """Key matching sentences across tables and label files: NFKC, all whitespace removed."""
+    return _WS.sub("", unicodedata.normalize("NFKC", str(text or "")))
 
 
 @dataclass
