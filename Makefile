@@ -28,7 +28,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/pipeline.py --n-workers 2   # both cores: the figures in benchmarks/README.md
 
 # Re-resolve the lock from requirements.in in a throwaway venv.
 lock:
