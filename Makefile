@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test setup lock bench clean-outputs
+.PHONY: run test setup lock bench
 
 setup: $(STAMP)
 
