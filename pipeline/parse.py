@@ -38,7 +38,6 @@ utterance first.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import logging
@@ -609,6 +608,30 @@ def load_nlp(model: str = "ja_ginza", ner: bool = True):
         return nlp
     except OSError as exc:
         raise PipelineError(None, f"cannot load spaCy model {model!r}: {exc}") from exc
+
+
+@lru_cache(maxsize=4)
+def _vocab_for(max_parts: int) -> TermVocab:
+    return load_vocab(max_parts=max_parts)
+
+
+def terms_for_texts(texts, model: str | None = None, max_bytes: int | None = None) -> list[list[str]]:
+    """Content terms of arbitrary new text, exactly as the ``terms`` column is computed.
+
+    For callers outside the stage (topics ``transform``, ``policy-topics tag``): any
+    length is accepted; text over Sudachi's limit is tokenised in :func:`byte_chunks`
+    pieces (terms never span a cut: cuts prefer 。 、 and line breaks).
+    """
+    params = resolve_params()
+    nlp = load_nlp(model or params.get("model", "ja_ginza"), ner=False)
+    vocab = _vocab_for(int(params.get("max_compound_parts", 6)))
+    limit = int(max_bytes or params.get("max_chunk_bytes", 30000))
+    out = []
+    for text in texts:
+        text = str(text or "")
+        pieces = [text[a:b] for a, b in byte_chunks(text, limit)] if text.strip() else []
+        out.append([t for doc in nlp.pipe(pieces) for t in content_terms(doc, vocab)])
+    return out
 
 
 def _check_bytes(texts: list[str], where: list[str], limit: int = SUDACHI_MAX_BYTES) -> None:

@@ -344,3 +344,17 @@ def test_cli_table_without_text_column_names_the_file(sample_tables, tmp_path, c
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.parquet" in err[0] and "text" in err[0]
+
+
+def test_terms_for_new_text_of_any_length():
+    """Callers outside the stage (topics transform, `tag`) get the stage's terms for any text,
+    even a whole topic's sentences joined far beyond SudachiPy's byte limit."""
+    from pipeline.parse import SUDACHI_MAX_BYTES, terms_for_texts
+
+    one = "デジタル人材の育成とデータ連携基盤の整備が課題です。"
+    long_text = one * (SUDACHI_MAX_BYTES // len(one.encode("utf-8")) + 50)
+    assert len(long_text.encode("utf-8")) > SUDACHI_MAX_BYTES
+    short, joined, empty = terms_for_texts([one, long_text, ""])
+    assert "デジタル人材" in short and "データ連携基盤" in short
+    assert empty == []
+    assert joined.count("デジタル人材") == long_text.count("デジタル人材")

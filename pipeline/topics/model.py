@@ -72,66 +72,11 @@ class BackendEmbedder(BaseEmbedder):
 # --------------------------------------------------------------------------- terms
 
 def _fallback_extractor():
-    """The parse stage's term extraction (imported lazily), else a minimal GiNZA extractor.
+    """Term function for unseen text: the parse stage's own (lazy import: GiNZA loads only when
+    ``transform`` meets new text; any length). Returns ``list[str] -> list[list[str]]``."""
+    from pipeline.parse import terms_for_texts  # noqa: PLC0415
 
-    Returns a function ``list[str] -> list[list[str]]``.
-    """
-    try:
-        import pipeline.parse as parse  # noqa: PLC0415
-    except ImportError:
-        return _ginza_terms
-    for name in ("extract_terms", "texts_to_terms", "terms_for_texts"):
-        fn = getattr(parse, name, None)
-        if callable(fn):
-            return fn
-    if all(hasattr(parse, n) for n in ("load_nlp", "load_vocab", "content_terms")):
-        return _parse_terms
-    return _ginza_terms
-
-
-_PARSE_TOOLS = None
-
-
-def _parse_terms(texts):
-    """Content terms exactly as the parse stage computes them (its tokenizer, vocabularies and rule)."""
-    global _PARSE_TOOLS
-    import pipeline.parse as parse  # noqa: PLC0415
-
-    if _PARSE_TOOLS is None:
-        _PARSE_TOOLS = (parse.load_nlp(ner=False), parse.load_vocab())
-    nlp, vocab = _PARSE_TOOLS
-    single = isinstance(texts, str)
-    out = [list(parse.content_terms(doc, vocab)) for doc in nlp.pipe([texts] if single else list(texts))]
-    return out[0] if single else out
-
-
-_NLP = None
-
-
-def _ginza_terms(texts):
-    """Minimal stand-in (used only if the parse stage offers no extractor): noun compounds + content lemmas."""
-    global _NLP
-    if _NLP is None:
-        import spacy
-
-        _NLP = spacy.load("ja_ginza", exclude=["ner", "compound_splitter", "bunsetu_recognizer"])
-    single = isinstance(texts, str)
-    out = []
-    for doc in _NLP.pipe([texts] if single else list(texts)):
-        terms, cur = [], []
-        for tok in doc:
-            if tok.pos_ in ("NOUN", "PROPN") and "数詞" not in tok.tag_:
-                cur.append(tok.text)
-                continue
-            if cur:
-                terms.append("".join(cur))
-                cur = []
-            if tok.pos_ in ("VERB", "ADJ") and not tok.is_stop:
-                terms.append(tok.lemma_)
-        if cur:
-            terms.append("".join(cur))
-        out.append([t for t in terms if len(t) > 1])
-    return out[0] if single else out
+    return terms_for_texts
 
 
 class TermAnalyzer:
