@@ -163,22 +163,15 @@ class ThemeClassifier(BaseEstimator):
             except ValueError:  # empty vocabulary
                 vec = None
         Xl = self._lex_matrix(vec, rules_train, lex_train_terms)
-        lex, emb = [], []
-        for j in range(Y.shape[1]):
-            y = Y[:, j]
-            constant = y.min() == y.max()
-            if Xl is not None and not constant:
-                m = LogisticRegression(C=C_lex, class_weight="balanced", solver="liblinear", max_iter=200,
-                                       random_state=self.random_state)
-                lex.append(m.fit(Xl, y))
-            else:
-                lex.append(float(y.mean()) if len(y) else 0.0)
-            if E_train is not None and not constant:
-                m = LogisticRegression(C=C_emb, class_weight="balanced", solver="liblinear", max_iter=200,
-                                       random_state=self.random_state)
-                emb.append(m.fit(E_train, y))
-            else:
-                emb.append(float(y.mean()) if len(y) else 0.0)
+        def fit_or_prior(X, y, C):
+            # a label constant in this fold (or a missing view) scores as its base rate
+            if X is None or y.min() == y.max():
+                return float(y.mean()) if len(y) else 0.0
+            return LogisticRegression(C=C, class_weight="balanced", solver="liblinear", max_iter=200,
+                                      random_state=self.random_state).fit(X, y)
+
+        lex = [fit_or_prior(Xl, Y[:, j], C_lex) for j in range(Y.shape[1])]
+        emb = [fit_or_prior(E_train, Y[:, j], C_emb) for j in range(Y.shape[1])]
         return {"vec": vec, "lex": lex, "emb": emb}
 
     def _base_scores(self, bases, terms, rules_block, E):
