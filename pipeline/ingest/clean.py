@@ -59,6 +59,18 @@ class Accounting:
         return {"chars_in": self.chars_in, **{f"chars_{k}": v for k, v in self.counts.items()}}
 
 
+_LINE = re.compile(r"([^\n\r\f]*)(\r\n|\n|\r|\f|$)")
+
+
+def split_lines(text: str) -> list[tuple[str, str]]:
+    """``text`` -> ``(line, terminator)`` pairs that join back to ``text`` exactly (the accounting
+    counts terminators too); a form feed (PDF page break) is a terminator of its own."""
+    lines = [(m.group(1), m.group(2)) for m in _LINE.finditer(text)]
+    if lines and lines[-1] == ("", ""):
+        lines.pop()
+    return lines
+
+
 def split_ws(raw: str) -> tuple[str, str, str]:
     """``raw`` -> (leading layout whitespace, content, trailing layout whitespace)."""
     stripped_l = raw.lstrip(LAYOUT_WS)

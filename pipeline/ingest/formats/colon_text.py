@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.clean import Accounting, Block, normalize_width, split_ws
+from pipeline.ingest.clean import Accounting, Block, normalize_width, split_lines, split_ws
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import parse_date, parse_session, split_agenda
 
@@ -21,7 +21,6 @@ _TURN = re.compile(r"^([ \t\u3000]*)([^\s\u3000：:、。「」]{1,30}?(?:[（(]
 HEADER_KEYS = ("日時", "開催日時", "日付", "場所", "会場", "開催場所", "出席者", "出席委員", "出席構成員", "欠席者",
                "欠席委員", "議題", "議事", "議事次第", "配布資料", "資料", "件名", "会議名", "時間", "備考", "傍聴",
                "オブザーバー", "事務局出席者")
-_LINE = re.compile(r"([^\n\r\f]*)(\r\n|\n|\r|\f|$)")
 
 
 def _turn(line: str):
@@ -67,9 +66,7 @@ def read(src: Source) -> Document:
 def parse_colon_text(text: str, path=None) -> tuple[Meeting, Accounting]:
     """'名前：発言' text -> one :class:`Meeting` and the character accounting."""
     acct = Accounting(chars_in=len(text))
-    lines = [(m.group(1), m.group(2)) for m in _LINE.finditer(text)]
-    if lines and lines[-1] == ("", ""):
-        lines.pop()
+    lines = split_lines(text)
     header = Block(acct, "header")
     header_lines: list[str] = []
     rows: list[dict] = []

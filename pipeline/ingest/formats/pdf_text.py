@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.clean import Accounting, Block, split_ws
+from pipeline.ingest.clean import Accounting, Block, split_lines, split_ws
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import (absentees_from_speech, parse_date, parse_minutes_header,
                                        parse_session)
@@ -34,7 +34,6 @@ _PAGE_BARE = re.compile(r"^[ \t\u3000]*([0-9０-９]{1,4})[ \t\u3000]*$")
 _CLOSING = re.compile(r"^[ \t\u3000]*[─━—―\-－]+[ \t\u3000]*(了|以上)[ \t\u3000]*[─━—―\-－]+[ \t\u3000]*$")
 #: '（以上）' / '以上' / '了' alone on the last line closes the minutes too
 _CLOSING_SOFT = re.compile(r"^[ \t\u3000]*[（(]?(?:以上|了)[）)]?[ \t\u3000]*$")
-_LINE = re.compile(r"([^\n\r\f]*)(\r\n|\n|\r|\f|$)")
 #: a turn label is short and is not a sentence
 _MAX_LABEL = 40
 
@@ -73,9 +72,7 @@ def read(src: Source) -> Document:
 def parse_minutes_text(text: str, path=None) -> tuple[Meeting, Accounting]:
     """Text of PDF minutes -> one :class:`Meeting` with header + speech rows, and the accounting."""
     acct = Accounting(chars_in=len(text))
-    lines = [(m.group(1), m.group(2)) for m in _LINE.finditer(text)]
-    if lines and lines[-1] == ("", ""):
-        lines.pop()
+    lines = split_lines(text)
 
     rows: list[dict] = []
     header = Block(acct, "header")
