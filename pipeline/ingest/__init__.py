@@ -118,17 +118,18 @@ def ingest_paths(paths, fmt: str = "auto", *, cache: bool = True, cache_dir=None
 
 def run(args) -> int:
     from pipeline.config import stage_params
-    from pipeline.io import stage_timer, write_json, write_parquet
+    from pipeline.io import output_transaction, stage_timer, write_json, write_parquet
 
     params = stage_params(STAGE)
     fmt = args.format or params.get("format", "auto")
     with stage_timer(STAGE) as stats:
         res = ingest_paths(args.inputs, fmt=fmt, cache=bool(params.get("cache", True)) and not args.no_cache)
-        write_parquet(res.utterances, args.output)
-        if args.meetings:
-            write_parquet(res.meetings, args.meetings)
-        if args.report:
-            write_json(res.report, args.report)
+        with output_transaction():  # the tables and the report appear together, or none of them
+            write_parquet(res.utterances, args.output)
+            if args.meetings:
+                write_parquet(res.meetings, args.meetings)
+            if args.report:
+                write_json(res.report, args.report)
         stats.update(files=res.report["files"], meetings=res.report["meetings"],
                      speech_turns=res.report["speech_turns"], utterances=res.report["utterances"])
     return 0
