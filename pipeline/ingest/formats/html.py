@@ -14,7 +14,7 @@ import re
 from html.parser import HTMLParser
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.clean import normalize_width
+from pipeline.ingest.clean import lines_of, normalize_width
 from pipeline.ingest.model import Document, Source
 from pipeline.ingest.structure import parse_session
 
@@ -63,7 +63,7 @@ def html_to_text(html: str) -> str:
     p.feed(html)
     p.close()
     lines = []
-    for line in "".join(p.parts).split("\n"):
+    for line in lines_of("".join(p.parts)):
         line = re.sub(r"[ \t\r]+", " ", line).strip(" ")
         if line:
             lines.append(line + " ")      # trailing space: the block ends a paragraph
@@ -85,7 +85,7 @@ def read(src: Source) -> Document:
     text = html_to_text(html)
     if not text.strip():
         raise PipelineError(src.path, "HTML page has no visible text")
-    if any(_is_turn(line) for line in text.splitlines()):
+    if any(_is_turn(line) for line in lines_of(text)):
         meeting, acct = parse_minutes_text(text, src.path)
     else:
         meeting, acct = parse_colon_text(text, src.path)

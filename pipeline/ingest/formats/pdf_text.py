@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.clean import Accounting, Block, split_lines, split_ws
+from pipeline.ingest.clean import Accounting, Block, lines_of, split_lines, split_ws
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import (absentees_from_speech, parse_date, parse_minutes_header,
                                        parse_session)
@@ -58,7 +58,7 @@ def sniff(src: Source) -> float:
         text = src.text
     except PipelineError:
         return 0.0
-    turns = sum(1 for line in text.splitlines() if _is_turn(line))
+    turns = sum(1 for line in lines_of(text) if _is_turn(line))
     # grows with the number of turns, so a stray ○ bullet loses to many '名前：' turns
     return min(0.9, 0.3 + 0.1 * turns) if turns else 0.0
 
