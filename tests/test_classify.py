@@ -440,3 +440,45 @@ def test_cli_tag_json_lines_turn_context(fitted, tmp_path):
     r = subprocess.run([sys.executable, "-m", "pipeline.cli", "tag", str(bad), "--model", str(model)],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 2 and "line 2" in r.stderr and r.stdout == ""
+
+
+def test_label_queue_round_trip_new_labels_count(fitted, sample, tmp_path):
+    """label-queue -> fill `labels` -> CSV into the labels folder -> train: the answers count."""
+    import joblib
+    import shutil
+
+    X, Y = sample
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for p in LABELS.glob("*.jsonl"):  # the sample's labels, minus the last 120 sentences (the "new" part)
+        rows = [json.loads(x) for x in p.open(encoding="utf-8") if x.strip()]
+        keep = [r for r in rows if r["idx"] < len(X) - 120]
+        (labels / p.name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep),
+                                     encoding="utf-8")
+    shutil.copytree(LABELS / "agreement", labels / "agreement")
+    n = len(X)
+    sents = pd.DataFrame({"sentence_id": [f"s{i}" for i in range(n)], "utterance_id": X["group"],
+                          "meeting_id": np.where(np.arange(n) < n - 120, "old", "new"), "speaker": X["group"],
+                          "text": X["text"], "terms": X["terms"]})
+    sp = tmp_path / "sents.parquet"
+    sents.to_parquet(sp)
+    model = tmp_path / "classifier.joblib"
+    joblib.dump(fitted, model)
+    q = tmp_path / "queue.csv"
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "-q", "label-queue", "--model", str(model),
+                        "--sentences", str(sp), "--labels", str(labels), "-n", "20", "-o", str(q)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    queue = pd.read_csv(q, keep_default_na=False)
+    assert len(queue) == 20 and (queue["meeting_id"] == "new").all()
+    gold = {t: ";".join(DEFAULT_IDS[j] for j in np.flatnonzero(y)) or "-" for t, y in zip(X["text"], Y)}
+    queue["labels"] = [gold[t] for t in queue["text"]]  # the annotator answers
+    from pipeline.classify.commands import training_data
+    from pipeline.classify.taxonomy import load_taxonomy
+
+    tax = load_taxonomy(TAXONOMY)
+    _, Y0, _ = training_data(sents, labels, tax)
+    queue.to_csv(labels / "queue_answered.csv", index=False)  # saved into data/labels/
+    _, Y1, info = training_data(sents, labels, tax)  # what `dvc repro` (train) reads
+    assert len(Y1) == len(Y0) + 20 and "queue_answered.csv" in info["files"]
+    assert info["unmatched"] == 0
