@@ -115,7 +115,7 @@ def ingest_file(payload: tuple[str, str, str]) -> dict[str, pd.DataFrame]:
             raise PipelineError(rel, f"cannot read: {exc.strerror}") from None
         src = Source(path=path, rel=rel, data=data)
         doc = read_source(src, fmt)
-        if not doc.companion and not any(r["kind"] == "speech" for m in doc.meetings for r in m.rows):
+        if not doc.companion and not any(r["kind"] in ("speech", "speech_no_text") for m in doc.meetings for r in m.rows):
             raise PipelineError(rel, "no speaker turns found")
         return document_tables(doc, rel, Path(rel).stem)
     except PipelineError as exc:
