@@ -221,3 +221,63 @@ def test_kokkai_meeting_list_gives_speakers_never_text():
     assert sp["text"].iloc[0].startswith("ただいま内閣総理大臣から、詔書が発せられた旨伝えられましたから、朗読いたします。")
     assert "日本国憲法第七条により、衆議院を解散する。" in sp["text"].iloc[0]
     assert set(m["meeting_date"]) == {"2026-01-23"} and res.report["accounting_ok"]
+
+
+# ------------------------------------------------------------------ DB-Search HTML
+
+@pytest.fixture(scope="module")
+def dbsearch():
+    return _ingest("dbsearch-html")
+
+
+def test_dbsearch_sendai_role_only_officials(dbsearch):
+    # turns: grep -c 'class="voice__title"' FILE -> 50 (page says 文書中の発言: 50)
+    # labels: grep -o 'voice__title">[^<]*' FILE | sort | uniq -c -> デジタル戦略推進部長 10, 福田ようすけ委員 7,
+    #   ＢＰＲ推進課長 6, 高橋たくみ委員 6, 委員長 6
+    sp = _speech(dbsearch, "sendai_dx_20241226_detail.html")
+    _check(sp, 50, [("デジタル戦略推進部長", 10, None, "説明員"), ("福田ようすけ委員", 7, "福田ようすけ", "委員"),
+                    ("ＢＰＲ推進課長", 6, None, "説明員"), ("委員長", 6, None, "委員長")],
+           "ただいまからDX推進調査特別委員会を開会いたします。")
+    # a role-only official keeps the role as printed and gets no (invented) name
+    assert sp.loc[sp["speaker_raw"] == "デジタル戦略推進部長", "speaker_title"].iloc[0] == "デジタル戦略推進部長"
+    assert sp.loc[sp["speaker_raw"] == "デジタル戦略推進部長", "speaker_name"].isna().all()
+    # date from the page's 開催日 field; no chrome (検索語, block numbers) in any speech
+    assert sp["meeting_date"].iloc[0] == "2024-12-26"
+    assert not sp["text"].str.contains("検索語|^\\d+:", regex=True).any()
+
+
+def test_dbsearch_otofuke_speaker_index_not_read(dbsearch):
+    # turns: grep -c 'class="voice-block' FILE -> 198 (the speaker index holds 198 more labels: not speech)
+    # labels: grep -o 'data-voice-title="[^"]*' FILE | sort | uniq -c -> ◯議長（高瀬博文） 148, ◯５番（神長基子） 7,
+    #   ◯総務部長（吉田浩人） 6, ◯保健福祉部長（堀田　昇） 6
+    sp = _speech(dbsearch, "otofuke_20241217_detail.html")
+    _check(sp, 198, [("議長（高瀬博文）", 148, "高瀬博文", "議長"), ("５番（神長基子）", 7, "神長基子", "議員"),
+                     ("総務部長（吉田浩人）", 6, "吉田浩人", "説明員"), ("保健福祉部長（堀田　昇）", 6, "堀田昇", "説明員")],
+           "報告します。\n伊藤萌里議員、佐藤和也議員")
+    assert sp["meeting_date"].iloc[0] == "2024-12-17"
+    # the same person under two labels is one speaker name
+    kami = sp[sp["speaker_raw"].isin(["５番（神長基子）", "議会運営委員長（神長基子）"])]
+    assert len(kami) == 8 and set(kami["speaker_name"]) == {"神長基子"}
+    assert sp.loc[sp["speaker_raw"] == "５番（神長基子）", "speaker_number"].iloc[0] == 5
+    assert not sp["text"].str.contains("選択").any()
+    u = dbsearch.utterances
+    notes = u.loc[(u["source_file"] == "otofuke_20241217_detail.html") & (u["kind"] == "procedural_note"), "text"]
+    assert (notes.iloc[0], notes.iloc[-1]) == ("開会（午前10時00分）", "閉会（午後\u30003時25分）")
+
+
+def test_dbsearch_aomori_no_invented_date(dbsearch):
+    # turns: grep -c 'class="page-text__voice"' FILE -> 122
+    # labels: grep -o '◯[^　]*' FILE | sort | uniq -c -> 議長（奈良岡隆君） 100, ９番（赤平勇人君） 5, 市長（西秀記君） 4
+    sp = _speech(dbsearch, "aomori_page.html")
+    _check(sp, 122, [("議長（奈良岡隆君）", 100, "奈良岡隆", "議長"), ("９番（赤平勇人君）", 5, "赤平勇人", "議員"),
+                     ("市長（西秀記君）", 4, "西秀記", "市長"), ("企画部長（金谷浩光君）", 3, "金谷浩光", "説明員")],
+           "これより本日の会議を開きます。")
+    # the page has no date field and no date in its text: null, never guessed
+    assert sp["meeting_date"].isna().all()
+    u = dbsearch.utterances
+    u = u[u["source_file"] == "aomori_page.html"]
+    # voice 1 opens with 午前10時開議 before its ◯議長 label; the printed 日程 headings are not speech
+    assert u.loc[u["kind"] == "procedural_note", "text"].iloc[0] == "午前10時開議"
+    assert not sp["text"].str.contains("日程第1\u3000議案第146号").any()
+    assert u.loc[u["kind"] == "procedural_note", "text"].iloc[-1] == "午前10時58分閉会"
+    assert dbsearch.report["accounting_ok"]

@@ -18,6 +18,7 @@ FORMAT_MODULES = [
     "pipeline.ingest.formats.tokyo_assembly_json",
     "pipeline.ingest.formats.discussnet_ssp_json",
     "pipeline.ingest.formats.kokkai_json",
+    "pipeline.ingest.formats.dbsearch_html",
     "pipeline.ingest.formats.html",
     "pipeline.ingest.formats.kensakusystem_text",
     "pipeline.ingest.formats.pdf_text",
