@@ -292,3 +292,58 @@ def test_settings_and_query_are_checked_before_any_request(monkeypatch, capsys, 
         lines = capsys.readouterr().err.strip().splitlines()
         assert rc == 2 and len(lines) == 1 and expected in lines[0], (args, lines)
     assert not (tmp_path / "k").exists()
+
+
+def test_resume_point_gone_pages_again_from_the_first(tmp_path, api, url, clock):
+    out = tmp_path / "k"
+    fetch_kokkai(QUERY, out, settings(url), max_meetings=7, clock=clock, show_progress=False)
+    assert manifest(out)["next_record_position"] == 8
+    api.meetings = api.meetings[:6]           # meetings withdrawn: record 8 no longer exists
+    n = len(api.requests)
+    res = fetch_kokkai(QUERY, out, settings(url), clock=clock, show_progress=False)
+    assert api.starts()[n:] == [8, 1, 6]      # refused at the checkpoint, then from the first
+    assert res.status == "complete" and res.files == [f"{m['issueID']}.json" for m in api.meetings]
+    assert res.saved == [] and len(res.skipped) == 6
+
+
+def test_total_changed_since_the_checkpoint_pages_again(tmp_path, api, url, clock):
+    out = tmp_path / "k"
+    fetch_kokkai(QUERY, out, settings(url), max_meetings=5, clock=clock, show_progress=False)
+    newest = json.loads(json.dumps(api.meetings[0]))
+    newest["issueID"], newest["date"] = "122104601X01220261201", "2026-12-01"   # a new meeting, listed first
+    api.meetings.insert(0, newest)
+    n = len(api.requests)
+    res = fetch_kokkai(QUERY, out, settings(url), clock=clock, show_progress=False)
+    assert api.starts()[n:] == [6, 1, 6, 11]
+    assert res.files == [f"{m['issueID']}.json" for m in api.meetings] and res.saved[0] == "122104601X01220261201.json"
+    assert len(set(res.files)) == 14 == len(saved_files(out))
+
+
+def test_time_out_is_retried(tmp_path, api, url, clock):
+    release = threading.Event()
+    api.fail(Fault(hang=release), start=1)
+    try:
+        res = fetch_kokkai(QUERY, tmp_path / "k", settings(url, timeout_seconds=0.3), clock=clock,
+                           show_progress=False)
+    finally:
+        release.set()
+    assert api.starts()[:2] == [1, 1] and res.status == "complete" and clock.sleeps[0] == pytest.approx(2.0)
+
+
+def test_ctrl_c_leaves_a_checkpoint(tmp_path, api, url):
+    class InterruptingClock(FakeClock):
+        def sleep(self, seconds):
+            raise KeyboardInterrupt   # Ctrl-C during the pause after page 1
+
+    out = tmp_path / "k"
+    with pytest.raises(KeyboardInterrupt):
+        fetch_kokkai(QUERY, out, settings(url), clock=InterruptingClock(), show_progress=False)
+    man = manifest(out)
+    assert man["status"] == "interrupted" and man["next_record_position"] == 6 and len(man["files"]) == 5
+    assert len(saved_files(out)) == 5
+
+
+def test_wrong_base_url_is_one_line(tmp_path, url, clock):
+    with pytest.raises(PipelineError, match=r"^GET http://127\.0\.0\.1:\d+/nothing/meeting\?.*: HTTP 404"):
+        fetch_kokkai(QUERY, tmp_path / "k", settings(url.replace("/api", "/nothing")), clock=clock,
+                     show_progress=False)

@@ -52,6 +52,8 @@ MAX_PAGE_SIZE = 10
 #: 会議録ID: 21 alphanumerics (also what makes ``{issueID}.json`` a safe file name)
 ISSUE_ID = re.compile(r"^[0-9A-Za-z]{21}$")
 MANIFEST_DIR = ".fetch"
+#: times one run pages again from the first because the API's total moved under it
+MAX_RESTARTS = 3
 SOURCE_NOTE = "国会会議録検索システム (国立国会図書館), https://kokkai.ndl.go.jp/"
 
 
@@ -254,6 +256,10 @@ def parse_page(data: Any, start: int) -> Page:
     return Page(total=page.numberOfRecords, start=start, next_start=nxt, records=records)
 
 
+class ApiRefusal(PipelineError):
+    """The API answered the request with its own error (a 4xx or an error body): retrying will not help."""
+
+
 class KokkaiClient:
     """One request at a time, with the pause, the User-Agent and the retries."""
 
@@ -321,7 +327,7 @@ class KokkaiClient:
         data = _json_or_none(resp)
         msg = _api_message(data)
         if msg is not None:
-            raise PipelineError(shown, f"HTTP {status}: the API says: {msg}")
+            raise ApiRefusal(shown, f"HTTP {status}: the API says: {msg}")
         if status >= 300:
             raise PipelineError(shown, f"HTTP {status} {resp.reason_phrase}".rstrip())
         if data is None:
@@ -395,6 +401,7 @@ class FetchResult:
     saved: list[str] = field(default_factory=list)  # written by this run
     skipped: list[str] = field(default_factory=list)  # already there
     requests: int = 0
+    requests_ok: int = 0                            # requests answered with a valid page
     status: str = "complete"                       # complete | limit_reached
 
 
@@ -442,7 +449,7 @@ def fetch_kokkai(query: KokkaiQuery, out_dir: str | Path, settings: FetchSetting
         write_json(manifest, manifest_path)
 
     client = KokkaiClient(settings, clock=clock, transport=transport)
-    bar = None
+    bar, restarts = None, 0
     try:
         while True:
             done = start - 1
@@ -452,12 +459,27 @@ def fetch_kokkai(query: KokkaiQuery, out_dir: str | Path, settings: FetchSetting
                 break
             size = settings.page_size if max_meetings is None else min(settings.page_size, max_meetings - done)
             params = {**query.api_params(), "startRecord": start, "maximumRecords": size, "recordPacking": "json"}
-            page = client.get_meetings(params)
+            try:
+                page = client.get_meetings(params)
+            except ApiRefusal as exc:
+                if start == 1 or result.requests_ok:
+                    raise
+                # refused where the checkpoint says to resume (e.g. "startRecord must be 1..numberOfRecords":
+                # meetings were withdrawn meanwhile): start over once
+                log.warning("%s; paging again from the first (saved meetings are skipped)", exc)
+                start, prev_total, files, bar = 1, None, {}, _close(bar)
+                continue
             if prev_total is not None and page.total != prev_total and start > 1:
+                restarts += 1
+                if restarts > MAX_RESTARTS:
+                    raise PipelineError(_show(f"{settings.api_url}/meeting", params),
+                                        f"the API's total for this query keeps changing ({prev_total} -> "
+                                        f"{page.total}); try again later")
                 log.warning("the API now reports %d meetings for this query (was %d): positions moved, "
                             "paging again from the first (saved meetings are skipped)", page.total, prev_total)
-                start, prev_total, files = 1, None, {}
+                start, prev_total, files, bar = 1, None, {}, _close(bar)
                 continue
+            result.requests_ok += 1
             prev_total = result.total = manifest["number_of_records"] = page.total
             if bar is None:
                 goal = page.total if max_meetings is None else min(page.total, max_meetings)
@@ -493,6 +515,11 @@ def fetch_kokkai(query: KokkaiQuery, out_dir: str | Path, settings: FetchSetting
             bar.close()
     result.files = list(files)
     return result
+
+
+def _close(bar) -> None:
+    if bar is not None:
+        bar.close()
 
 
 def _read_manifest(path: Path) -> dict | None:
