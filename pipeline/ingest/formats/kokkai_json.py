@@ -157,7 +157,8 @@ def read(src: Source) -> Document:
     field_chars = 0
     meetings = []
     for meta, recs in groups:
-        if recs and not any("speech" in r for r in recs if isinstance(r, dict)):
+        if "speechRecord" in meta and recs and all(isinstance(r, dict) and "speechOrder" in r and "speech" not in r
+                                                   for r in recs):
             # /api/meeting_list: who spoke, in which order, and no text; the text is never invented
             meetings.append(_listed_meeting(meta, recs))
             continue
