@@ -52,6 +52,8 @@ MAX_PAGE_SIZE = 10
 #: 会議録ID: 21 alphanumerics (also what makes ``{issueID}.json`` a safe file name)
 ISSUE_ID = re.compile(r"^[0-9A-Za-z]{21}$")
 MANIFEST_DIR = ".fetch"
+#: imageKind of minutes; 目次 / 索引 / 附録 / 追録 records hold no speaker turns and are not saved
+MINUTES_KIND = "会議録"
 #: times one run pages again from the first because the API's total moved under it
 MAX_RESTARTS = 3
 SOURCE_NOTE = "国会会議録検索システム (国立国会図書館), https://kokkai.ndl.go.jp/"
@@ -400,6 +402,7 @@ class FetchResult:
     files: list[str] = field(default_factory=list)  # every meeting file of this query (in API order)
     saved: list[str] = field(default_factory=list)  # written by this run
     skipped: list[str] = field(default_factory=list)  # already there
+    not_saved: list[str] = field(default_factory=list)  # issueIDs of records that are not minutes (imageKind)
     requests: int = 0
     requests_ok: int = 0                            # requests answered with a valid page
     status: str = "complete"                       # complete | limit_reached
@@ -430,21 +433,24 @@ def fetch_kokkai(query: KokkaiQuery, out_dir: str | Path, settings: FetchSetting
     manifest_path = out_dir / MANIFEST_DIR / f"kokkai-{key}.json"
     prev = _read_manifest(manifest_path)
 
-    start, files, prev_total = 1, {}, None
+    start, files, other, prev_total = 1, {}, {}, None
     if prev and prev.get("status") != "complete" and isinstance(prev.get("next_record_position"), int):
         start, prev_total = prev["next_record_position"], prev.get("number_of_records")
         files = {e["file"]: e for e in prev.get("files", []) if isinstance(e, dict) and "file" in e}
+        other = {e["issueID"]: e for e in prev.get("not_saved", []) if isinstance(e, dict) and "issueID" in e}
         log.info("resuming %s from record %d (%d meeting(s) done)", manifest_path.name, start, len(files))
     manifest = {"source": SOURCE_NOTE, "api_url": settings.api_url, "endpoint": "meeting",
                 "query": query.api_params(), "max_meetings": max_meetings,
                 "started_at": (prev or {}).get("started_at") if start > 1 else _now(),
                 "updated_at": None, "finished_at": None, "status": "running",
                 "number_of_records": prev_total, "next_record_position": start,
-                "user_agent": settings.user_agent, "pause_seconds": settings.pause_seconds, "files": []}
+                "user_agent": settings.user_agent, "pause_seconds": settings.pause_seconds, "files": [],
+                "not_saved": []}
     result = FetchResult(out_dir=out_dir, manifest=manifest_path, total=prev_total or 0)
 
     def checkpoint(status: str) -> None:
         manifest.update(status=status, updated_at=_now(), files=list(files.values()),
+                        not_saved=list(other.values()),
                         finished_at=_now() if status in ("complete", "limit_reached") else None)
         write_json(manifest, manifest_path)
 
@@ -467,7 +473,7 @@ def fetch_kokkai(query: KokkaiQuery, out_dir: str | Path, settings: FetchSetting
                 # refused where the checkpoint says to resume (e.g. "startRecord must be 1..numberOfRecords":
                 # meetings were withdrawn meanwhile): start over once
                 log.warning("%s; paging again from the first (saved meetings are skipped)", exc)
-                start, prev_total, files, bar = 1, None, {}, _close(bar)
+                start, prev_total, files, other, bar = 1, None, {}, {}, _close(bar)
                 continue
             if prev_total is not None and page.total != prev_total and start > 1:
                 restarts += 1
@@ -477,7 +483,7 @@ def fetch_kokkai(query: KokkaiQuery, out_dir: str | Path, settings: FetchSetting
                                         f"{page.total}); try again later")
                 log.warning("the API now reports %d meetings for this query (was %d): positions moved, "
                             "paging again from the first (saved meetings are skipped)", page.total, prev_total)
-                start, prev_total, files, bar = 1, None, {}, _close(bar)
+                start, prev_total, files, other, bar = 1, None, {}, {}, _close(bar)
                 continue
             result.requests_ok += 1
             prev_total = result.total = manifest["number_of_records"] = page.total
@@ -487,6 +493,12 @@ def fetch_kokkai(query: KokkaiQuery, out_dir: str | Path, settings: FetchSetting
                                **({} if show_progress else {"disable": True}))
             for rec in page.records:
                 entry = _entry(rec)
+                if rec.get("imageKind", MINUTES_KIND) != MINUTES_KIND:
+                    # 目次/索引/附録/追録: not minutes (no speaker turns); listed in the manifest, not saved
+                    other[rec["issueID"]] = {**entry, "imageKind": rec.get("imageKind")}
+                    del other[rec["issueID"]]["file"]
+                    bar.update(1)
+                    continue
                 path = out_dir / entry["file"]
                 if is_saved(path, rec["issueID"]):
                     result.skipped.append(entry["file"])
@@ -514,6 +526,10 @@ def fetch_kokkai(query: KokkaiQuery, out_dir: str | Path, settings: FetchSetting
         if bar is not None:
             bar.close()
     result.files = list(files)
+    result.not_saved = list(other)
+    if other:
+        log.warning("%d record(s) of the result are not minutes (imageKind 目次/索引/附録/追録) and were not saved; "
+                    "they are listed in %s", len(other), manifest_path)
     return result
 
 
