@@ -359,3 +359,12 @@ def test_records_that_are_not_minutes_are_listed_not_saved(tmp_path, api, url, c
     assert res.not_saved == ["122105367X00020260521"] and len(res.files) == 13
     assert "122105367X00020260521.json" not in saved_files(out)
     assert manifest(out)["not_saved"][0]["imageKind"] == "索引"
+
+
+def test_progress_bar_counts_meetings_against_the_api_total(tmp_path, api, url, clock, capsys, monkeypatch):
+    import pipeline.io
+
+    monkeypatch.setattr(pipeline.io, "QUIET", False)
+    fetch_kokkai(QUERY, tmp_path / "k", settings(url), max_meetings=12, clock=clock)
+    err = capsys.readouterr().err
+    assert "kokkai" in err and "12/12" in err and "meeting" in err   # total: min(numberOfRecords 13, limit)

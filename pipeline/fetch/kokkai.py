@@ -201,7 +201,7 @@ class _Run:
         if self.bar is None:
             goal = page.total if self.max is None else min(page.total, self.max)
             self.bar = progress(total=goal, initial=min(done, goal), unit="meeting", desc="kokkai",
-                                **({} if self.show_progress else {"disable": True}))
+                                mininterval=0, **({} if self.show_progress else {"disable": True}))
         for rec in page.records:
             entry = _entry(rec)
             if rec.get("imageKind", MINUTES_KIND) != MINUTES_KIND:
