@@ -347,3 +347,24 @@ def test_wrong_base_url_is_one_line(tmp_path, url, clock):
     with pytest.raises(PipelineError, match=r"^GET http://127\.0\.0\.1:\d+/nothing/meeting\?.*: HTTP 404"):
         fetch_kokkai(QUERY, tmp_path / "k", settings(url.replace("/api", "/nothing")), clock=clock,
                      show_progress=False)
+
+
+def test_records_that_are_not_minutes_are_listed_not_saved(tmp_path, api, url, clock):
+    index = json.loads(json.dumps(api.meetings[2]))
+    index["issueID"], index["imageKind"] = "122105367X00020260521", "索引"   # an index volume of the same committee
+    index["speechRecord"] = index["speechRecord"][:1]
+    api.meetings.insert(3, index)
+    out = tmp_path / "k"
+    res = fetch_kokkai(QUERY, out, settings(url), clock=clock, show_progress=False)
+    assert res.not_saved == ["122105367X00020260521"] and len(res.files) == 13
+    assert "122105367X00020260521.json" not in saved_files(out)
+    assert manifest(out)["not_saved"][0]["imageKind"] == "索引"
+
+
+def test_progress_bar_counts_meetings_against_the_api_total(tmp_path, api, url, clock, capsys, monkeypatch):
+    import pipeline.io
+
+    monkeypatch.setattr(pipeline.io, "QUIET", False)
+    fetch_kokkai(QUERY, tmp_path / "k", settings(url), max_meetings=12, clock=clock)
+    err = capsys.readouterr().err
+    assert "kokkai" in err and "12/12" in err and "meeting" in err   # total: min(numberOfRecords 13, limit)
