@@ -171,3 +171,46 @@ def test_xlsx_cells_are_text_not_formulas(tmp_path):
     for (cell,) in ws.iter_rows(min_row=2):
         assert cell.data_type == "s", cell.value
         assert not any(FORMULA.match(line) for line in str(cell.value).split("\n")), cell.value
+
+
+# ------------------------------------------------------------------ nothing lost after a closing mark
+def test_closing_mark_ends_a_meeting_not_the_file(tmp_path):
+    one = ingest_ok(SAMPLE)
+    n = len(speech(one))
+    twice = tmp_path / "two-meetings.txt"
+    body = SAMPLE.read_text(encoding="utf-8")
+    assert "了" in body
+    twice.write_text(body + body, encoding="utf-8")
+    res = ingest_ok(twice)
+    assert len(speech(res)) == 2 * n  # 57 of 114 before: the second copy was booked as 'other'
+    assert res.utterances["meeting_id"].nunique() == 2 and len(res.meetings) == 2
+    assert speech(res)[n:] == speech(one)
+    assert res.report["totals"]["chars_other"] == 2 * one.report["totals"]["chars_other"]
+
+
+def test_trailing_text_after_the_closing_mark_is_accounted(tmp_path):
+    p = tmp_path / "m.txt"
+    p.write_text(OTEXT + "── 了 ──\n（配布資料一覧）\n", encoding="utf-8")
+    res = ingest_ok(p)
+    assert speech(res) == [("山田座長", "開会します。"), ("田中委員", "私は反対です。")]
+    assert res.report["totals"]["chars_other"] == len("── 了 ──") + len("（配布資料一覧）")
+
+
+# ------------------------------------------------------------------ accounting cannot pass negative
+def test_html_without_markup_accounts_exactly(tmp_path):
+    p = tmp_path / "plain.html"
+    p.write_text("○山田座長　開会します。\n" * 500, encoding="utf-8")
+    res = ingest_ok(p)  # chars_other was -1000 with accounting_ok true
+    assert len(speech(res)) == 500
+    assert res.report["totals"]["chars_other"] == 0
+
+
+def test_negative_bucket_fails_the_accounting_check():
+    from pipeline.ingest.clean import Accounting
+    from pipeline.ingest.core import check_accounting
+
+    acct = Accounting(chars_in=10)
+    acct.add("speech", 12)
+    acct.add("other", -2)
+    with pytest.raises(PipelineError, match="x.html: internal accounting error: chars_other is -2"):
+        check_accounting(acct, "x.html")

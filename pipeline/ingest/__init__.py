@@ -114,7 +114,9 @@ def ingest_paths(paths, fmt: str = "auto", *, cache: bool = True, cache_dir=None
               "files_by_format": {str(k): int(v) for k, v in rep["format"].value_counts().items()},
               "totals": totals,
               "accounting_ok": bool(totals["chars_in"] == sum(v for k, v in totals.items() if k.startswith("chars_")
-                                                              and k != "chars_in")),
+                                                              and k != "chars_in")
+                                    and all(v >= 0 for v in totals.values())
+                                    and bool((rep[numeric] >= 0).all().all())),
               "per_file": {r["source_file"]: {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()
                                               if k != "source_file"}
                            for r in rep.to_dict("records")}}

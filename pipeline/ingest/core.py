@@ -48,6 +48,16 @@ def _typed_utterances(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def check_accounting(acct, rel: str) -> None:
+    """Every input character in exactly one bucket: the buckets sum to ``chars_in`` and none is
+    negative (a negative bucket hides lost characters behind a balanced sum)."""
+    for key, value in acct.as_dict().items():
+        if value < 0:
+            raise PipelineError(rel, f"internal accounting error: {key} is {value}")
+    if acct.total != acct.chars_in:
+        raise PipelineError(rel, f"internal accounting error: {acct.total} chars classified of {acct.chars_in}")
+
+
 def complete_speakers(meeting: Meeting) -> None:
     """Fill speaker_* from the label where the reader did not state them."""
     roster = [*meeting.attendees, *meeting.officials, *([meeting.roster_text] if meeting.roster_text else [])]
@@ -90,8 +100,7 @@ def document_tables(doc: Document, rel: str, stem: str) -> dict[str, pd.DataFram
             "agenda": list(m.agenda), "n_utterances": len(m.rows), "n_speech": n_speech,
         })
     acct = doc.accounting
-    if acct.total != acct.chars_in:
-        raise PipelineError(rel, f"internal accounting error: {acct.total} chars classified of {acct.chars_in}")
+    check_accounting(acct, rel)
     n_speech = sum(u["kind"] == "speech" for u in utts)
     report = {"source_file": rel, "format": doc.format, "encoding": doc.encoding, "n_meetings": len(meets),
               "n_speech": n_speech, "n_nonspeech": len(utts) - n_speech, **acct.as_dict()}
