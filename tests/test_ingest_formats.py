@@ -40,7 +40,7 @@ def test_tokyo_assembly_every_speech_row_kept():
     n_meetings = sum(len(d) for d in raw)
     n_speech = sum(1 for d in raw for mt in d for p in mt["Proceeding"] if p["Speaker"] != "null")
     assert len(m) == n_meetings == 66
-    assert (u["kind"] == "speech").sum() == n_speech
+    assert (u["kind"] == "speech").sum() == n_speech == 3659     # published figure: must not move
     assert m["meeting_date"].notna().all() and u["meeting_date"].notna().all()
     assert m["meeting_id"].iloc[0] == "committee-disaster-prevention#0"
     first = m.set_index("meeting_id").loc["committee-disaster-prevention#0"]
@@ -350,3 +350,18 @@ def test_pdf_without_spaces_uses_glyph_geometry(tmp_path, sample_text_result):
     assert got["text"].str.replace("\n", "").tolist() == want["text"].str.replace("\n", "").tolist()
     # paragraph breaks recovered from indentation / short last lines (all 183 on the sample)
     assert got["text"].tolist() == want["text"].tolist()
+
+
+def test_kokkai_one_meeting_per_file_as_fetch_saves_it(tmp_path):
+    """`fetch` saves each Diet meeting as {issueID}.json in the /api/meeting shape (meetingRecord
+    holding that one meeting): the meeting_id is the issueID, the same as the file stem."""
+    data = json.loads((FIX / "kokkai_meeting.json").read_text(encoding="utf-8"))
+    assert len(data["meetingRecord"]) == 1
+    issue = data["meetingRecord"][0]["issueID"]
+    d = tmp_path / "kokkai"
+    d.mkdir()
+    (d / f"{issue}.json").write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    res = ingest_paths([d], cache=False)
+    assert res.meetings["meeting_id"].tolist() == [issue]
+    assert res.report["per_file"][f"{issue}.json"]["format"] == "kokkai_json"
+    assert (res.utterances["kind"] == "speech").sum() == 5 and res.report["accounting_ok"]
