@@ -46,7 +46,7 @@ def is_label(label: str) -> bool:
     return bool(sp.name) or lab in _CHAIR or (sp.role in _CHAIR and not sp.name and lab == sp.title)
 
 
-def _turn(line: str, prev_blank: bool):
+def _turn(line: str, prev_blank: bool = False):
     """-> (label, separator, rest) when the line opens a turn."""
     m = _BRACKET.match(line)
     if m and is_label(m.group(1)):
@@ -62,8 +62,18 @@ def _turn(line: str, prev_blank: bool):
     return None
 
 
-def _counts(text: str) -> int:
-    return sum(1 for line in text.splitlines() if (t := _turn(line, False)) and (t[0].startswith("【") or not t[1].strip(" \t\u3000")))
+def _has_labels(text: str, need: int = 2) -> bool:
+    """At least ``need`` 【label】 / label-alone / label-space lines (stops at the ``need``-th)."""
+    n = 0
+    for line in text.splitlines():
+        if line[:1] in " \t\u3000" or len(line) < 2:
+            continue
+        t = _turn(line, False)
+        if t and (t[0].startswith("【") or not t[1].strip(" \t\u3000")):
+            n += 1
+            if n >= need:
+                return True
+    return False
 
 
 def sniff(src: Source) -> float:
@@ -75,7 +85,7 @@ def sniff(src: Source) -> float:
         return 0.0
     if any(re.match(r"^[ \t\u3000]*[○〇◯][^\s\u3000]", line) for line in text.splitlines()[:400]):
         return 0.0              # ○ turns: pdf_text
-    return 0.88 if _counts(text) >= 2 else 0.0
+    return 0.88 if _has_labels(text) else 0.0
 
 
 def _header_sections(lines: list[str]) -> list[str]:
