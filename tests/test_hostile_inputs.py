@@ -378,3 +378,83 @@ def test_file_name_with_a_newline_stays_one_line(tmp_path, capsys):
     p.write_bytes(b"")
     code, errors, _ = ingest_cli(tmp_path, capsys, p)
     assert_one_line_error(code, errors, "bad\\nname\\x1b[31m.txt", "empty file")
+
+
+# ------------------------------------------------------------------ tag: decoding, records, odd inputs
+CYBER = "自治体のCSIRTの体制強化とインシデント対応の訓練を進めます。"
+DATA = "データ連携基盤を広域で共同利用する。"
+
+
+def tag_cli(capsys, monkeypatch, model_path, file=None, stdin: bytes | None = None):
+    if stdin is not None:
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    code, errors, out = cli(["tag", file if file is not None else "-", "--model", model_path], capsys)
+    return code, errors, [json.loads(x) for x in out.splitlines()]
+
+
+@pytest.mark.parametrize("enc", ["cp932", "utf-16", "utf-16-le", "euc_jp", "utf-8-sig"])
+def test_tag_decodes_input_as_ingest_does(tmp_path, capsys, monkeypatch, theme_model_path, enc):
+    p = tmp_path / "in.txt"
+    p.write_bytes(f"{CYBER}\n{DATA}\n".encode(enc))
+    code, errors, out = tag_cli(capsys, monkeypatch, theme_model_path, p)
+    assert code == 0, errors
+    assert [o["text"] for o in out] == [CYBER, DATA]  # not mojibake
+    assert "cybersecurity" in out[0]["themes"]
+
+
+def test_tag_lone_cr_does_not_split_a_record(tmp_path, capsys, monkeypatch, theme_model_path):
+    code, errors, out = tag_cli(capsys, monkeypatch, theme_model_path,
+                                stdin=f"{CYBER}\r{DATA}\r\n{DATA}\n".encode("utf-8"))
+    assert code == 0, errors
+    assert [o["text"] for o in out] == [f"{CYBER}\r{DATA}", DATA]
+
+
+def test_tag_undecodable_input_is_an_error_not_mojibake(tmp_path, capsys, monkeypatch, theme_model_path):
+    p = tmp_path / "bad.txt"
+    p.write_bytes(b"\xff\xfe\x80\x81 abc \xff\x90\n" * 3 + b"\x81")
+    code, errors, out = tag_cli(capsys, monkeypatch, theme_model_path, p)
+    assert_one_line_error(code, errors, p, "cannot decode|ambiguous encoding|not valid UTF-16")
+    assert out == []
+
+
+@pytest.mark.parametrize("case", ["directory", "dev_zero", "missing"])
+def test_tag_on_a_non_file(tmp_path, capsys, monkeypatch, theme_model_path, case):
+    target, problem = {"directory": (tmp_path, "is a directory"), "dev_zero": ("/dev/zero", "not a regular file"),
+                       "missing": (tmp_path / "none.txt", "file not found")}[case]
+    code, errors, out = tag_cli(capsys, monkeypatch, theme_model_path, target)
+    assert_one_line_error(code, errors, target, problem)
+    assert out == []
+
+
+def test_tag_empty_input_writes_nothing(capsys, monkeypatch, theme_model_path):
+    code, errors, out = tag_cli(capsys, monkeypatch, theme_model_path, stdin=b"")
+    assert (code, errors, out) == (0, [], [])
+
+
+def test_tag_a_very_long_line_in_pieces(tmp_path, capsys, monkeypatch, theme_model_path):
+    from pipeline.classify.tagging import MAX_TAG_BYTES, tag_texts
+
+    long = (DATA + "次に、") * 4000 + CYBER  # ~130 KB on one line
+    assert len(long.encode("utf-8")) > 30 * MAX_TAG_BYTES
+    code, errors, out = tag_cli(capsys, monkeypatch, theme_model_path, stdin=(long + "\n" + DATA + "\n").encode())
+    assert code == 0, errors
+    assert len(out) == 2 and out[0]["text"] == long
+    # themes of the pieces: the data-sharing text and the cyber sentence at the very end
+    assert {"data_sharing", "cybersecurity"} <= set(out[0]["themes"])
+    assert out[1] == tag_texts([DATA], model_path=theme_model_path)[0]  # short lines: exactly as before
+
+
+def test_tag_into_a_closed_pipe_stops_quietly(tmp_path, theme_model_path):
+    import subprocess
+    import sys
+
+    p = tmp_path / "in.txt"
+    p.write_text((DATA + "\n") * 3000, encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "-q", "tag", str(p), "--model", str(theme_model_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # `| head -1`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0, err
+    assert json.loads(first)["text"] == DATA
+    assert "Traceback" not in err and "BrokenPipe" not in err and err == ""
