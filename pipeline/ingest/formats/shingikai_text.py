@@ -46,7 +46,7 @@ def is_label(label: str) -> bool:
     return bool(sp.name) or lab in _CHAIR or (sp.role in _CHAIR and not sp.name and lab == sp.title)
 
 
-def _turn(line: str, prev_blank: bool = False):
+def _turn(line: str):
     """-> (label, separator, rest) when the line opens a turn."""
     m = _BRACKET.match(line)
     if m and is_label(m.group(1)):
@@ -68,7 +68,7 @@ def _has_labels(text: str, need: int = 2) -> bool:
     for line in text.splitlines():
         if line[:1] in " \t\u3000" or len(line) < 2:
             continue
-        t = _turn(line, False)
+        t = _turn(line)
         if t and (t[0].startswith("【") or not t[1].strip(" \t\u3000")):
             n += 1
             if n >= need:
@@ -117,7 +117,6 @@ def read(src: Source) -> Document:
     label = None
     closed = False
     carry = 0
-    prev_blank = True
 
     def finish():
         nonlocal cur
@@ -134,7 +133,7 @@ def read(src: Source) -> Document:
             acct.add("other", len(content))
             closed = closed or bool(rows)
             continue
-        t = _turn(raw, prev_blank) if content and not lead else None
+        t = _turn(raw) if content and not lead else None
         if t:
             finish()
             label, sep, rest = t
@@ -150,7 +149,6 @@ def read(src: Source) -> Document:
             (cur or header).add_line(lead, content, trail, force_break=True)
             if cur is None and content:
                 header_lines.append(content)
-        prev_blank = not content
     (cur or header).add_layout(carry)
     finish()
     if not rows:
