@@ -298,3 +298,16 @@ def test_directory_run_over_each_folder_exits_0(tmp_path, folder):
     assert rep["accounting_ok"]
     for name, f in rep["per_file"].items():   # every character of every file accounted
         assert f["chars_in"] == sum(v for k, v in f.items() if k.startswith("chars_") and k != "chars_in"), name
+
+
+def test_kensakusystem_crlf_copy_reads_the_same(tmp_path, kensaku):
+    """The same download saved with Windows line ends: same turns, title and date, no CR in any text."""
+    src = EXTERNAL / "kensakusystem-text" / "meguro_R070217_statements.txt"
+    (tmp_path / src.name).write_bytes(src.read_bytes().replace(b"\n", b"\r\n"))
+    got = ingest_paths([tmp_path], cache=False)
+    want = _speech(kensaku, src.name)
+    sp = got.utterances[got.utterances["kind"] == "speech"]
+    assert sp["speaker_raw"].tolist() == want["speaker_raw"].tolist()
+    assert sp["text"].tolist() == want["text"].tolist()
+    assert (sp["meeting_title"].iloc[0], sp["meeting_date"].iloc[0]) == (want["meeting_title"].iloc[0], "2025-02-17")
+    assert got.report["accounting_ok"]

@@ -29,7 +29,7 @@ from pipeline.ingest.structure import parse_date, parse_session
 
 NAME = "kensakusystem_text"
 
-_FIELD = re.compile(r"^(開催日|会議名)[：:][ \t\u3000]*(.*?)[ \t\u3000]*$", re.M)
+_FIELD = re.compile(r"^(開催日|会議名)[：:][ \t\u3000]*([^\r\n]*?)[ \t\u3000\r]*$", re.M)
 
 
 def sniff(src: Source) -> float:
