@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Grouped (speaker-turn) cross-validation with nested tuning, baselines in the same run, "
                     "metrics + plots; then fits the shipped model on all labelled sentences.")
     p.add_argument("--sentences", required=True, help="parse output: data/interim/sentences.parquet")
-    p.add_argument("--embeddings", help="embed output: data/interim/embeddings.npz")
+    p.add_argument("--embeddings", help="embed output: data/interim/embeddings.parquet")
     p.add_argument("--labels", required=True, help="folder of labelled JSONL/CSV (data/labels)")
     p.add_argument("--taxonomy", default=None, help="taxonomy YAML (default configs/taxonomy.yaml)")
     p.add_argument("--model", required=True, help="where to write the fitted model (.joblib)")
@@ -82,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="models/classifier.joblib")
     p.add_argument("--sentences", default="data/processed/sentences.parquet",
                    help="classified sentences (data/processed/sentences.parquet) or parse sentences")
-    p.add_argument("--embeddings", default="data/interim/embeddings.npz",
+    p.add_argument("--embeddings", default="data/interim/embeddings.parquet",
                    help="sentence embeddings of those sentences (re-encoded when the file is absent)")
     p.add_argument("--labels", default="data/labels", help="already-labelled sentences are skipped")
     p.add_argument("-n", type=int, default=None, help="rows (params: classify.queue_size)")

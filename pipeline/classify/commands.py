@@ -26,10 +26,9 @@ def _read_parquet(path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise PipelineError(path, "file not found")
-    try:
-        return pd.read_parquet(path)
-    except Exception as exc:
-        raise PipelineError(path, f"not a readable parquet file ({exc})") from exc
+    from pipeline.dataset import read_table
+
+    return read_table(path)  # a single file or a partitioned dataset directory (pyarrow.dataset)
 
 
 def make_model(params: dict, taxonomy=None):

@@ -66,10 +66,6 @@ def match_turn(line: str) -> re.Match | None:
     return m
 
 
-def is_note(content: str) -> bool:
-    return bool(_NOTE.match(content))
-
-
 def read_turns(text: str, acct: Accounting, *, turns: bool = True, heading_after_rule: bool = False,
                unindented_heading: bool = False) -> tuple[list[dict], str, list[str]]:
     """Lines of assembly minutes -> (rows, header text, header content lines).
