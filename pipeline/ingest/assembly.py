@@ -179,3 +179,42 @@ def read_turns(text: str, acct: Accounting, *, turns: bool = True, heading_after
 def roster_text(header_text: str) -> str:
     """Header roster with every space removed: '区　長　　青　木　英　二' -> '区長青木英二' (for name look-up)."""
     return re.sub(r"[\s\u3000]+", "", normalize_width(header_text))
+
+
+_ITEM = re.compile(r"^(?:日程)?第[ \u3000]*([0-9]{1,3})(?:[ \u3000、.．]+(.*))?$")
+
+
+def _unspace(text: str) -> str:
+    """'議　　案　　第　１号　令和７年度…' -> '議案第1号 令和7年度…': letter-spaced words joined, other spaces one."""
+    out: list[str] = []
+    for tok in re.split(r"[ \u3000]+", text.strip(" \u3000")):
+        if out and (len(tok) == 1 or len(out[-1]) == 1 or out[-1].endswith("第")):
+            out[-1] += tok
+        elif tok:
+            out.append(tok)
+    return " ".join(out)
+
+
+def agenda_from_header(header_text: str) -> list[str]:
+    """議事日程 of the header -> ['日程第1 会議録署名議員の指名', …] (one per number, first wins).
+
+    Lines '日程第１　会期の決定' / '第１　会議録署名議員の指名' / '　第　２　　議　　案　　第　１号 …'; a
+    number alone on its line takes the next line as its item (函館: '日程第１' / '　会議録署名議員の指名').
+    """
+    lines = [normalize_width(ln).strip(" \u3000") for ln in header_text.split("\n")]
+    start = next((i for i, ln in enumerate(lines) if "議事日程" in ln), 0)
+    items: dict[int, str] = {}
+    pending: int | None = None
+    for ln in lines[start:]:
+        m = _ITEM.match(ln)
+        if m:
+            n, rest = int(m.group(1)), (m.group(2) or "").strip(" \u3000")
+            pending = None if rest else n
+            if rest and n not in items:
+                items[n] = f"日程第{n} " + _unspace(rest)
+            continue
+        if pending is not None and ln:
+            items.setdefault(pending, f"日程第{pending} " + _unspace(ln))
+            pending = None
+    return [items[k] for k in sorted(items)]
+

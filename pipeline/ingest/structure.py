@@ -436,15 +436,15 @@ _OPEN_DISCUSSION = re.compile(r"質疑に入|御意見|ご意見|御質問|ご�
 
 
 def _item_number(item: str) -> int | None:
-    m = re.match(r"[（(]([0-9]{1,2})[）)]", item)
-    return int(m.group(1)) if m else None
+    m = re.match(r"[（(]([0-9]{1,2})[）)]|日程第([0-9]{1,3})", item)     # （１）… / 日程第１ … (assemblies)
+    return int(m.group(1) or m.group(2)) if m else None
 
 
 BATCH = -1
 
 
 def _item_core(item: str) -> str:
-    return re.sub(r"^[（(][0-9]{1,2}[）)]", "", item).strip("「」『』・ \u3000")
+    return re.sub(r"^(?:[（(][0-9]{1,2}[）)]|日程第[0-9]{1,3})", "", item).strip("「」『』・ \u3000")
 
 
 def _announced_item(text: str, agenda: list[str]) -> int | None:
@@ -459,7 +459,8 @@ def _announced_item(text: str, agenda: list[str]) -> int | None:
     hits: list[tuple[int, int]] = []
     pats = [r"(?:議題|議事)\s*[0-9]\s*[の、]\s*[（(]?([0-9]{1,2})[）)]?",   # 議題２の３ / 議題２、（２）
             r"[0-9]\s*の\s*[（(]([0-9]{1,2})[）)]",                          # ２の（１）
-            r"(?:議題|議事)\s*[（(]([0-9]{1,2})[）)]"]                        # 議題（２）
+            r"(?:議題|議事)\s*[（(]([0-9]{1,2})[）)]",                       # 議題（２）
+            r"(?<!追加)日程第\s*([0-9]{1,3})"]                                # 日程第２、会期の決定を議題…
     for pat in pats:
         for m in re.finditer(pat, t):
             if int(m.group(1)) in numbers:

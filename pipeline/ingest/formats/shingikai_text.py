@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.clean import Accounting, Block, normalize_width, split_lines, split_ws
+from pipeline.ingest.clean import Accounting, Block, lines_of, normalize_width, split_lines, split_ws
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import (OFFICIAL_SUFFIXES, ROLE_SUFFIXES, parse_date, parse_minutes_header,
                                        parse_session, parse_speaker)
@@ -65,7 +65,7 @@ def _turn(line: str):
 def _has_labels(text: str, need: int = 2) -> bool:
     """At least ``need`` 【label】 / label-alone / label-space lines (stops at the ``need``-th)."""
     n = 0
-    for line in text.splitlines():
+    for line in lines_of(text):
         if line[:1] in " \t\u3000" or len(line) < 2:
             continue
         t = _turn(line)
@@ -83,7 +83,7 @@ def sniff(src: Source) -> float:
         text = src.text
     except PipelineError:
         return 0.0
-    if any(re.match(r"^[ \t\u3000]*[○〇◯][^\s\u3000]", line) for line in text.splitlines()[:400]):
+    if any(re.match(r"^[ \t\u3000]*[○〇◯][^\s\u3000]", line) for line in lines_of(text)[:400]):
         return 0.0              # ○ turns: pdf_text
     return 0.88 if _has_labels(text) else 0.0
 
