@@ -24,7 +24,13 @@ from __future__ import annotations
 
 import re
 
-from pipeline.ingest.clean import Accounting, Block, normalize_width, split_lines, split_ws
+from pipeline.ingest.clean import (
+    Accounting,
+    Block,
+    normalize_width,
+    split_lines,
+    split_ws,
+)
 from pipeline.ingest.structure import OFFICIAL_SUFFIXES, ROLE_SUFFIXES
 
 MARKS = "○◯〇◆◎"

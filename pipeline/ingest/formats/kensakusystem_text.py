@@ -22,7 +22,12 @@ from __future__ import annotations
 import re
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.assembly import agenda_from_header, match_turn, read_turns, roster_text
+from pipeline.ingest.assembly import (
+    agenda_from_header,
+    match_turn,
+    read_turns,
+    roster_text,
+)
 from pipeline.ingest.clean import Accounting, lines_of, normalize_width
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import parse_date, parse_session
