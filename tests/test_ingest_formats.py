@@ -382,7 +382,7 @@ def test_kokkai_one_meeting_per_file_as_fetch_saves_it(tmp_path):
 ])
 def test_shingikai_label_styles(fixture, labels, names, roles):
     res = ingest_paths([FIX / fixture], cache=False)
-    u, mt = res.utterances, res.meetings.iloc[0]
+    u = res.utterances
     sp = u[u["kind"] == "speech"]
     assert res.report["per_file"][fixture]["format"] == "shingikai_text"
     assert (sp["speaker_raw"].tolist(), sp["speaker_name"].tolist(), sp["speaker_role"].tolist()) == (labels, names, roles)
