@@ -109,8 +109,15 @@ class DatasetWriter:
         self._final = True
 
     def commit(self) -> Path:
-        """Finalize, then replace ``path`` (file or directory) by the new dataset."""
+        """Finalize, then replace ``path`` (file or directory) by the new dataset; inside
+        :func:`pipeline.io.output_transaction` the swap waits for the whole stage's outputs."""
+        from pipeline.io import current_transaction
+
         self.finalize()
+        txn = current_transaction()
+        if txn is not None:
+            txn.add(self.tmp, self.path)
+            return self.path
         old = None
         if self.path.exists() or self.path.is_symlink():
             old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.old-", dir=self.path.parent))

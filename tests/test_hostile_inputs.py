@@ -458,3 +458,23 @@ def test_tag_into_a_closed_pipe_stops_quietly(tmp_path, theme_model_path):
     assert proc.wait(timeout=300) == 0, err
     assert json.loads(first)["text"] == DATA
     assert "Traceback" not in err and "BrokenPipe" not in err and err == ""
+
+
+# ------------------------------------------------------------------ outputs: all or nothing, one-line errors
+@pytest.mark.parametrize("case", ["report_is_dir", "report_parent_is_file", "report_name_too_long"])
+def test_ingest_output_problem_leaves_previous_outputs_untouched(tmp_path, capsys, case):
+    src = tmp_path / "m.txt"
+    src.write_text(OTEXT, encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "utterances.parquet").write_bytes(b"previous run")
+    (out / "file").write_text("x")
+    (out / "dir").mkdir()
+    report = {"report_is_dir": out / "dir", "report_parent_is_file": out / "file" / "ingest.json",
+              "report_name_too_long": out / ("r" * 300 + ".json")}[case]
+    code, errors, _ = cli(["ingest", src, "-o", out / "utterances.parquet", "--meetings", out / "meetings.parquet",
+                           "--report", report, "--no-cache"], capsys)
+    assert_one_line_error(code, errors, report, "output path is a directory|a parent path is not a directory|"
+                                                "file name too long")
+    assert (out / "utterances.parquet").read_bytes() == b"previous run"  # was replaced before the report failed
+    assert sorted(p.name for p in out.iterdir()) == ["dir", "file", "utterances.parquet"]
