@@ -478,3 +478,59 @@ def test_ingest_output_problem_leaves_previous_outputs_untouched(tmp_path, capsy
                                                 "file name too long")
     assert (out / "utterances.parquet").read_bytes() == b"previous run"  # was replaced before the report failed
     assert sorted(p.name for p in out.iterdir()) == ["dir", "file", "utterances.parquet"]
+
+
+# ------------------------------------------------------------------ PDF: bombs and encryption (figures: benchmarks/hostile_inputs.py)
+def _bench():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hostile_bench", ROOT / "benchmarks" / "hostile_inputs.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_pdf_deflate_bomb_is_refused_before_inflating(tmp_path, capsys, monkeypatch):
+    from pipeline.ingest.formats import pdf
+
+    monkeypatch.setattr(pdf, "MAX_PDF_INFLATED", 4 * 1024 * 1024)  # the real limit is 128 MB; same code path
+    p = tmp_path / "bomb.pdf"
+    _bench().pdf_deflate(p, inflated_mb=6)
+    assert p.stat().st_size < 100_000
+    code, errors, _ = ingest_cli(tmp_path, capsys, p)
+    assert_one_line_error(code, errors, "bomb.pdf", r"PDF streams inflate to more than 4 MB \(a decompression bomb\?\)")
+
+
+def test_pdf_glyph_bomb_is_refused_with_the_page_reached(tmp_path, capsys, monkeypatch):
+    from pipeline.ingest.formats import pdf
+
+    monkeypatch.setattr(pdf, "MAX_PDF_GLYPHS", 15_000)  # the real limit is 400,000; same code path
+    p = tmp_path / "glyphs.pdf"
+    _bench().pdf_glyphs(p, pages=6)
+    code, errors, _ = ingest_cli(tmp_path, capsys, p)
+    assert_one_line_error(code, errors, "glyphs.pdf", r"PDF has more than 15,000 glyphs by page 3 of 6: split it")
+
+
+def test_encrypted_pdf_says_so(tmp_path, capsys):
+    from reportlab.pdfgen import canvas
+
+    p = tmp_path / "locked.pdf"
+    c = canvas.Canvas(str(p), encrypt="secret")
+    c.drawString(72, 720, "minutes")
+    c.showPage()
+    c.save()
+    code, errors, _ = ingest_cli(tmp_path, capsys, p)
+    assert_one_line_error(code, errors, "locked.pdf", r"PDF is encrypted \(password protected\): decrypt it first")
+
+
+def test_html_tag_bomb_keeps_the_turns_and_shows_the_junk_as_text(tmp_path):
+    """Timing is measured in benchmarks/hostile_inputs.py (200 KB: was 40-53 s, quadratic)."""
+    from pipeline.ingest.formats.html import defuse_markup, html_to_text
+
+    assert html_to_text("<p>" + "<a " * 2_000 + "</p>").count("<a") == 2_000  # as a browser shows them
+    assert defuse_markup("<p>a <!-- <p>old</p> --> <b>x</b> <a <i>y") == \
+        "<p>a <!-- <p>old</p> --> <b>x</b> &lt;a <i>y"
+    p = tmp_path / "bomb.html"
+    _bench().html_tags(p, size=30_000)
+    res = ingest_ok(p)
+    assert [s for s, _ in speech(res)] == ["山田座長", "田中委員"]

@@ -9,6 +9,7 @@ so page_start / page_end are exact PDF page numbers. A PDF without a text layer
 """
 from __future__ import annotations
 
+import re
 import statistics
 
 from pipeline.errors import PipelineError
@@ -60,21 +61,92 @@ def _page_lines(spans, mark_indent: bool, mark_end: bool) -> list[str]:
     return out
 
 
+#: limits that keep a small hostile PDF from costing minutes and gigabytes (issue #13); real
+#: minutes are far below them (a dense A4 page holds ~2,000 glyphs, its content stream ~50 KB)
+MAX_PDF_PAGES = 2000
+MAX_PDF_GLYPHS = 400_000          # pdfminer lays out ~10-20k glyphs/s: keeps any file under ~60 s
+MAX_PDF_INFLATED = 128 * 1024 * 1024   # all Flate streams together, inflated
+_STREAM = re.compile(rb"stream\r?\n")
+
+
+def check_pdf_bombs(src: Source) -> None:
+    """Reject a PDF whose streams inflate past :data:`MAX_PDF_INFLATED`, that is encrypted, or
+    whose pages hold more than :data:`MAX_PDF_PAGES` / :data:`MAX_PDF_GLYPHS` — measured
+    cheaply (streaming inflate with a bounded buffer; PDFium counts glyphs) before pdfminer
+    interprets a single page."""
+    import zlib
+
+    data, total = src.data, 0
+    for m in _STREAM.finditer(data):
+        if b"FlateDecode" not in data[max(0, m.start() - 400):m.start()]:
+            continue
+        end = data.find(b"endstream", m.end())
+        d = zlib.decompressobj()
+        chunk = data[m.end():end if end > 0 else len(data)]
+        try:
+            out = d.decompress(chunk, 1 << 20)
+            while True:
+                total += len(out)
+                if total > MAX_PDF_INFLATED:
+                    raise PipelineError(src.path, f"PDF streams inflate to more than {MAX_PDF_INFLATED >> 20} MB "
+                                                  "(a decompression bomb?)")
+                if not d.unconsumed_tail:
+                    break
+                out = d.decompress(d.unconsumed_tail, 1 << 20)
+        except zlib.error:
+            continue
+    import pypdfium2 as pdfium
+
+    try:
+        doc = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        if "password" in str(exc).lower():
+            raise PipelineError(src.path, "PDF is encrypted (password protected): decrypt it first") from None
+        raise PipelineError(src.path, f"cannot open PDF ({exc})") from None
+    try:
+        if len(doc) > MAX_PDF_PAGES:
+            raise PipelineError(src.path, f"PDF has {len(doc):,} pages (limit {MAX_PDF_PAGES:,}): split it")
+        glyphs = 0
+        for i in range(len(doc)):
+            page = doc[i]
+            tp = page.get_textpage()
+            glyphs += tp.count_chars()
+            tp.close()
+            page.close()
+            if glyphs > MAX_PDF_GLYPHS:
+                raise PipelineError(src.path, f"PDF has more than {MAX_PDF_GLYPHS:,} glyphs by page {i + 1} of "
+                                              f"{len(doc)}: split it")
+    finally:
+        doc.close()
+
+
 def extract_pdf_text(src: Source) -> str:
-    """Text of every page (layout signals restored), pages separated by form feeds."""
+    """Text of every page (layout signals restored), pages separated by form feeds.
+
+    Bounded: :func:`check_pdf_bombs` first; then page by page, each page's parsed objects
+    released (``page.close()``) before the next (500 glyph-heavy pages kept 2.2 GB alive)."""
     import io
 
     import pdfplumber
+    from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
 
+    check_pdf_bombs(src)
     try:
         pdf = pdfplumber.open(io.BytesIO(src.data))
+    except (PDFPasswordIncorrect, PDFEncryptionError):
+        raise PipelineError(src.path, "PDF is encrypted (password protected): decrypt it first") from None
     except Exception as exc:  # pdfminer raises many types for broken files
+        if "password" in str(exc).lower() or "encrypt" in type(exc).__name__.lower():
+            raise PipelineError(src.path, "PDF is encrypted (password protected): decrypt it first") from None
         raise PipelineError(src.path, f"cannot open PDF ({type(exc).__name__})") from None
     page_spans: list[list] = []
     with pdf:
         try:
             for page in pdf.pages:
                 page_spans.append(_page_spans(page))
+                page.close()
+        except PipelineError:
+            raise
         except Exception as exc:
             raise PipelineError(src.path, f"cannot read PDF page {len(page_spans) + 1} ({type(exc).__name__})") from None
     all_text = [s[0] for spans in page_spans for s in spans]
