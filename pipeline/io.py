@@ -6,6 +6,7 @@ import contextvars
 import errno
 import json
 import logging
+import re
 import os
 import shutil
 import tempfile
@@ -232,6 +233,43 @@ def write_json(obj: Any, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=2, default=_json_default) + "\n",
                        encoding="utf-8")
+    return Path(path)
+
+
+#: metric keys that differ on every run (wall times, cache hits): kept out of DVC-tracked metrics
+_RUN_KEYS = re.compile(r"(^|_)seconds$|^partitions$")
+
+
+def split_run_facts(obj: Any) -> tuple[Any, Any]:
+    """``obj`` -> (the same without run-dependent keys, only those keys), recursively."""
+    if not isinstance(obj, dict):
+        return obj, None
+    keep, facts = {}, {}
+    for k, v in obj.items():
+        if _RUN_KEYS.search(str(k)):
+            facts[k] = v
+            continue
+        kept, sub = split_run_facts(v)
+        keep[k] = kept
+        if sub:
+            facts[k] = sub
+    return keep, facts
+
+
+def timings_path(metrics_path: str | Path) -> Path:
+    """Where the run facts of ``metrics/x.json`` go: ``metrics/timings/x.json`` (not a DVC output,
+    not in git), so a rerun leaves dvc.lock and ``dvc status`` unchanged."""
+    p = Path(metrics_path)
+    return p.parent / "timings" / p.name
+
+
+def write_metrics(metrics: dict, path: str | Path) -> Path:
+    """Write DVC-tracked metrics that are the same on every run of the same inputs (byte for byte)
+    and the run's timings/cache facts beside them in :func:`timings_path`."""
+    clean, facts = split_run_facts(metrics)
+    write_json(clean, path)
+    if facts:
+        write_json(facts, timings_path(path))
     return Path(path)
 
 

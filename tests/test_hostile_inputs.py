@@ -534,3 +534,34 @@ def test_html_tag_bomb_keeps_the_turns_and_shows_the_junk_as_text(tmp_path):
     _bench().html_tags(p, size=30_000)
     res = ingest_ok(p)
     assert [s for s, _ in speech(res)] == ["山田座長", "田中委員"]
+
+
+# ------------------------------------------------------------------ byte-level determinism
+def test_workbook_carries_no_wall_clock_time(tmp_path):
+    import zipfile
+
+    from pipeline.report.exports import FIXED_TIME, _reproducible_xlsx
+
+    p = tmp_path / "x.xlsx"
+    pd.DataFrame({"text": ["國領座長", "=1+1"]}).to_excel(p, index=False)
+    _reproducible_xlsx(p)
+    first = p.read_bytes()
+    with zipfile.ZipFile(p) as z:
+        assert {i.date_time for i in z.infolist()} == {FIXED_TIME}
+        core = z.read("docProps/core.xml").decode()
+    assert "2000-01-01T00:00:00Z" in core and core.count("2000-01-01T00:00:00Z") == 2
+    pd.DataFrame({"text": ["國領座長", "=1+1"]}).to_excel(p, index=False)  # again, later
+    _reproducible_xlsx(p)
+    assert p.read_bytes() == first
+
+
+def test_run_facts_stay_out_of_tracked_metrics(tmp_path):
+    from pipeline.io import timings_path, write_metrics
+
+    m = {"n_topics": 12, "fit_seconds": 3.2, "nmi": {"test": 0.5, "seconds": 1.0},
+         "partitions": {"computed": 1, "cached": 2, "seconds": 4.0}}
+    write_metrics(m, tmp_path / "metrics" / "topics.json")
+    assert json.loads((tmp_path / "metrics" / "topics.json").read_text()) == {"n_topics": 12, "nmi": {"test": 0.5}}
+    assert timings_path(tmp_path / "metrics" / "topics.json") == tmp_path / "metrics" / "timings" / "topics.json"
+    assert json.loads((tmp_path / "metrics" / "timings" / "topics.json").read_text()) == {
+        "fit_seconds": 3.2, "nmi": {"seconds": 1.0}, "partitions": {"computed": 1, "cached": 2, "seconds": 4.0}}

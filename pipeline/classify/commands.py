@@ -12,7 +12,7 @@ import pandas as pd
 
 from pipeline.config import stage_params
 from pipeline.errors import PipelineError
-from pipeline.io import atomic_path, stage_timer, write_json, write_parquet, write_text
+from pipeline.io import atomic_path, stage_timer, write_json, write_metrics, write_parquet, write_text
 
 log = logging.getLogger("policy_topics.classify")
 
@@ -135,7 +135,7 @@ def cmd_train(args) -> int:
             joblib.dump(final, tmp)
         if "macro_f1" not in metrics:
             metrics = {"macro_f1": None, "micro_f1": None, "per_label": {}, "baselines": {}, **metrics}
-        write_json(metrics, args.metrics)
+        write_metrics(metrics, args.metrics)  # fit/eval seconds go to metrics/timings/, not into dvc.lock
         if args.plots_dir and "per_label" in metrics and metrics["per_label"]:
             _write_plots(metrics, Path(args.plots_dir))
         stats.update(macro_f1=metrics.get("macro_f1"), micro_f1=metrics.get("micro_f1"))

@@ -169,7 +169,7 @@ def build_report(utterances, sentences, tokens, entities, stats: dict | None = N
 # --------------------------------------------------------------------------- CLI
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.io import stage_timer, write_json, write_parquet
+    from pipeline.io import stage_timer, write_metrics, write_parquet
 
     upath = Path(args.utterances)
     if not upath.exists():
@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         write_parquet(res.entities, args.entities)
         st.update(sentences=len(res.sentences), tokens=len(res.tokens), entities=len(res.entities))
     if args.report:
-        write_json({**res.report, "seconds": st.get("seconds")}, args.report)
+        write_metrics({**res.report, "seconds": st.get("seconds")}, args.report)  # timings -> metrics/timings/
     return 0
 
 

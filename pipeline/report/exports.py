@@ -115,7 +115,9 @@ def write_tables(data: ReportData, out_dir: str | Path, headers: str = "en", exc
             cols = sorted({c for df in tabs.values() for c in df.columns})
             mapping = pd.DataFrame({"column": cols, "列名": [JA.get(c) or theme_names.get(c) or c for c in cols]})
             safe_frame(mapping, excel=True).to_excel(xw, sheet_name="columns", index=False)
+        _reproducible_xlsx(tmp)
     written["workbook"] = path
+
     def drop_stale():  # a table absent from this run (e.g. no entities) must not survive from an older one
         for name in SHEETS:
             stale = out_dir / f"{name}.csv"
@@ -124,6 +126,30 @@ def write_tables(data: ReportData, out_dir: str | Path, headers: str = "en", exc
 
     on_commit(drop_stale)
     return written
+
+
+#: the one timestamp written into the workbook (openpyxl stamps "now" into docProps/core.xml and
+#: every zip entry, so two runs on the same data gave different bytes)
+FIXED_TIME = (2000, 1, 1, 0, 0, 0)
+
+
+def _reproducible_xlsx(real: Path) -> None:
+    """Rewrite a written workbook with fixed timestamps (same data -> same bytes)."""
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(real) as zin:
+        entries = [(info, zin.read(info.filename)) for info in zin.infolist()]
+    stamp = "%04d-%02d-%02dT%02d:%02d:%02dZ" % FIXED_TIME
+    with zipfile.ZipFile(real, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info, data in entries:
+            if info.filename == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)",
+                              lambda m: m.group(1) + stamp.encode() + m.group(2), data)
+            zi = zipfile.ZipInfo(info.filename, date_time=FIXED_TIME)
+            zi.compress_type = zipfile.ZIP_DEFLATED
+            zi.external_attr = info.external_attr
+            zout.writestr(zi, data)
 
 
 def _col_letter(i: int) -> str:

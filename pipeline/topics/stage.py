@@ -267,7 +267,14 @@ def _topics_per_class(model, frame: pd.DataFrame) -> pd.DataFrame:
         out.append(pd.DataFrame({"topic_id": df["Topic"].astype(int), "class_kind": kind,
                                  "class": df["Class"].astype(str), "frequency": df["Frequency"].astype(int),
                                  "terms": [_terms_of(w) for w in df["Words"]]}))
-    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=cols)
+    if not out:
+        return pd.DataFrame(columns=cols)
+    # BERTopic walks set(classes): its row order follows string hashing (PYTHONHASHSEED) and
+    # changed from run to run; a fixed order keeps the output byte-identical
+    res = pd.concat(out, ignore_index=True)
+    kind_order = {k: i for i, k in enumerate(CLASS_KINDS)}
+    res = res.assign(_k=res["class_kind"].map(kind_order)).sort_values(["_k", "class", "topic_id"], kind="stable")
+    return res.drop(columns="_k").reset_index(drop=True)
 
 
 def _topics_over_time(model, frame: pd.DataFrame) -> pd.DataFrame:
@@ -362,7 +369,7 @@ def run_topics(sentences: str | Path, embeddings: str | Path, out_dir: str | Pat
 
 
 def _write_outputs(res, assignments, out_dir: Path, model_dir: Path, metrics) -> None:
-    from pipeline.io import atomic_path, write_json, write_parquet
+    from pipeline.io import atomic_path, write_metrics, write_parquet
 
     write_parquet(res.assignments, assignments)
     write_parquet(res.topic_info, out_dir / "topic_info.parquet")
@@ -371,4 +378,4 @@ def _write_outputs(res, assignments, out_dir: Path, model_dir: Path, metrics) ->
     write_parquet(res.topic_hierarchy, out_dir / "topic_hierarchy.parquet")
     with atomic_path(model_dir, directory=True) as tmp:
         res.model.save(tmp)
-    write_json(res.metrics, metrics)
+    write_metrics(res.metrics, metrics)  # fit_seconds -> metrics/timings/, not into dvc.lock
