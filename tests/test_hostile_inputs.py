@@ -565,3 +565,41 @@ def test_run_facts_stay_out_of_tracked_metrics(tmp_path):
     assert timings_path(tmp_path / "metrics" / "topics.json") == tmp_path / "metrics" / "timings" / "topics.json"
     assert json.loads((tmp_path / "metrics" / "timings" / "topics.json").read_text()) == {
         "fit_seconds": 3.2, "nmi": {"seconds": 1.0}, "partitions": {"computed": 1, "cached": 2, "seconds": 4.0}}
+
+
+# ------------------------------------------------------------------ report: all or nothing, same bytes twice
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory) -> Path:
+    from tests.report_fixtures import processed_dir, sample_outputs
+
+    return processed_dir(sample_outputs(tmp_path_factory.getbasetemp()))
+
+
+@pytest.mark.parametrize("case", ["html_parent_is_file", "html_is_dir", "md_name_too_long"])
+def test_report_output_problem_writes_no_table(processed, tmp_path, capsys, case):
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / "file").write_text("x")
+    (out / "report.html").mkdir() if case == "html_is_dir" else None
+    html = {"html_parent_is_file": out / "file" / "report.html", "html_is_dir": out / "report.html",
+            "md_name_too_long": out / "r.html"}[case]
+    md = out / ("m" * 300 + ".md") if case == "md_name_too_long" else out / "r.md"
+    bad = md if case == "md_name_too_long" else html
+    code, errors, _ = cli(["report", "--input", processed, "--out", html, "--md", md, "--tables", out / "tables"],
+                          capsys)
+    assert_one_line_error(code, errors, bad, "output path is a directory|a parent path is not a directory|"
+                                             "file name too long")
+    assert not (out / "tables").exists()  # 9 tables were written before the HTML failed
+    assert sorted(p.name for p in out.iterdir()) == sorted(["file"] + (["report.html"] if case == "html_is_dir" else []))
+
+
+def test_report_is_byte_identical_on_a_rerun(processed, tmp_path):
+    from pipeline.report import build_report
+
+    runs = []
+    for k in ("a", "b"):
+        res = build_report(processed, tmp_path / k / "report.html")
+        runs.append({p.relative_to(tmp_path / k): p.read_bytes() for p in (tmp_path / k).rglob("*") if p.is_file()})
+    assert runs[0].keys() == runs[1].keys() and len(runs[0]) >= 10
+    assert [str(p) for p in runs[0] if runs[0][p] != runs[1][p]] == []
+    assert res.tables["workbook"].suffix == ".xlsx"

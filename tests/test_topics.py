@@ -24,23 +24,25 @@ BOILERPLATE = {"思う", "考える", "ござる", "いただく", "御", "ペ�
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    """Sample -> utterances -> sentences (parse stage) -> embeddings (embed stage), in a temp cache."""
-    from pipeline.embed import embed_sentences
-    from pipeline.ingest import ingest_paths
-    from pipeline.parse import parse_utterances
+    """Sample -> utterances -> sentences (parse stage) -> embeddings (embed stage): the session's one
+    pipeline run on the sample (tests/report_fixtures.py, shared with the report and notebook tests),
+    so GiNZA and the sentence encoder run once per test session, not once per module."""
+    from pipeline.dataset import read_table
+    from pipeline.embed import load_embeddings, save_embeddings
+    from tests.report_fixtures import sample_outputs
 
-    cache = tmp_path_factory.mktemp("cache")
-    ing = ingest_paths([SAMPLE], cache_dir=cache)
-    parsed = parse_utterances(ing.utterances, ing.meetings, cache_dir=cache)
-    sentences = parsed.sentences
-    ids, X = embed_sentences(sentences, {"backend": "use_multilingual"}, cache_dir=cache)
+    interim = sample_outputs(tmp_path_factory.getbasetemp()) / "data" / "interim"
+    sentences = read_table(interim / "sentences.parquet")
+    utterances = read_table(interim / "utterances.parquet")
+    ids, X = load_embeddings(interim / "embeddings.parquet")
+    order = {sid: i for i, sid in enumerate(ids)}
+    rows = [order[sid] for sid in sentences["sentence_id"]]
+    ids, X = np.asarray(ids)[rows], X[rows]  # vectors in sentence order
     d = tmp_path_factory.mktemp("inputs")
     sentences.to_parquet(d / "sentences.parquet")
-    ing.utterances.to_parquet(d / "utterances.parquet")
-    from pipeline.embed import save_embeddings
-
+    utterances.to_parquet(d / "utterances.parquet")
     save_embeddings(d / "embeddings.npz", ids, X)
-    return {"dir": d, "sentences": sentences, "utterances": ing.utterances, "ids": ids, "X": X}
+    return {"dir": d, "sentences": sentences, "utterances": utterances, "ids": ids, "X": X}
 
 
 @pytest.fixture(scope="module")

@@ -64,7 +64,7 @@ def _page_lines(spans, mark_indent: bool, mark_end: bool) -> list[str]:
 #: limits that keep a small hostile PDF from costing minutes and gigabytes (issue #13); real
 #: minutes are far below them (a dense A4 page holds ~2,000 glyphs, its content stream ~50 KB)
 MAX_PDF_PAGES = 2000
-MAX_PDF_GLYPHS = 400_000          # pdfminer lays out ~10-20k glyphs/s: keeps any file under ~60 s
+MAX_PDF_GLYPHS = 250_000          # ~5x the sample minutes; pdfminer lays out only ~5-10k glyphs/s
 MAX_PDF_INFLATED = 128 * 1024 * 1024   # all Flate streams together, inflated
 _STREAM = re.compile(rb"stream\r?\n")
 
