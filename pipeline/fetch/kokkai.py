@@ -25,14 +25,16 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.fetch.client import (ISSUE_ID, ApiRefusal, Clock, KokkaiClient, Page, SystemClock,  # noqa: F401
-                                   parse_page)
-from pipeline.fetch.settings import (API_URL_ENV, HOUSES, MAX_PAGE_SIZE, OFFICIAL_API_URL,  # noqa: F401
-                                     FetchSettings, KokkaiQuery)
+from pipeline.fetch.client import ApiRefusal, Clock, KokkaiClient, Page, SystemClock
+from pipeline.fetch.settings import API_URL_ENV, FetchSettings, KokkaiQuery
+
+#: the library's surface (settings and client re-exported: one import for notebooks and tests)
+__all__ = ["API_URL_ENV", "MANIFEST_DIR", "ApiRefusal", "Clock", "FetchResult", "FetchSettings", "KokkaiClient",
+           "KokkaiQuery", "SystemClock", "fetch_kokkai", "is_saved", "meeting_file"]
 
 log = logging.getLogger("policy_topics.fetch")
 
@@ -69,7 +71,7 @@ def _entry(record: dict) -> dict:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 def _remove_stale_temps(out_dir: Path) -> int:

@@ -22,6 +22,7 @@ FORMAT_MODULES = [
     "pipeline.ingest.formats.html",
     "pipeline.ingest.formats.kensakusystem_text",
     "pipeline.ingest.formats.pdf_text",
+    "pipeline.ingest.formats.shingikai_text",
     "pipeline.ingest.formats.colon_text",
 ]
 
