@@ -161,19 +161,24 @@ def _cross_group(model, X, Y, params, n_boot) -> dict | None:
     res = cross_group(model, X, Y, X[col].to_numpy(), n_boot=n_boot, seed=int(params.get("seed", 42)), what=what)
     res.pop("oof")
     n = int(params.get("queue_size", 50))
+    plain_model = model.__class__(**{**model.get_params(), "use_coding_rules": False})
+    sents = pd.DataFrame({"sentence_id": [str(i) for i in range(len(X))], "text": X["text"],
+                          "utterance_id": X["group"], "speaker": X.get("speaker", X["group"]),
+                          "meeting_id": X.get("meeting_id", "")})
     sims = []
     for g, size in X[col].value_counts().items():
         if size >= 3 * n and g != "(none)":
-            sents = pd.DataFrame({"sentence_id": [str(i) for i in range(len(X))], "text": X["text"],
-                                  "utterance_id": X["group"], "speaker": X.get("speaker", X["group"]),
-                                  "meeting_id": X.get("meeting_id", "")})
-            sims.append(simulate_queue(model, X, Y, X[col].to_numpy(), g, n=n, sentences=sents))
+            sim = simulate_queue(model, X, Y, X[col].to_numpy(), g, n=n, sentences=sents)
+            # the same round trip without the coding rules written on this meeting: closer to a
+            # council whose wording the rules have never seen
+            p = simulate_queue(plain_model, X, Y, X[col].to_numpy(), g, n=n, sentences=sents)
+            sim["plain_cues_only"] = {k: p[k] for k in ("before_whole_group", "before_rest", "after_rest", "n_rest")}
+            sims.append(sim)
     res["label_queue_simulation"] = sims
     res["column"] = col
     # the coding rules were written while reading this meeting: the same scheme with only the
     # taxonomy's plain cue lists (from policy-themes.md) is the less optimistic reading
-    plain = cross_group(model.__class__(**{**model.get_params(), "use_coding_rules": False}), X, Y,
-                        X[col].to_numpy(), n_boot=1, seed=int(params.get("seed", 42)), what=what)
+    plain = cross_group(plain_model, X, Y, X[col].to_numpy(), n_boot=1, seed=int(params.get("seed", 42)), what=what)
     res["plain_cues_only"] = {"micro_f1": plain["micro_f1"], "macro_f1": plain["macro_f1"],
                               "per_label_f1": plain["per_label_f1"]}
     return res

@@ -144,14 +144,16 @@ def run(args) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("ingest", help="minutes files/directories -> utterances.parquet",
-                              description="Read minutes (PDF, PDF-extracted text, Tokyo Assembly JSON, "
-                                          "Kokkai API JSON, '名前：発言' text, HTML pages) into one utterance table.")
+                              description="Read minutes (PDF, PDF-extracted text, Tokyo Assembly / Kokkai API / "
+                                          "DiscussNet JSON, 会議録検索システム text, DB-Search and other HTML pages, "
+                                          "審議会 and '名前：発言' text) into one utterance table.")
     p.add_argument("inputs", nargs="+", metavar="FILE", help="input files or directories (recursed)")
     p.add_argument("-o", "--output", required=True, help="utterances parquet to write")
     p.add_argument("--meetings", help="meetings parquet to write")
     p.add_argument("--report", help="cleaning/accounting report JSON to write")
     p.add_argument("--format", default=None,
-                   help="auto (default: params.yaml ingest.format) or one of: pdf, pdf_text, "
-                        "tokyo_assembly_json, kokkai_json, colon_text, html")
+                   help="auto (default: params.yaml ingest.format) or one of: pdf, pdf_text, tokyo_assembly_json, "
+                        "discussnet_ssp_json, kokkai_json, dbsearch_html, html, kensakusystem_text, shingikai_text, "
+                        "colon_text")
     p.add_argument("--no-cache", action="store_true", help="recompute every file (ignore .cache/ingest)")
     p.set_defaults(func=run)

@@ -38,7 +38,7 @@ def empty_tables() -> dict[str, pd.DataFrame]:
             "report": pd.DataFrame(columns=REPORT_COLUMNS)}
 
 
-def _typed_utterances(df: "pd.DataFrame | list[dict]") -> pd.DataFrame:
+def _typed_utterances(df: pd.DataFrame | list[dict]) -> pd.DataFrame:
     """Utterance columns typed once: nullable Int64 for numbers, plain objects (str or None) for the rest.
 
     Built column by column from Python lists: per-column ``astype``/``where`` on pandas' string dtype

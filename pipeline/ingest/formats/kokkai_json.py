@@ -52,16 +52,17 @@ def _v1_records(data) -> list | None:
     items = recs["record"]
     items = items if isinstance(items, list) else [items]
     meetings, speeches = [], []
-    for it in items:
+    for k, it in enumerate(items):
         rd = it.get("recordData") if isinstance(it, dict) else None
-        if not isinstance(rd, dict):
-            continue
-        if isinstance(rd.get("meetingRecord"), dict):
+        if isinstance(rd, dict) and isinstance(rd.get("meetingRecord"), dict):
             m = rd["meetingRecord"]
             sr = m.get("speechRecord") or []
             meetings.append({**m, "speechRecord": sr if isinstance(sr, list) else [sr]})
-        elif isinstance(rd.get("speechRecord"), dict):
+        elif isinstance(rd, dict) and isinstance(rd.get("speechRecord"), dict):
             speeches.append(rd["speechRecord"])
+        else:   # never drop a record silently
+            raise PipelineError(None, f"data.records.record[{k}] has no recordData.meetingRecord or "
+                                      "recordData.speechRecord object (old Kokkai API shape)")
     if meetings:
         return [{"meetingRecord": meetings}]
     return [{"speechRecord": speeches}]
