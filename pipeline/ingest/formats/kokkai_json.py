@@ -27,6 +27,7 @@ import re
 from pipeline.errors import PipelineError
 from pipeline.ingest.clean import Accounting, lines_of, normalize_width
 from pipeline.ingest.formats.tokyo_assembly_json import text_block
+from pipeline.ingest.schema import check_kokkai
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import parse_date, parse_number, parse_speaker
 
@@ -158,9 +159,13 @@ def read(src: Source) -> Document:
     field_chars = 0
     meetings = []
     for meta, recs in groups:
+        if not isinstance(recs, list) or not all(isinstance(r, dict) for r in recs):
+            raise PipelineError(src.path, f"meeting {meta.get('issueID') or _meeting_key(meta)}: "
+                                          "'speechRecord' must be a list of objects")
         if "speechRecord" in meta and recs and all(isinstance(r, dict) and "speechOrder" in r and "speech" not in r
                                                    for r in recs):
             # /api/meeting_list: who spoke, in which order, and no text; the text is never invented
+            check_kokkai([(meta, recs)], src.path)
             meetings.append(_listed_meeting(meta, recs))
             continue
         for j, r in enumerate(recs):
@@ -168,6 +173,7 @@ def read(src: Source) -> Document:
             if missing:
                 raise PipelineError(src.path, f"speechRecord {j} of {meta.get('issueID') or _meeting_key(meta)}: "
                                               f"missing {', '.join(missing)}")
+        check_kokkai([(meta, recs)], src.path)   # field types: one line, not a traceback
         meeting = _meeting(meta)
         rows = []
         for r in sorted(recs, key=lambda r: int(r.get("speechOrder") or 0)):
