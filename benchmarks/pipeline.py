@@ -591,5 +591,37 @@ def _print_summary(result: dict) -> None:
         print(f"  {'PASS' if t['ok'] else 'FAIL'}  {name}: {t['value']}")
 
 
+def markdown(result: dict) -> str:
+    """The README tables from a benchmark.json (``--markdown FILE``)."""
+    runs = {k: v for k, v in (result.get("scale") or {}).items() if k != "ratios"}
+    names = list(runs)
+    lines = ["| stage | " + " | ".join(f"{k} wall s | {k} CPU s | {k} peak RSS MiB" for k in names) + " |",
+             "|---|" + "---:|---:|---:|" * len(names)]
+    stages = list(next(iter(runs.values()))["stages"]) if runs else []
+    for st in stages:
+        cells = []
+        for k in names:
+            r = runs[k]["stages"].get(st, {})
+            cells += [f"{r.get('seconds', '')}", f"{r.get('cpu_seconds', '')}", f"{r.get('peak_rss_mib', '')}"]
+        lines.append(f"| {st} | " + " | ".join(cells) + " |")
+    cells = []
+    for k in names:
+        p = runs[k]["pipeline"]
+        cells += [f"**{p['seconds']}**", f"{p['cpu_seconds']}", f"**{p['peak_rss_mib']}**"]
+    lines.append("| **pipeline** | " + " | ".join(cells) + " |")
+    out = ["\n".join(lines)]
+    inc = result.get("incremental")
+    if inc:
+        out.append("| +1 meeting | " + " | ".join(f"{n} {r['seconds']} s ({r.get('partitions_computed', '-')}/"
+                                                  f"{r.get('partitions', '-')})" for n, r in inc["stages"].items())
+                   + f" | total {inc['seconds']} s |")
+    for name, t in (result.get("targets") or {}).items():
+        out.append(f"- {'PASS' if t['ok'] else 'FAIL'} `{name}`: {t['value']}")
+    return "\n\n".join(out)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--markdown":
+        print(markdown(json.loads(Path(sys.argv[2]).read_text(encoding="utf-8"))))
+        sys.exit(0)
     sys.exit(main())
