@@ -201,10 +201,11 @@ def test_api_error_is_reported_in_its_words(tmp_path, url, capsys):
     assert saved_files(out) == []
 
 
-def test_api_error_details_are_kept(tmp_path, api, url, clock):
-    api.fail(Fault(status=400, body=json.dumps({"message": ERR_INPUT, "details": ["詳細1", "詳細2"]},
-                                               ensure_ascii=False).encode()))
-    with pytest.raises(PipelineError, match=f"HTTP 400: the API says: {ERR_INPUT} \\(詳細1 / 詳細2\\)$"):
+@pytest.mark.parametrize("status", [400, 200])   # an error body is the API's refusal whatever the status
+def test_api_error_details_are_kept(tmp_path, api, url, clock, status):
+    api.fail(Fault(status=status, body=json.dumps({"message": ERR_INPUT, "details": ["詳細1", "詳細2"]},
+                                                  ensure_ascii=False).encode()))
+    with pytest.raises(PipelineError, match=f"HTTP {status}: the API says: {ERR_INPUT} \\(詳細1 / 詳細2\\)$"):
         fetch_kokkai(QUERY, tmp_path / "k", settings(url), clock=clock, show_progress=False)
     assert len(api.requests) == 1          # a refused query is not retried
 
