@@ -67,7 +67,7 @@ def ingest_paths(paths, fmt: str = "auto", *, cache: bool = True, cache_dir=None
     import pandas as pd
 
     from pipeline.config import stage_params
-    from pipeline.ingest.core import REPORT_COLUMNS, empty_tables, ingest_file
+    from pipeline.ingest.core import INT_COLUMNS, REPORT_COLUMNS, empty_tables, ingest_file
     from pipeline.ingest.formats import format_names
     from pipeline.partition import Partition, hash_file, map_partitions
 
@@ -79,7 +79,12 @@ def ingest_paths(paths, fmt: str = "auto", *, cache: bool = True, cache_dir=None
     inputs = collect_inputs(paths)
     if not inputs:
         raise PipelineError(", ".join(map(str, paths)), "no input files")
-    parts = [Partition(name=rel, payload=(str(p), rel, fmt), digest=hash_file(p) + ":" + rel) for p, rel in inputs]
+    from pipeline.ingest.formats import companion_files
+
+    # a companion file read along with an input (DiscussNet *_metadata.json) is part of its cache key
+    parts = [Partition(name=rel, payload=(str(p), rel, fmt),
+                       digest=":".join([hash_file(p), rel, *(hash_file(c) for c in companion_files(p))]))
+             for p, rel in inputs]
     try:
         results = map_partitions(ingest_file, parts, stage=STAGE, cache=cache, cache_dir=cache_dir,
                                  params={"fmt": fmt, "code": _package_digest(),
@@ -97,7 +102,7 @@ def ingest_paths(paths, fmt: str = "auto", *, cache: bool = True, cache_dir=None
     if ids.duplicated().any():
         dup = ids[ids.duplicated()].iloc[0]
         raise PipelineError(dup, "duplicate meeting_id (two input files with the same stem?)")
-    for col in ("session", "page_start", "page_end"):
+    for col in INT_COLUMNS:
         utts[col] = utts[col].astype("Int64")
     meets["session"] = meets["session"].astype("Int64")
     numeric = [c for c in REPORT_COLUMNS if c.startswith(("n_", "chars_"))]
@@ -109,7 +114,9 @@ def ingest_paths(paths, fmt: str = "auto", *, cache: bool = True, cache_dir=None
               "files_by_format": {str(k): int(v) for k, v in rep["format"].value_counts().items()},
               "totals": totals,
               "accounting_ok": bool(totals["chars_in"] == sum(v for k, v in totals.items() if k.startswith("chars_")
-                                                              and k != "chars_in")),
+                                                              and k != "chars_in")
+                                    and all(v >= 0 for v in totals.values())
+                                    and bool((rep[numeric] >= 0).all().all())),
               "per_file": {r["source_file"]: {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()
                                               if k != "source_file"}
                            for r in rep.to_dict("records")}}
@@ -118,17 +125,18 @@ def ingest_paths(paths, fmt: str = "auto", *, cache: bool = True, cache_dir=None
 
 def run(args) -> int:
     from pipeline.config import stage_params
-    from pipeline.io import stage_timer, write_json, write_parquet
+    from pipeline.io import output_transaction, stage_timer, write_json, write_parquet
 
     params = stage_params(STAGE)
     fmt = args.format or params.get("format", "auto")
     with stage_timer(STAGE) as stats:
         res = ingest_paths(args.inputs, fmt=fmt, cache=bool(params.get("cache", True)) and not args.no_cache)
-        write_parquet(res.utterances, args.output)
-        if args.meetings:
-            write_parquet(res.meetings, args.meetings)
-        if args.report:
-            write_json(res.report, args.report)
+        with output_transaction():  # the tables and the report appear together, or none of them
+            write_parquet(res.utterances, args.output)
+            if args.meetings:
+                write_parquet(res.meetings, args.meetings)
+            if args.report:
+                write_json(res.report, args.report)
         stats.update(files=res.report["files"], meetings=res.report["meetings"],
                      speech_turns=res.report["speech_turns"], utterances=res.report["utterances"])
     return 0
@@ -136,14 +144,16 @@ def run(args) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("ingest", help="minutes files/directories -> utterances.parquet",
-                              description="Read minutes (PDF, PDF-extracted text, Tokyo Assembly JSON, "
-                                          "Kokkai API JSON, '名前：発言' text, HTML pages) into one utterance table.")
+                              description="Read minutes (PDF, PDF-extracted text, Tokyo Assembly / Kokkai API / "
+                                          "DiscussNet JSON, 会議録検索システム text, DB-Search and other HTML pages, "
+                                          "審議会 and '名前：発言' text) into one utterance table.")
     p.add_argument("inputs", nargs="+", metavar="FILE", help="input files or directories (recursed)")
     p.add_argument("-o", "--output", required=True, help="utterances parquet to write")
     p.add_argument("--meetings", help="meetings parquet to write")
     p.add_argument("--report", help="cleaning/accounting report JSON to write")
     p.add_argument("--format", default=None,
-                   help="auto (default: params.yaml ingest.format) or one of: pdf, pdf_text, "
-                        "tokyo_assembly_json, kokkai_json, colon_text, html")
+                   help="auto (default: params.yaml ingest.format) or one of: pdf, pdf_text, tokyo_assembly_json, "
+                        "discussnet_ssp_json, kokkai_json, dbsearch_html, html, kensakusystem_text, shingikai_text, "
+                        "colon_text")
     p.add_argument("--no-cache", action="store_true", help="recompute every file (ignore .cache/ingest)")
     p.set_defaults(func=run)

@@ -112,8 +112,12 @@ def load_taxonomy(path: str | Path | None = None) -> list[Theme]:
 
 
 def _read_table(path: Path) -> pd.DataFrame:
+    from pipeline.dataset import read_table
+
     try:
-        return pd.read_parquet(path)
+        return read_table(path)  # a single file or a partitioned dataset directory (pyarrow.dataset)
+    except PipelineError:
+        raise
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise PipelineError(path, f"cannot read parquet table: {exc}") from exc
 

@@ -176,7 +176,12 @@ def model_summary(state: dict, mode: str, reason: str, signals: dict | None = No
     return out
 
 
-def save_state(model_dir: Path, state: dict, ledger: pd.DataFrame) -> None:
+def save_state(model_dir: Path, state: dict, ledger: pd.DataFrame, direct: bool = False) -> None:
+    """``direct``: plain writes into a folder that is itself being written atomically."""
+    if direct:
+        ledger[LEDGER_COLUMNS].to_parquet(model_dir / LEDGER_FILE, index=False)
+        (model_dir / STATE_FILE).write_text(json.dumps(state, ensure_ascii=False, indent=2), encoding="utf-8")
+        return
     from pipeline.io import write_json, write_parquet
 
     write_parquet(ledger[LEDGER_COLUMNS], model_dir / LEDGER_FILE)

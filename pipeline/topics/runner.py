@@ -3,7 +3,6 @@ every output atomically (see :mod:`pipeline.topics.incremental` for when it refi
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from pathlib import Path
 
@@ -22,10 +21,9 @@ def _read_parquet(path: str | Path, what: str) -> pd.DataFrame:
     p = Path(path)
     if not p.exists():
         raise PipelineError(p, f"{what} file not found")
-    try:
-        return pd.read_parquet(p)
-    except Exception as exc:  # noqa: BLE001
-        raise PipelineError(p, f"cannot read parquet ({exc})") from exc
+    from pipeline.dataset import read_table
+
+    return read_table(p)  # a single file or a partitioned dataset directory (pyarrow.dataset)
 
 
 def assign_new(model, frame: pd.DataFrame, E: np.ndarray, plan: inc.Plan, params: dict,
@@ -76,7 +74,7 @@ def run_topics(sentences: str | Path, embeddings: str | Path, out_dir: str | Pat
     """Library form of ``policy-topics topics``: read inputs, refit or assign, write every output atomically."""
     from pipeline.config import stage_params
     from pipeline.embed import load_embeddings
-    from pipeline.io import stage_timer
+    from pipeline.io import output_transaction, stage_timer
     from pipeline.topics.evaluate import load_labels
 
     params = dict(stage_params("topics") if params is None else params)
@@ -113,7 +111,8 @@ def run_topics(sentences: str | Path, embeddings: str | Path, out_dir: str | Pat
         mode = "fit" if plan.refit else "assign"
         res.metrics["model"] = inc.model_summary(state, mode, plan.reason, plan.signals)
         res.metrics["stage_seconds"] = round(time.perf_counter() - t0, 2)
-        _write(res, state, frame, Path(out_dir), assignments, model_dir, metrics, refit=plan.refit)
+        with output_transaction():  # every output, or none
+            _write(res, state, frame, Path(out_dir), assignments, model_dir, metrics, refit=plan.refit)
         st.update(mode=mode, sentences=res.metrics["n_sentences"], new=len(plan.new_rows) if not plan.refit else None,
                   topics=res.metrics["n_topics"], outliers=res.metrics["outlier_share"],
                   nmi_test=res.metrics.get("nmi_test"))
@@ -144,12 +143,9 @@ def _write(res: TopicResult, state: dict, frame, out_dir: Path, assignments, mod
     write_json(res.metrics["model"], out_dir / "topic_model.json")
     ledger = inc.ledger_frame(frame, res.assignments)
     if refit:
-        with atomic_path(model_dir) as tmp:
-            tmp.unlink()
+        with atomic_path(model_dir, directory=True) as tmp:
             res.model.save(tmp)
-            inc.save_state(tmp, state, ledger)
-            if model_dir.exists():
-                shutil.rmtree(model_dir)
+            inc.save_state(tmp, state, ledger, direct=True)
     else:
         inc.save_state(model_dir, state, ledger)
     write_json(res.metrics, metrics)
