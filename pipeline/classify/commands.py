@@ -233,7 +233,13 @@ def cmd_classify(args) -> int:
         topics = _read_parquet(args.topics) if args.topics else None
         utterances = _read_parquet(args.utterances) if args.utterances else None
         emb = args.embeddings if args.embeddings and Path(args.embeddings).exists() else None
-        tables = classify_tables(model, sentences, embeddings=emb, topics=topics, utterances=utterances)
+        model_key = None
+        if not getattr(args, "no_cache", False):
+            from pipeline.partition import hash_file
+
+            model_key = hash_file(args.model)  # cached tags are valid for this exact model only
+        tables = classify_tables(model, sentences, embeddings=emb, topics=topics, utterances=utterances,
+                                 model_key=model_key)
         out = Path(args.out_dir)
         write_parquet(tables["sentences"], out / "sentences.parquet")
         if "utterances" in tables:
