@@ -87,6 +87,8 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def _read_csv(path: Path) -> list[dict]:
+    from pipeline.report.sanitize import restore_cell
+
     rows = []
     with path.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh)
@@ -98,6 +100,8 @@ def _read_csv(path: Path) -> list[dict]:
                 continue
             rec = dict(rec)
             rec["labels"] = labs
+            # the queue was written formula-safe ('=... at line starts): the sentence itself has no apostrophe
+            rec["text"] = restore_cell(rec.get("text"))
             rows.append(rec)
     return rows
 

@@ -603,3 +603,19 @@ def test_report_is_byte_identical_on_a_rerun(processed, tmp_path):
     assert runs[0].keys() == runs[1].keys() and len(runs[0]) >= 10
     assert [str(p) for p in runs[0] if runs[0][p] != runs[1][p]] == []
     assert res.tables["workbook"].suffix == ".xlsx"
+
+
+def test_label_queue_csv_is_formula_safe_and_reads_back_verbatim(tmp_path):
+    from pipeline.labels import load_labels
+    from pipeline.report.sanitize import neutralise_frame
+
+    texts = ["=1+2+cmd|' /C calc'!A0 を整備します。", "光ファイバの整備を\n@SUM(A1)進めます。", "普通の文です。"]
+    q = pd.DataFrame({"text": texts, "labels": ["dx_talent", "data_sharing", "-"], "predicted": [["a"], [], []]})
+    csv_text = neutralise_frame(q).to_csv(index=False)
+    for row in spreadsheet_rows(csv_text)[1:]:
+        assert not any(FORMULA.match(line) for cell in row for line in cell.split("\n")), row
+    d = tmp_path / "labels"
+    d.mkdir()
+    (d / "queue_done.csv").write_text(csv_text, encoding="utf-8")
+    ls = load_labels(d, ["dx_talent", "data_sharing", "procedural"])
+    assert sorted(r["text"] for r in ls.records.values()) == sorted(texts)  # "-": read as no theme

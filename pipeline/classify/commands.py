@@ -12,6 +12,7 @@ import pandas as pd
 
 from pipeline.config import stage_params
 from pipeline.errors import PipelineError
+from pipeline.report.sanitize import neutralise_frame  # minutes text opened in spreadsheets
 from pipeline.io import atomic_path, stage_timer, write_json, write_metrics, write_parquet, write_text
 
 log = logging.getLogger("policy_topics.classify")
@@ -258,7 +259,7 @@ def cmd_classify(args) -> int:
             emb_m = load_embeddings_for(tables["sentences"]["sentence_id"].astype(str).tolist(), emb)
         q = build_queue(model, tables["sentences"], tables["_proba"], tables["_rule_evidence"], labelled, n,
                         embeddings=emb_m)
-        write_text(q.to_csv(index=False), out / "label_queue.csv")
+        write_text(neutralise_frame(q).to_csv(index=False), out / "label_queue.csv")
         s = tables["sentences"]
         stats.update(sentences=len(s), with_theme=int(s["themes"].map(len).gt(0).sum()), queue=len(q))
     return 0
@@ -395,9 +396,9 @@ def cmd_label_queue(args) -> int:
     q = build_queue(model, sentences, P, rule_ev, labelled, args.n or int(params.get("queue_size", 50)),
                     embeddings=emb)
     if args.out in (None, "-"):
-        sys.stdout.write(q.to_csv(index=False))
+        sys.stdout.write(neutralise_frame(q).to_csv(index=False))
     else:
-        write_text(q.to_csv(index=False), args.out)
+        write_text(neutralise_frame(q).to_csv(index=False), args.out)
         log.info("label queue: %d sentence(s) -> %s (fill `labels`, save into data/labels/, dvc repro)",
                  len(q), args.out)
     return 0

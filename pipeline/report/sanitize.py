@@ -46,6 +46,23 @@ def neutralise_cell(value: Any) -> Any:
     return _LINE_START_FORMULA.sub(lambda m: m.group(1) + "'", value)
 
 
+_NEUTRALISED = re.compile("(^|\n)'(?=[" + re.escape("".join(FORMULA_PREFIXES)) + "])")
+
+
+def restore_cell(value: Any) -> Any:
+    """Undo :func:`neutralise_cell`'s apostrophes (a CSV read back, e.g. a filled label queue)."""
+    return _NEUTRALISED.sub(lambda m: m.group(1), value) if isinstance(value, str) else value
+
+
+def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` with every text cell neutralised (other cells and list cells unchanged)."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(neutralise_cell).astype(object)
+    return out
+
+
 def _cell_text(value: Any) -> Any:
     """Lists become ``a; b``; dicts become JSON text."""
     if isinstance(value, (list, tuple)):
