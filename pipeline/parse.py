@@ -71,6 +71,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "ner": True,
     "max_compound_parts": 6,
 }
+#: distributions whose version changes the output (with the spaCy model named in params; imports are found
+#: automatically): part of the per-meeting cache key
+MODEL_PACKAGES = ("ginza", "SudachiPy", "SudachiDict-core", "spacy")
 #: params that change speed only, never results (left out of the cache key)
 _SPEED_ONLY = ("batch_size", "n_process")
 
@@ -811,15 +814,11 @@ def _meeting_names(meetings: pd.DataFrame | None, rows: pd.DataFrame, nlp) -> li
 
 
 def resolve_params(params: dict | None = None) -> dict:
-    """DEFAULT_PARAMS, overridden by params.yaml ``parse:`` (when ``params`` is None) or ``params``."""
-    if params is None:
-        from pipeline.config import stage_params
+    """params.yaml ``parse`` validated (:class:`pipeline.settings.ParseSettings`, which declares the
+    defaults), overridden by ``params`` (a ParseSettings or a dict of overrides), as a fresh dict."""
+    from pipeline.settings import resolve
 
-        try:
-            params = stage_params(STAGE)
-        except Exception:  # outside the project
-            params = {}
-    return {**DEFAULT_PARAMS, **params}
+    return resolve(STAGE, params).to_params()
 
 
 def parse_utterances(utterances: pd.DataFrame, meetings: pd.DataFrame | None = None,
@@ -863,7 +862,7 @@ def parse_utterances(utterances: pd.DataFrame, meetings: pd.DataFrame | None = N
     stats: dict = {}
     results = map_partitions(parse_partition, parts, stage=STAGE, params={**key_params, "vocab": vocab_key},
                              cache=cache, cache_dir=cache_dir, executor=executor, n_workers=n_workers,
-                             stats=stats)
+                             stats=stats, libraries=(params["model"], *MODEL_PACKAGES))
     tables = concat_tables(results) if results else {}
     sentences = tables.get("sentences", pd.DataFrame(columns=SENTENCE_COLUMNS))
     tokens = tables.get("tokens", pd.DataFrame(columns=TOKEN_COLUMNS))
@@ -922,7 +921,7 @@ def build_report(utterances, sentences, tokens, entities, stats: dict | None = N
 
 # --------------------------------------------------------------------------- CLI
 
-def run(args: argparse.Namespace) -> int:
+def run_parse_cli(args: argparse.Namespace) -> int:
     from pipeline.io import stage_timer, write_json, write_parquet
 
     upath = Path(args.utterances)
@@ -969,4 +968,4 @@ def register(subparsers) -> None:
     p.add_argument("--report", help="output metrics JSON")
     p.add_argument("--n-process", type=int, default=None, help="override params.yaml parse.n_process")
     p.add_argument("--no-cache", action="store_true", help="ignore the per-meeting parse cache")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run_parse_cli)

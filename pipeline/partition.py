@@ -41,9 +41,10 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.config import ROOT, stage_params
+from pipeline.config import ROOT
 from pipeline.errors import MultiFileError, PipelineError
 from pipeline.io import progress
+from pipeline.settings import load_settings
 
 log = logging.getLogger("policy_topics.partition")
 
@@ -111,17 +112,44 @@ def hash_frame(df: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-def code_digest(*objs: Callable | Hashable) -> str:
-    """Hash of the source of the modules defining ``objs``: code changes invalidate the cache."""
-    h = hashlib.sha256()
+#: modules that move, store or log partitions but never compute their content (left out of cache keys;
+#: the stage's settings are hashed as values, so pipeline.settings need not be)
+ORCHESTRATION = frozenset({"pipeline.partition", "pipeline.io", "pipeline.cli", "pipeline.config",
+                           "pipeline.settings", "pipeline.sources"})
+
+
+def code_digest(*objs: Callable | Hashable, libraries: Iterable[str] = ()) -> str:
+    """Hash of everything the code of ``objs`` depends on, so any change invalidates the cache:
+
+    the whole stage package defining each object (``pipeline/parse/`` or ``pipeline/embed.py``)
+    and every project module it imports (static import graph, :mod:`pipeline.sources`), minus
+    :data:`ORCHESTRATION`; the installed versions of the third-party packages those modules
+    import; and the versions of the distributions named in ``libraries`` (models loaded by
+    name, e.g. ``ja_ginza``, and data packages such as ``SudachiDict-core``).
+    """
+    from pipeline import sources
+
+    files: dict[str, Path] = {}
+    third: set[str] = set()
     for obj in objs:
         module = inspect.getmodule(obj)
-        try:
-            src = inspect.getsource(module) if module else repr(obj)
-        except (OSError, TypeError):  # e.g. a function defined in __main__ of `python -c`
-            src = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', repr(obj))}"
-        h.update(src.encode())
-    return h.hexdigest()[:16]
+        name = getattr(module, "__name__", "")
+        if name.startswith(sources.PACKAGE + "."):
+            roots = sources.package_files(sources.stage_package(name))
+        else:
+            try:
+                roots = [Path(inspect.getsourcefile(module))] if module else []
+            except TypeError:  # a built-in
+                roots = []
+        if not roots:  # e.g. a function defined in __main__ of `python -c`
+            files[f"<{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', repr(obj))}>"] = Path(os.devnull)
+            continue
+        mods, _ = sources.closure(roots)
+        kept = {k: v for k, v in mods.items() if k not in ORCHESTRATION}
+        files.update(kept)
+        for f in kept.values():
+            third |= sources.imports_of(f)[1]
+    return sources.source_digest(files, sources.library_versions(third, libraries))
 
 
 # --------------------------------------------------------------------------- partition helpers
@@ -237,10 +265,8 @@ def _run_one(func: Callable[[Any], Tables], payload: Any) -> _Outcome:
 # --------------------------------------------------------------------------- executors
 
 def _scale_params() -> dict:
-    try:
-        return stage_params("scale")
-    except Exception:  # params.yaml absent (e.g. a library user outside the project)
-        return {}
+    """params.yaml ``scale`` (validated; defaults when the project has no params.yaml)."""
+    return load_settings().scale.model_dump()
 
 
 def resolve_executor(executor: str | None = None, n_workers: int | None = None,
@@ -390,6 +416,7 @@ def iter_partitions(
     n_workers: int | None = None,
     scheduler_address: str | None = None,
     stats: dict | None = None,
+    libraries: Iterable[str] = (),
 ) -> Iterator[tuple[Partition, Tables]]:
     """Yield ``(partition, tables)`` in input order, computing only partitions missing from the cache.
 
@@ -399,10 +426,10 @@ def iter_partitions(
     end (one error as itself, several as MultiFileError).
     """
     t0 = time.perf_counter()
-    params = params or {}
+    params = params.model_dump(mode="json") if hasattr(params, "model_dump") else (params or {})
     parts = list(parts)
     executor, n_workers, address = resolve_executor(executor, n_workers, scheduler_address)
-    code = code_digest(func)
+    code = code_digest(func, libraries=libraries)
     root = cache_root(cache_dir) / stage
     keys = [_key(p, params, code) for p in parts]
     hit = [cache and (root / k).is_dir() for k in keys]
@@ -486,17 +513,20 @@ def map_partitions(
     n_workers: int | None = None,
     scheduler_address: str | None = None,
     stats: dict | None = None,
+    libraries: Iterable[str] = (),
 ) -> list[Tables]:
     """Apply ``func`` to every partition, reusing cached results; results in input order.
 
     ``func`` must be a module-level function returning ``{table_name: DataFrame}``.
     ``executor``/``n_workers``/``scheduler_address`` default to params.yaml ``scale``;
     ``stats`` (a dict) is filled with a :class:`RunStats` summary, which is also
-    kept in ``last_run_stats[stage]``.
+    kept in ``last_run_stats[stage]``. ``params`` (the stage settings that change results)
+    and ``libraries`` (distributions whose version changes results) are part of the cache key
+    (see :func:`code_digest`).
     """
     return [tables for _, tables in iter_partitions(
         func, parts, stage=stage, params=params, cache=cache, cache_dir=cache_dir, executor=executor,
-        n_workers=n_workers, scheduler_address=scheduler_address, stats=stats)]
+        n_workers=n_workers, scheduler_address=scheduler_address, stats=stats, libraries=libraries)]
 
 
 def concat_tables(results: Iterable[Tables]) -> Tables:

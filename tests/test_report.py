@@ -152,7 +152,7 @@ def test_tables_csv_and_excel(built, processed):
 def test_japanese_headers_option(processed, tmp_path):
     from pipeline.report import build_report
 
-    build_report(processed, tmp_path / "r.html", params={"headers": "ja"})
+    build_report(processed, tmp_path / "r.html", settings={"headers": "ja"})
     head = (tmp_path / "tables/sentences.csv").read_text(encoding="utf-8-sig").splitlines()[0]
     assert head.startswith("文ID,会議ID")
 

@@ -10,17 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.config import stage_params
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path, stage_timer, write_json, write_parquet, write_text
 
 log = logging.getLogger("policy_topics.classify")
-
-#: ThemeClassifier constructor arguments settable from params.yaml (classify: section)
-MODEL_PARAMS = ("use_rules", "use_coding_rules", "use_terms", "use_embeddings", "use_context", "C_lex", "C_emb", "C_meta", "meta",
-                "inner_folds", "rule_weight", "context_max_chars", "context_window", "embedding_backend",
-                "label_interactions", "threshold_shrinkage")
-
 
 def _read_parquet(path) -> pd.DataFrame:
     path = Path(path)
@@ -32,11 +25,19 @@ def _read_parquet(path) -> pd.DataFrame:
         raise PipelineError(path, f"not a readable parquet file ({exc})") from exc
 
 
-def make_model(params: dict, taxonomy=None):
+def make_model(settings=None, taxonomy=None):
+    """The ThemeClassifier of ``settings`` (:class:`~pipeline.settings.ClassifySettings`, a dict of
+    overrides, or None: params.yaml ``classify``)."""
     from pipeline.classify.model import ThemeClassifier
+    from pipeline.settings import resolve
 
-    kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items() if k in MODEL_PARAMS}
-    return ThemeClassifier(taxonomy=taxonomy, random_state=int(params.get("seed", 42)), **kw)
+    return ThemeClassifier(taxonomy=taxonomy, **resolve("classify", settings).model_kwargs())
+
+
+def _settings():
+    from pipeline.settings import load_settings
+
+    return load_settings().classify
 
 
 def training_data(sentences: pd.DataFrame, labels_dir, taxonomy, embeddings=None, model=None):
@@ -69,14 +70,14 @@ def training_data(sentences: pd.DataFrame, labels_dir, taxonomy, embeddings=None
     return X, Y, info
 
 
-def cmd_train(args) -> int:
+def run_train_cli(args) -> int:
     import joblib
 
     from pipeline.classify.evaluate import evaluate
     from pipeline.labels import agreement
     from pipeline.classify.taxonomy import load_taxonomy
 
-    params = stage_params("classify")
+    params = _settings()
     with stage_timer("train") as stats:
         tax = load_taxonomy(args.taxonomy)
         sentences = _read_parquet(args.sentences)
@@ -91,12 +92,10 @@ def cmd_train(args) -> int:
         stats["labelled"] = len(Y)
         metrics: dict = {}
         if not args.no_eval:
-            n_boot = int(params.get("n_boot", 1000))
-            res = evaluate(model, X, Y, n_splits=int(params.get("n_splits", 5)), n_boot=n_boot,
-                           seed=int(params.get("seed", 42)))
+            res = evaluate(model, X, Y, n_splits=params.n_splits, n_boot=params.n_boot, seed=params.seed)
             res.pop("oof")
             metrics.update(res)
-            if params.get("ablations", True):
+            if params.ablations:
                 metrics["ablations"] = _ablations(model, X, Y, params)
         metrics["annotator_agreement"] = agreement(args.labels, tax.ids)
         metrics["labels"] = info
@@ -145,8 +144,8 @@ def _ablations(model, X, Y, params) -> dict:
     for name, kw in variants.items():
         if name != "reference" and not getattr(model, next(iter(kw))):
             continue
-        r = evaluate(model.__class__(**{**model.get_params(), **mid, **kw}), X, Y, n_splits=int(params.get("n_splits", 5)),
-                     n_boot=1, seed=int(params.get("seed", 42)), with_baselines=False)
+        r = evaluate(model.__class__(**{**model.get_params(), **mid, **kw}), X, Y, n_splits=params.n_splits,
+                     n_boot=1, seed=params.seed, with_baselines=False)
         out[name] = {"macro_f1": r["macro_f1"], "micro_f1": r["micro_f1"]}
     return out
 
@@ -161,12 +160,12 @@ def _write_plots(metrics: dict, plots: Path) -> None:
     write_text(df[["pair", "count", "gold", "predicted"]].to_csv(index=False), plots / "classifier_confusion_pairs.csv")
 
 
-def cmd_classify(args) -> int:
+def run_classify_cli(args) -> int:
     from pipeline.labels import load_labels
     from pipeline.classify.queue import build_queue
     from pipeline.classify.tagging import classify_tables, load_model
 
-    params = stage_params("classify")
+    params = _settings()
     with stage_timer("classify") as stats:
         model = load_model(args.model)
         sentences = _read_parquet(args.sentences)
@@ -181,10 +180,10 @@ def cmd_classify(args) -> int:
         if args.meetings:
             write_parquet(_read_parquet(args.meetings), out / "meetings.parquet")
         labelled = set()
-        labels_dir = Path(params.get("labels_dir", "data/labels"))
+        labels_dir = Path(params.labels_dir)
         if labels_dir.is_dir():
             labelled = load_labels(labels_dir, [str(c) for c in model.classes_]).labels
-        n = args.queue_size or int(params.get("queue_size", 50))
+        n = args.queue_size or params.queue_size
         q = build_queue(model, tables["sentences"], tables["_proba"], tables["_rule_evidence"], labelled, n)
         write_text(q.to_csv(index=False), out / "label_queue.csv")
         s = tables["sentences"]
@@ -192,7 +191,7 @@ def cmd_classify(args) -> int:
     return 0
 
 
-def cmd_tag(args) -> int:
+def run_tag_cli(args) -> int:
     from pipeline.classify.tagging import load_model, tag_texts
 
     import io
@@ -228,12 +227,12 @@ def cmd_tag(args) -> int:
     return 0
 
 
-def cmd_label_queue(args) -> int:
+def run_label_queue_cli(args) -> int:
     from pipeline.labels import load_labels
     from pipeline.classify.queue import build_queue
     from pipeline.classify.tagging import _frame_for, load_model
 
-    params = stage_params("classify")
+    params = _settings()
     model = load_model(args.model)
     sentences = _read_parquet(args.sentences)
     X = _frame_for(model, sentences, args.embeddings)
@@ -241,7 +240,7 @@ def cmd_label_queue(args) -> int:
     labelled = set()
     if args.labels and Path(args.labels).is_dir():
         labelled = load_labels(args.labels, [str(c) for c in model.classes_]).labels
-    q = build_queue(model, sentences, P, rule_ev, labelled, args.n or int(params.get("queue_size", 50)))
+    q = build_queue(model, sentences, P, rule_ev, labelled, args.n or params.queue_size)
     if args.out in (None, "-"):
         sys.stdout.write(q.to_csv(index=False))
     else:

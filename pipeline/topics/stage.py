@@ -102,12 +102,12 @@ def fit_topics(sentences: pd.DataFrame, embeddings, params: dict | None = None, 
     ``utterances`` supplies meeting dates (topics over time) and missing class columns.
     ``labels``: ``{norm_text: [theme ids]}`` (:func:`evaluate.load_labels`) for NMI.
     """
-    from pipeline.config import stage_params
+    from pipeline.settings import load_settings, resolve
     from pipeline.topics import evaluate as ev
     from pipeline.topics.model import PolicyTopicModel
 
     t0 = time.perf_counter()
-    params = dict(stage_params("topics") if params is None else params)
+    params = resolve("topics", params).to_params()  # TopicsSettings, overrides, or None: params.yaml
     for col in ("sentence_id", "text", "terms"):
         if col not in sentences.columns:
             raise PipelineError(None, f"sentences table lacks column {col!r} (run the parse stage)")
@@ -120,9 +120,7 @@ def fit_topics(sentences: pd.DataFrame, embeddings, params: dict | None = None, 
         names = {str(x).strip() for x in frame["speaker"].dropna().unique()}
         stop = sorted(set(stop) | {x for x in names if len(x) >= 2})
     if backend is None:
-        from pipeline.embed import DEFAULT_BACKEND
-
-        backend = stage_params("embed").get("backend") or DEFAULT_BACKEND
+        backend = load_settings().embed.backend
     seed = int(params.get("seed", 42))
     fit_idx = _fit_sample(frame, params.get("fit_sample_size"), seed)
     groups = frame["utterance_id"].astype(str).tolist() if "utterance_id" in frame.columns else None
@@ -336,12 +334,12 @@ def run_topics(sentences: str | Path, embeddings: str | Path, out_dir: str | Pat
     """Library form of ``policy-topics topics``: read inputs, fit, write every output atomically."""
     import shutil
 
-    from pipeline.config import stage_params
     from pipeline.embed import load_embeddings
+    from pipeline.settings import resolve
     from pipeline.io import atomic_path, stage_timer, write_json, write_parquet
     from pipeline.topics.evaluate import load_labels
 
-    params = dict(stage_params("topics") if params is None else params)
+    params = resolve("topics", params).to_params()
     sent = _read_parquet(sentences, "sentences")
     for col in ("sentence_id", "text", "terms"):
         if col not in sent.columns:
