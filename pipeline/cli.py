@@ -17,6 +17,7 @@ from pipeline.io import setup_logging
 
 #: modules that register subcommands, in pipeline order
 COMMAND_MODULES = [
+    "pipeline.fetch",
     "pipeline.ingest",
     "pipeline.parse",
     "pipeline.embed",

@@ -30,7 +30,7 @@ def setup_logging(verbosity: int = 0) -> None:
     level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s [%(name)s] %(message)s",
                         datefmt="%H:%M:%S", force=True)
-    for noisy in ("numba", "urllib3", "matplotlib", "asyncio", "fsspec"):
+    for noisy in ("numba", "urllib3", "matplotlib", "asyncio", "fsspec", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -59,7 +59,7 @@ def ingest_paths(paths, fmt: str | None = None, *, cache: bool | None = None, ca
     """
     import pandas as pd
 
-    from pipeline.ingest.core import REPORT_COLUMNS, empty_tables, ingest_file
+    from pipeline.ingest.core import INT_COLUMNS, REPORT_COLUMNS, empty_tables, ingest_file
     from pipeline.ingest.formats import format_names
     from pipeline.partition import Partition, hash_file, map_partitions
 
@@ -75,7 +75,12 @@ def ingest_paths(paths, fmt: str | None = None, *, cache: bool | None = None, ca
     inputs = collect_inputs(paths)
     if not inputs:
         raise PipelineError(", ".join(map(str, paths)), "no input files")
-    parts = [Partition(name=rel, payload=(str(p), rel, fmt), digest=hash_file(p) + ":" + rel) for p, rel in inputs]
+    from pipeline.ingest.formats import companion_files
+
+    # a companion file read along with an input (DiscussNet *_metadata.json) is part of its cache key
+    parts = [Partition(name=rel, payload=(str(p), rel, fmt),
+                       digest=":".join([hash_file(p), rel, *(hash_file(c) for c in companion_files(p))]))
+             for p, rel in inputs]
     try:
         results = map_partitions(ingest_file, parts, stage=STAGE, cache=cache, cache_dir=cache_dir,
                                  params={"fmt": fmt})
@@ -92,7 +97,7 @@ def ingest_paths(paths, fmt: str | None = None, *, cache: bool | None = None, ca
     if ids.duplicated().any():
         dup = ids[ids.duplicated()].iloc[0]
         raise PipelineError(dup, "duplicate meeting_id (two input files with the same stem?)")
-    for col in ("session", "page_start", "page_end"):
+    for col in INT_COLUMNS:
         utts[col] = utts[col].astype("Int64")
     meets["session"] = meets["session"].astype("Int64")
     numeric = [c for c in REPORT_COLUMNS if c.startswith(("n_", "chars_"))]

@@ -12,7 +12,7 @@ from pipeline.ingest.structure import assign_agenda, parse_speaker
 UTTERANCE_COLUMNS = [
     "meeting_id", "meeting_title", "meeting_date", "session", "source_file", "utterance_id", "order",
     "kind", "speaker_raw", "speaker_name", "speaker_role", "speaker_affiliation", "speaker_title",
-    "agenda_item", "text", "page_start", "page_end", "speaker_title_full",
+    "agenda_item", "text", "page_start", "page_end", "speaker_title_full", "speaker_number",
 ]
 MEETING_COLUMNS = [
     "meeting_id", "meeting_title", "meeting_date", "session", "venue", "source_file", "url", "format",
@@ -23,7 +23,10 @@ REPORT_COLUMNS = [
     "chars_speaker_label", "chars_header", "chars_procedural", "chars_page_marker", "chars_whitespace",
     "chars_other",
 ]
-SPEAKER_FIELDS = ("speaker_name", "speaker_role", "speaker_affiliation", "speaker_title", "speaker_title_full")
+SPEAKER_FIELDS = ("speaker_name", "speaker_role", "speaker_affiliation", "speaker_title", "speaker_title_full",
+                  "speaker_number")
+#: integer columns (nullable Int64)
+INT_COLUMNS = ("session", "page_start", "page_end", "speaker_number")
 
 
 def empty_tables() -> dict[str, pd.DataFrame]:
@@ -33,18 +36,18 @@ def empty_tables() -> dict[str, pd.DataFrame]:
 
 
 def _typed_utterances(df: pd.DataFrame) -> pd.DataFrame:
-    for col in ("session", "page_start", "page_end"):
+    for col in INT_COLUMNS:
         df[col] = df[col].astype("Int64")
     df["order"] = df["order"].astype("int64")
     for col in UTTERANCE_COLUMNS:
-        if col not in ("session", "page_start", "page_end", "order"):
+        if col not in (*INT_COLUMNS, "order"):
             df[col] = df[col].astype("object").where(df[col].notna(), None)
     return df
 
 
 def complete_speakers(meeting: Meeting) -> None:
     """Fill speaker_* from the label where the reader did not state them."""
-    roster = [*meeting.attendees, *meeting.officials]
+    roster = [*meeting.attendees, *meeting.officials, *([meeting.roster_text] if meeting.roster_text else [])]
     cache: dict[str, object] = {}
     for row in meeting.rows:
         if row.get("kind") != "speech" or not row.get("speaker_raw"):
@@ -56,7 +59,7 @@ def complete_speakers(meeting: Meeting) -> None:
             cache[label] = parse_speaker(label, roster, meeting.secretariat)
         sp = cache[label]
         row.update(speaker_name=sp.name, speaker_role=sp.role, speaker_affiliation=sp.affiliation,
-                   speaker_title=sp.title, speaker_title_full=sp.title_full)
+                   speaker_title=sp.title, speaker_title_full=sp.title_full, speaker_number=sp.number)
 
 
 def document_tables(doc: Document, rel: str, stem: str) -> dict[str, pd.DataFrame]:
@@ -112,7 +115,7 @@ def ingest_file(payload: tuple[str, str, str]) -> dict[str, pd.DataFrame]:
             raise PipelineError(rel, f"cannot read: {exc.strerror}") from None
         src = Source(path=path, rel=rel, data=data)
         doc = read_source(src, fmt)
-        if not any(r["kind"] == "speech" for m in doc.meetings for r in m.rows):
+        if not doc.companion and not any(r["kind"] == "speech" for m in doc.meetings for r in m.rows):
             raise PipelineError(rel, "no speaker turns found")
         return document_tables(doc, rel, Path(rel).stem)
     except PipelineError as exc:

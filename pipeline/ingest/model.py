@@ -55,6 +55,7 @@ class Meeting:
     absentees: list[str] = field(default_factory=list)
     agenda: list[str] = field(default_factory=list)
     secretariat: str | None = None
+    roster_text: str | None = None    # header roster with spaces removed ('区長青木英二副区長…'): finds names in labels
     rows: list[dict] = field(default_factory=list)
 
 
@@ -66,3 +67,4 @@ class Document:
     accounting: Accounting
     format: str
     encoding: str | None = None
+    companion: bool = False           # a companion file (DiscussNet *_metadata.json): no meetings of its own

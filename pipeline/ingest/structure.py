@@ -115,6 +115,10 @@ ROLE_SUFFIXES = {
     "事務局長": "事務局", "事務局": "事務局", "様": "presenter", "氏": "presenter", "さん": "presenter",
     "先生": "presenter", "議員": "議員", "大臣": "大臣", "副大臣": "副大臣", "大臣政務官": "大臣政務官",
     "内閣総理大臣": "内閣総理大臣", "君": "議員",
+    # municipal executives and assembly offices, as printed in local-assembly minutes
+    "区長": "区長", "副区長": "副区長", "市長": "市長", "副市長": "副市長", "町長": "町長", "副町長": "副町長",
+    "村長": "村長", "副村長": "副村長", "教育委員": "教育委員", "教育委員長": "教育委員長", "監査委員": "監査委員",
+    "代表監査委員": "代表監査委員",
 }
 #: official titles (executive side): role "説明員" (answering official), title kept verbatim
 OFFICIAL_SUFFIXES = ("局長", "部長", "課長", "室長", "次長", "参事官", "審議官", "統括官", "補佐", "教育長", "技監",
@@ -124,6 +128,17 @@ OFFICIAL_SUFFIXES = ("局長", "部長", "課長", "室長", "次長", "参事�
 AFFILIATION_WORDS = ("事務局", "総務省", "内閣府", "内閣官房", "省", "庁", "府", "委員会", "部会")
 
 _HONORIFIC = re.compile(r"(君|様|氏|さん)$")
+#: honorifics stripped from a name printed inside brackets: 議長（清野一榮議員）, （白井正子君）
+_INNER_HONORIFIC = re.compile(r"(君|様|氏|さん|議員)$")
+#: turn marks that may still lead a label (○議長, ◆質問 and ◎答弁 marks of DiscussNet, ◯ of DB-Search)
+_LABEL_MARKS = "○◯〇◆◎●◇■□"
+#: first words of department names: an official title with no person in front of it
+#: ('デジタル戦略推進部長', 'BPR推進課長', '総務局長' as a whole label is a role, not 'NAME + title')
+_ORG_START = re.compile(
+    r"^(?:[A-Za-zァ-ヶー]|総務|財政|財務|企画|市民|区民|町民|村民|健康|福祉|保健|子供|子ども|こども|環境|経済|産業|文化|観光|"
+    r"建設|都市|まちづくり|教育|学校|生涯|消防|水道|上下水道|下水道|交通|危機|議会|事務|政策|会計|選挙|監査|農業|農林|"
+    r"病院|情報|生活|税務|資産|公営|住宅|港湾|防災|地域|人事|行政|秘書|広報|土木|営繕|医療|衛生|清掃|契約|管財|法務|国際|"
+    r"スポーツ|青少年|市長|区長|町長|村長|知事|副)")
 
 
 @dataclass
@@ -134,6 +149,7 @@ class Speaker:
     affiliation: str | None = None
     title: str | None = None          # as printed in the label (課長), else from the roster
     title_full: str | None = None     # full title from the attendee roster (地域通信振興課長) when known
+    number: int | None = None         # member (seat) number: ２２番（筒井たかひさ議員） -> 22
 
 
 def _match_suffix(label: str) -> tuple[str, str] | None:
@@ -179,6 +195,10 @@ def _guess_name(label: str, roster: list[str] | None = None) -> str:
     is the surname; hiragana names (たぞえ, いのつめ) are their leading kana run;
     otherwise the first two characters (the commonest surname length) are taken.
     """
+    for k in range(2, min(6, len(label) - 2) + 1):
+        # roster printed as TITLE + NAME ('教育長関根義孝'): the label's title then its name, adjacent
+        if any(label[k:] + label[:k] in e for e in roster or ()):
+            return label[:k]
     for k in (4, 3):
         if len(label) - k >= 2 and any(label[:k] in e for e in roster or ()):
             return label[:k]
@@ -194,7 +214,13 @@ def _org_of(title: str) -> str | None:
     return m.group(1) if m and m.group(1) != title else None
 
 
-_SEAT = re.compile(r"[0-9〇一二三四五六七八九十百千]+番")
+_SEAT = re.compile(r"([0-9〇一二三四五六七八九十百千]+)番")
+
+
+def _is_role_only(label: str, roster: list[str]) -> bool:
+    """An official title with nobody's name in it: the whole label is a roster title, or it opens
+    with a department word (a surname does not)."""
+    return any(label in e for e in roster) or bool(_ORG_START.match(label))
 
 
 def parse_speaker(label: str, roster: list[str] | None = None, secretariat: str | None = None) -> Speaker:
@@ -209,12 +235,22 @@ def parse_speaker(label: str, roster: list[str] | None = None, secretariat: str 
     園田様 -> (園田, presenter); 百八番（東村邦浩君） -> (東村邦浩, 議員).
     """
     roster = roster or []
-    label = normalize_width(label.strip())
+    label = normalize_width(label.strip()).lstrip(_LABEL_MARKS).strip(" \u3000")
     sp = Speaker(raw=label)
-    m = re.fullmatch(r"(.+?)[（(]([^（）()]+)[）)]", label)
+    m = re.fullmatch(r"(.*?)[（(]([^（）()]+)[）)]", label)
+    if m and not m.group(1).strip(" \u3000"):
+        # （伊藤よしのり議長） / （植竹　貴副区長） / （白井正子君）: name and office together in brackets
+        inner = re.sub(r"[\s\u3000]+", "", m.group(2))
+        bare = _INNER_HONORIFIC.sub("", inner)
+        if bare != inner and bare:
+            sp.name, sp.role = bare, "議員"
+            return sp
+        sub = parse_speaker(inner, roster, secretariat)
+        sub.raw = label
+        return sub
     if m:
         outer = m.group(1).strip(" \u3000")
-        inner = re.sub(r"[\s\u3000]+", "", _HONORIFIC.sub("", m.group(2).strip()))
+        inner = re.sub(r"[\s\u3000]+", "", _INNER_HONORIFIC.sub("", m.group(2).strip()))
         is_body = outer in ("事務局", secretariat) or (
             outer.endswith(AFFILIATION_WORDS) and not _official_suffix(outer) and not _match_suffix(outer)
             and outer not in ROLE_SUFFIXES)
@@ -234,8 +270,10 @@ def parse_speaker(label: str, roster: list[str] | None = None, secretariat: str 
                 sp.name = inner
             return sp
         sp.name = inner
-        if _SEAT.fullmatch(outer):                     # 百八番（東村邦浩君）: a member by seat number
+        seat = _SEAT.fullmatch(outer)
+        if seat:                                        # 百八番（東村邦浩君）: a member by seat number
             sp.role = "議員"
+            sp.number = parse_number(seat.group(1))
             return sp
         sp.title = sp.title_full = outer
         if outer in ROLE_SUFFIXES and ROLE_SUFFIXES[outer] != "presenter":
@@ -257,7 +295,7 @@ def parse_speaker(label: str, roster: list[str] | None = None, secretariat: str 
         stem, suf = hit
         sp.role = ROLE_SUFFIXES[suf]
         sp.name = stem
-        if sp.role != "presenter":
+        if sp.role != "presenter" and suf != "君":
             sp.title = sp.title_full = suf
         if suf == "事務局長":
             sp.affiliation = "事務局"
@@ -269,6 +307,12 @@ def parse_speaker(label: str, roster: list[str] | None = None, secretariat: str 
         sp.title = label[len(sp.name):] or sp.title_full
         sp.affiliation = secretariat
         sp.role = "事務局" if secretariat else "説明員"
+        return sp
+    if (_official_suffix(label) or label.endswith(("総監", "市場長", "監査人"))) and _is_role_only(label, roster):
+        # デジタル戦略推進部長 / BPR推進課長: the office speaks, no name is printed (never guess one)
+        sp.title = sp.title_full = label
+        sp.affiliation = _org_of(label)
+        sp.role = "説明員"
         return sp
     if _official_suffix(label) or label.endswith(("総監", "市場長", "監査人")):
         # 笠井総務局長 / 松永スポーツ振興局招致推進部長 / 比留間教育長 (+ roster '教育長比留間英人')

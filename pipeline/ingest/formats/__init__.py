@@ -16,8 +16,10 @@ from pipeline.ingest.model import Document, Source
 FORMAT_MODULES = [
     "pipeline.ingest.formats.pdf",
     "pipeline.ingest.formats.tokyo_assembly_json",
+    "pipeline.ingest.formats.discussnet_ssp_json",
     "pipeline.ingest.formats.kokkai_json",
     "pipeline.ingest.formats.html",
+    "pipeline.ingest.formats.kensakusystem_text",
     "pipeline.ingest.formats.pdf_text",
     "pipeline.ingest.formats.colon_text",
 ]
@@ -33,6 +35,16 @@ def readers() -> dict[str, ModuleType]:
 
 def format_names() -> list[str]:
     return list(readers())
+
+
+def companion_files(path) -> list:
+    """Other files a reader would read with ``path`` (e.g. DiscussNet ``*_metadata.json``), for cache keys."""
+    out = []
+    for mod in readers().values():
+        fn = getattr(mod, "companions", None)
+        if fn is not None:
+            out += fn(path)
+    return out
 
 
 def detect(src: Source) -> str:

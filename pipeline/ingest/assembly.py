@@ -1,0 +1,179 @@
+"""Turn reader shared by the local-assembly formats (会議録検索システム text, DiscussNet SSP JSON,
+DB-Search HTML): lines of ``○label　speech`` minutes -> header / speech / procedural_note rows.
+
+One rule set for all of them, so the same line means the same thing whichever system it came from:
+
+* a turn opens with a mark (○ ◯ 〇 ◆ ◎) at the start of a line, then the speaker label — a
+  bracketed label may hold spaces (``○（植竹　貴副区長）``) — then layout space and the speech,
+  or nothing (the label alone on its line, the speech below: DB-Search ``◯議長（高瀬博文）``);
+  a mark followed by a non-speaker word (``○議事日程``, ``〇出席議員``) is a header line;
+* stage directions and clock lines are ``procedural_note`` rows, emitted after the turn they
+  interrupt: ``〔「異議なし」と呼ぶ者あり〕``, ``（「異議なし」の声あり）``, ``（…議員登壇）``,
+  ``午前10時00分　開会``, ``〇午後３時５１分散会``, ``開会（午前１０時００分）``, ``閉　会``;
+* rules (``────``, ``――◇――``, ``－－－``, ``＝＝＝``) are decoration (accounted as ``other``);
+  ``<PAGE="2">`` lines are page marks;
+* an item heading inside the speeches (``　◎会議録署名議員の指名``; with ``heading_after_rule``, a
+  ``日程第１…`` line right after a rule) is a ``header`` row after the turn, not speech;
+* lines before the first turn are the header (roster, agenda); lines after the closing clock
+  line (散会 / 閉会) that open no turn are the signature block (``header`` row, never speech).
+
+Every character is accounted (see :class:`pipeline.ingest.clean.Accounting`).
+"""
+from __future__ import annotations
+
+import re
+
+from pipeline.ingest.clean import Accounting, Block, normalize_width, split_lines, split_ws
+from pipeline.ingest.structure import OFFICIAL_SUFFIXES, ROLE_SUFFIXES
+
+MARKS = "○◯〇◆◎"
+_LABEL = re.compile(rf"^([{MARKS}])([^\s\u3000（(]{{0,30}}[（(][^）)\n]{{1,30}}[）)]|[^\s\u3000（(]{{1,40}})(.*)$")
+_DIGITS = "0-9０-９〇零一二三四五六七八九十"
+_CLOCK = rf"(?:午前|午後)[\s\u3000]*[{_DIGITS}]{{1,3}}[\s\u3000]*時(?:[\s\u3000]*[{_DIGITS}]{{1,3}}[\s\u3000]*分)?"
+_EVENT = r"(?:開会|開議|散会|閉会|休憩|再開|延会|閉議|休会)(?:[・、](?:開会|開議|散会|閉会|休憩|再開))?"
+_NOTE = re.compile(
+    rf"^[{MARKS}]?[\s\u3000]*(?:"
+    rf"〔[^〔〕]*〕"                                                    # 〔「異議なし」と呼ぶ者あり〕 〔登壇〕
+    rf"|[（(][^（）()]*(?:声あり|呼ぶ者あり|登壇|降壇|退席|退場|入場|着席|拍手|起立|挙手|朗読|議場閉鎖|議場開鎖|"
+    rf"発言する者あり|私語する者あり)[^（）()]*[）)]"                      # （「異議なし」の声あり） （…議員登壇）
+    rf"|[（(]?{_CLOCK}[\s\u3000]*{_EVENT}[）)]?"                          # 午前10時00分　開会 / 午後１時開会・開議
+    rf"|{_EVENT}[\s\u3000]*[（(]{_CLOCK}[）)]"                           # 開会（午前１０時００分）
+    rf"|(?:開|閉|散)[\s\u3000]+(?:会|議)"                                 # 閉　会
+    rf")[\s\u3000]*$")
+_CLOSING = re.compile(r"(?:散|閉)[\s\u3000]*会|延会")
+_RULE = re.compile(r"^[\s\u3000]*[─━―—‐\-－=＝~～◇◆・\u2015\u2500\u2501]{3,}[\s\u3000]*$")
+_PAGE = re.compile(r'^[\s\u3000]*<PAGE="?[0-9]+"?>[\s\u3000]*$')
+#: mark + word that is a section of the roster, not a speaker
+_SECTION = ("議事日程", "本日の会議に付した", "出席", "欠席", "説明のため", "職務のため", "会議録署名", "会議に付", "日程",
+            "議事", "議題", "会議の経過", "会議事件", "付議事件", "諸般の報告", "開会", "閉会", "散会", "開議", "休憩", "再開")
+
+
+def is_speaker_label(label: str) -> bool:
+    """Does this ○-label name a speaker (as opposed to a roster section such as 議事日程)?"""
+    lab = normalize_width(label).strip(" \u3000")
+    if not lab or lab.startswith(_SECTION) or _NOTE.match(lab):
+        return False
+    if re.search(r"[（(].+[）)]", lab):
+        return True
+    return lab.endswith((*ROLE_SUFFIXES, *OFFICIAL_SUFFIXES, "君", "長", "員", "官", "者"))
+
+
+def match_turn(line: str) -> re.Match | None:
+    m = _LABEL.match(line)
+    if not m or not is_speaker_label(m.group(2)):
+        return None
+    return m
+
+
+def is_note(content: str) -> bool:
+    return bool(_NOTE.match(content))
+
+
+def read_turns(text: str, acct: Accounting, *, turns: bool = True, heading_after_rule: bool = False) -> tuple[list[dict], str, list[str]]:
+    """Lines of assembly minutes -> (rows, header text, header content lines).
+
+    ``rows`` are dicts (kind, speaker_raw, text) in reading order; the header block before the
+    first turn is returned separately (the caller decides whether it becomes a ``header`` row).
+    ``turns=False``: a roster block (every line header, its scheduled clock lines too).
+    ``heading_after_rule``: a line opening with 日程第 right after a rule (────) is a printed agenda
+    heading, not speech (DB-Search pages print them inside the chair's block).
+    """
+    rows: list[dict] = []
+    header = Block(acct, "header")
+    header_lines: list[str] = []
+    cur: Block | None = None
+    label: str | None = None
+    notes: list[str] = []
+    signature: Block | None = None
+    closed = False
+    after_rule = False
+    headings: Block | None = None
+
+    def finish():
+        nonlocal cur, notes, headings
+        if cur is not None:
+            rows.append({"kind": "speech", "speaker_raw": label, "text": cur.close()})
+            cur = None
+        if headings is not None:
+            rows.append({"kind": "header", "speaker_raw": None, "text": headings.close()})
+            headings = None
+        rows.extend({"kind": "procedural_note", "speaker_raw": None, "text": n} for n in notes)
+        notes = []
+
+    carry = 0
+    for raw, nl in split_lines(text):
+        target = signature or cur or header
+        target.add_layout(carry)
+        carry = len(nl)
+        lead, content, trail = split_ws(raw)
+        if not content:
+            target.add_line(lead, content, trail, force_break=True)
+            continue
+        if _PAGE.match(raw):
+            acct.add("whitespace", len(lead) + len(trail))
+            acct.add("page_marker", len(content))
+            continue
+        if _RULE.match(raw):
+            acct.add("whitespace", len(lead) + len(trail))
+            acct.add("other", len(content))
+            after_rule = True
+            continue
+        m = match_turn(raw) if turns and not lead else None
+        if m:
+            finish()
+            signature, closed = None, False
+            label = m.group(2)
+            acct.add("speaker_label", len(m.group(1)) + len(m.group(2)))
+            rest = m.group(3)
+            # a stage direction glued to the label: ◯議会運営委員長（神長基子）〔登壇〕
+            g = re.match(r"^(〔[^〔〕]*〕)", rest)
+            if g:
+                acct.add("procedural", len(g.group(1)))
+                notes.append(normalize_width(g.group(1)))
+                rest = rest[g.end():]
+            cur = Block(acct, "speech")
+            r_lead, r_content, r_trail = split_ws(rest)
+            cur.add_line(r_lead, r_content, r_trail, force_break=True)
+            after_rule = False
+            continue
+        if _NOTE.match(content) and turns:
+            acct.add("whitespace", len(lead) + len(trail))
+            acct.add("procedural", len(content))
+            note = normalize_width(content)
+            if cur is None and not rows:
+                rows.append({"kind": "procedural_note", "speaker_raw": None, "text": note})
+            else:
+                notes.append(note)
+            if _CLOSING.search(content) and cur is not None:
+                closed = True
+            continue
+        if closed and cur is not None:
+            # after the closing clock line: signature block (議長 … 署名議員 …), not speech
+            finish()
+            signature = Block(acct, "header")
+            rows.append({"kind": "header", "speaker_raw": None, "text": None, "_block": signature})
+            target = signature
+        if cur is not None and (content.startswith("◎") or (
+                heading_after_rule and (after_rule or headings is not None) and re.match(r"^(?:追加)?日程第", content))):
+            # printed agenda heading inside the chair's block: a header row after the turn
+            if headings is None:
+                headings = Block(acct, "header")
+            headings.add_line(lead, content, trail, force_break=True)
+            continue
+        after_rule = False
+        target = signature or cur or header
+        target.add_line(lead, content, trail, force_break=True)
+        if target is header:
+            header_lines.append(content)
+    (signature or cur or header).add_layout(carry)
+    finish()
+    for r in rows:
+        if "_block" in r:
+            r["text"] = r.pop("_block").close()
+    rows = [r for r in rows if not (r["kind"] == "header" and not r["text"])]
+    return rows, header.close(), header_lines
+
+
+def roster_text(header_text: str) -> str:
+    """Header roster with every space removed: '区　長　　青　木　英　二' -> '区長青木英二' (for name look-up)."""
+    return re.sub(r"[\s\u3000]+", "", normalize_width(header_text))
