@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test setup lock bench
+.PHONY: run test lint setup lock bench
 
 setup: $(STAMP)
 
@@ -24,8 +24,12 @@ run: $(STAMP)
 	@test -d .dvc || $(BIN)/dvc init --quiet
 	$(BIN)/dvc repro
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest
+
+# ruff (configured in pyproject.toml, pinned in the lock); `make test` runs it first
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline.py --n-workers 2   # both cores: the figures in benchmarks/README.md

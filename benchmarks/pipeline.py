@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"corpus: {corpus['meetings']} meetings, {corpus['raw_utterance_chars']:,} chars -> {w}", flush=True)
 
     result: dict = {"corpus": corpus, "stages": {}, "info": {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
         "load_avg_start": os.getloadavg()[0], "python": platform.python_version(),
         "executor": env.get("POLICY_TOPICS_EXECUTOR", "params.yaml"),
         "n_workers": env.get("POLICY_TOPICS_N_WORKERS", "params.yaml"),

@@ -831,8 +831,7 @@ def parse_utterances(utterances: pd.DataFrame, meetings: pd.DataFrame | None = N
     cached under ``.cache/parse/`` by the hash of that meeting's speech rows, its
     known people, the parameters, the vocabularies and this module's code.
     """
-    from pipeline.partition import (Partition, concat_tables, hash_bytes, hash_frame, map_partitions,
-                                    resolve_executor)
+    from pipeline.partition import Partition, concat_tables, hash_bytes, hash_frame, map_partitions, resolve_executor
 
     params = resolve_params(params)
     vocab = vocab or load_vocab(max_parts=int(params.get("max_compound_parts", 6)))

@@ -281,9 +281,9 @@ def test_embedding_backend_path_on_unseen_text(sample):
 
 # ------------------------------------------------------------------ tables, queue, CLI
 def test_classify_tables_contract_and_queue(fitted, sample):
-    from pipeline.labels import text_key
     from pipeline.classify.queue import build_queue
     from pipeline.classify.tagging import classify_tables
+    from pipeline.labels import text_key
 
     X, _ = sample
     sents = pd.DataFrame({"sentence_id": [f"m:{g}:s{i:03d}" for i, g in enumerate(X["group"])],

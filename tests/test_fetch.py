@@ -21,8 +21,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import PipelineError
-from pipeline.fetch.kokkai import (API_URL_ENV, FetchSettings, KokkaiQuery, MANIFEST_DIR, fetch_kokkai,
-                                   is_saved)
+from pipeline.fetch.kokkai import API_URL_ENV, MANIFEST_DIR, FetchSettings, KokkaiQuery, fetch_kokkai, is_saved
 from tests.kokkai_api import ERR_INPUT, ERR_LENGTH, FakeClock, FakeKokkaiAPI, Fault, available, serve
 
 ROOT = Path(__file__).resolve().parents[1]

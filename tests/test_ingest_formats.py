@@ -296,7 +296,6 @@ def test_cache_reuses_per_file_results(tmp_path):
     d = tmp_path / "raw"
     d.mkdir()
     (d / "a.txt").write_bytes((FIX / "colon_minutes.txt").read_bytes())
-    stats: dict = {}
     cache = tmp_path / "cache"
     r1 = ingest_paths([d], cache_dir=cache)
     r2 = ingest_paths([d], cache_dir=cache)

@@ -122,7 +122,7 @@ def test_markdown_has_headline_per_theme_and_quotes(built, processed):
     present = {t for ts in s["themes"] for t in ts if t != "procedural"}
     assert present
     for tid in present:
-        assert f"### " in md and f"({tid})" in md, tid  # a headline per theme present in the outputs
+        assert "### " in md and f"({tid})" in md, tid  # a headline per theme present in the outputs
     heads = md.split("\n### ")[1:]
     for block in heads:
         n_quotes = block.count("\n> 「")
@@ -158,8 +158,9 @@ def test_japanese_headers_option(processed, tmp_path):
 
 
 def test_cli_subset_by_speaker_and_meeting(processed, tmp_path):
-    from pipeline.report import register
     import argparse
+
+    from pipeline.report import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())

@@ -88,8 +88,10 @@ def test_loading_returns_a_fresh_deep_copy():
 
 
 def test_assignment_is_validated():
+    from pydantic import ValidationError
+
     s = load_settings().embed
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         s.backend = "bert"
 
 

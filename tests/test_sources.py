@@ -32,7 +32,7 @@ def test_dvc_deps_cover_every_project_module_a_stage_imports():
     missing = {}
     for name, module in _stage_entry_modules().items():
         deps = [str(d) for d in stages[name].get("deps", [])]
-        for mod, path in sources.stage_modules(module).items():
+        for path in sources.stage_modules(module).values():
             rel = path.relative_to(ROOT).as_posix()
             if not any(rel == d or rel.startswith(d.rstrip("/") + "/") for d in deps):
                 missing.setdefault(name, []).append(rel)

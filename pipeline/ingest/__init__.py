@@ -26,8 +26,8 @@ STAGE = "ingest"
 
 @dataclass
 class IngestResult:
-    utterances: "pd.DataFrame"
-    meetings: "pd.DataFrame"
+    utterances: pd.DataFrame
+    meetings: pd.DataFrame
     report: dict
 
 

@@ -473,11 +473,8 @@ def _announced_item(text: str, agenda: list[str]) -> int | None:
                 if pos >= 0:
                     hits.append((pos, i))
             if core.startswith("報告事項"):     # 理事者から報告の申し出があります / 報告を聴取
-                m = None
-                for m in re.finditer(r"報告の申し出|報告を聴取|報告事項に入", t):
-                    pass
-                if m:
-                    hits.append((m.start(), i))
+                last = [m.start() for m in re.finditer(r"報告の申し出|報告を聴取|報告事項に入", t)][-1:]
+                hits += [(pos, i) for pos in last]
     if len({i for _, i in hits}) >= 3:
         return BATCH  # several items taken together (一括議題): no single item
     return max(hits)[1] if hits else None

@@ -335,8 +335,8 @@ def run_topics(sentences: str | Path, embeddings: str | Path, out_dir: str | Pat
     import shutil
 
     from pipeline.embed import load_embeddings
-    from pipeline.settings import resolve
     from pipeline.io import atomic_path, stage_timer, write_json, write_parquet
+    from pipeline.settings import resolve
     from pipeline.topics.evaluate import load_labels
 
     params = resolve("topics", params).to_params()

@@ -18,8 +18,7 @@ import re
 from pipeline.errors import PipelineError
 from pipeline.ingest.clean import Accounting, Block, split_lines, split_ws
 from pipeline.ingest.model import Document, Meeting, Source
-from pipeline.ingest.structure import (absentees_from_speech, parse_date, parse_minutes_header,
-                                       parse_session)
+from pipeline.ingest.structure import absentees_from_speech, parse_date, parse_minutes_header, parse_session
 
 NAME = "pdf_text"
 
