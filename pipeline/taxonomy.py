@@ -1,7 +1,10 @@
 """Taxonomy as configuration: ``configs/taxonomy.yaml`` (IDs, names, definitions, cue rules).
 
-Nothing about the default categories is hard-coded: swap the YAML for another
-council's categories and rerun ``dvc repro``.
+The one model of the taxonomy (:class:`Theme`, :class:`Taxonomy`) and its reader, shared by
+classify and report. Nothing about the default categories is hard-coded: swap the YAML
+for another council's categories and rerun ``dvc repro``. The rule expressions are
+compiled (and a typo reported) by :func:`pipeline.classify.taxonomy.load_taxonomy`, which
+owns the rule language.
 """
 from __future__ import annotations
 
@@ -28,6 +31,11 @@ class Theme:
     exclusive: bool = False
     #: only assigned in text within the taxonomy's ``scope`` (when the taxonomy defines one)
     requires_scope: bool = True
+
+    @property
+    def label(self) -> str:
+        """Name shown in reports: Japanese, else the ID."""
+        return self.ja or self.id
 
 
 @dataclass(frozen=True)
@@ -112,8 +120,8 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
         seen.add(tid)
         themes.append(Theme(
             id=tid,
-            ja=str(raw.get("ja") or ""),
-            en=str(raw.get("en") or ""),
+            ja=str(raw.get("ja") or tid),
+            en=str(raw.get("en") or tid),
             definition=" ".join(str(raw.get("definition") or "").split()),
             notes=" ".join(str(raw.get("notes") or "").split()),
             cues=_strs(raw.get("cues"), path, f"themes[{tid}].cues"),
@@ -125,13 +133,4 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
                    boundary_notes=_strs(data.get("boundary_notes"), path, "boundary_notes"),
                    scope=" ".join(str(data.get("scope") or "").split()),
                    scope_window=int(data.get("scope_window", 2)))
-    # compile every rule now so a typo fails here, naming the file
-    from pipeline.classify.rules import RuleSyntaxError, compile_rule
-
-    specs = tax.rule_specs() + ([("scope", tax.scope)] if tax.scope else [])
-    for tid, expr in specs:
-        try:
-            compile_rule(expr)
-        except RuleSyntaxError as exc:
-            raise PipelineError(path, f"theme {tid}: bad rule {expr!r}: {exc}") from exc
     return tax
