@@ -53,12 +53,12 @@ def register_backend(name: str) -> Callable[[type], type]:
     return deco
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 1:
-        x = x[None, :]
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero), float32: the project's one normalisation
+    (sklearn.preprocessing.normalize); topics and report use it too."""
+    from sklearn.preprocessing import normalize
+
+    return normalize(np.atleast_2d(np.asarray(x, dtype=np.float32))).astype(np.float32, copy=False)
 
 
 class EmbeddingBackend:
@@ -110,7 +110,7 @@ class EmbeddingBackend:
             return np.zeros((0, self.dim), dtype=np.float32)
         bs = max(1, int(self.batch_size or 64))
         out = [self._encode(texts[i:i + bs]) for i in range(0, len(texts), bs)]
-        return _normalise(np.vstack(out))
+        return l2_normalize(np.vstack(out))
 
     def _encode(self, texts: list[str]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
