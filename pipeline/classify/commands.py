@@ -42,8 +42,8 @@ def _settings():
 
 def training_data(sentences: pd.DataFrame, labels_dir, taxonomy, embeddings=None, model=None):
     """(X, Y, info) for the labelled sentences, in document order."""
-    from pipeline.labels import load_labels, match_labels
     from pipeline.classify.tagging import _frame_for
+    from pipeline.labels import load_labels, match_labels
 
     ids = taxonomy.ids
     for col in ("text", "utterance_id", "sentence_id"):
@@ -74,8 +74,8 @@ def run_train_cli(args) -> int:
     import joblib
 
     from pipeline.classify.evaluate import evaluate
-    from pipeline.labels import agreement
     from pipeline.classify.taxonomy import load_taxonomy
+    from pipeline.labels import agreement
 
     params = _settings()
     with stage_timer("train") as stats:
@@ -161,9 +161,9 @@ def _write_plots(metrics: dict, plots: Path) -> None:
 
 
 def run_classify_cli(args) -> int:
-    from pipeline.labels import load_labels
     from pipeline.classify.queue import build_queue
     from pipeline.classify.tagging import classify_tables, load_model
+    from pipeline.labels import load_labels
 
     params = _settings()
     with stage_timer("classify") as stats:
@@ -192,9 +192,9 @@ def run_classify_cli(args) -> int:
 
 
 def run_tag_cli(args) -> int:
-    from pipeline.classify.tagging import load_model, tag_texts
-
     import io
+
+    from pipeline.classify.tagging import load_model, tag_texts
 
     model = load_model(args.model)
     # UTF-8 in and out whatever the locale (undecodable bytes are replaced, never fatal)
@@ -228,9 +228,9 @@ def run_tag_cli(args) -> int:
 
 
 def run_label_queue_cli(args) -> int:
-    from pipeline.labels import load_labels
     from pipeline.classify.queue import build_queue
     from pipeline.classify.tagging import _frame_for, load_model
+    from pipeline.labels import load_labels
 
     params = _settings()
     model = load_model(args.model)

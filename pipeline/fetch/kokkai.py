@@ -25,14 +25,12 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.fetch.client import (ISSUE_ID, ApiRefusal, Clock, KokkaiClient, Page, SystemClock,  # noqa: F401
-                                   parse_page)
-from pipeline.fetch.settings import (API_URL_ENV, HOUSES, MAX_PAGE_SIZE, OFFICIAL_API_URL,  # noqa: F401
-                                     FetchSettings, KokkaiQuery)
+from pipeline.fetch.client import ISSUE_ID, ApiRefusal, Clock, KokkaiClient, Page, SystemClock, parse_page  # noqa: F401
+from pipeline.fetch.settings import API_URL_ENV, HOUSES, MAX_PAGE_SIZE, OFFICIAL_API_URL, FetchSettings, KokkaiQuery  # noqa: F401
 
 log = logging.getLogger("policy_topics.fetch")
 
@@ -69,7 +67,7 @@ def _entry(record: dict) -> dict:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 def _remove_stale_temps(out_dir: Path) -> int:

@@ -53,14 +53,14 @@ class FetchSettings(BaseModel):
         return v.rstrip("/")
 
     @model_validator(mode="after")
-    def _polite_to_the_official_host(self) -> "FetchSettings":
+    def _polite_to_the_official_host(self) -> FetchSettings:
         if urlsplit(self.api_url).hostname == OFFICIAL_HOST and self.pause_seconds < 1:
             raise ValueError(f"--pause (pause_seconds) must be at least 1 s against {OFFICIAL_HOST} (the API's usage notes "
                              f"ask for a pause of a few seconds between requests)")
         return self
 
     @classmethod
-    def resolve(cls, **overrides: Any) -> "FetchSettings":
+    def resolve(cls, **overrides: Any) -> FetchSettings:
         """Defaults <- ``$POLICY_TOPICS_KOKKAI_API`` <- explicit overrides (``None`` = not given)."""
         values = {k: v for k, v in overrides.items() if v is not None}
         if "api_url" not in values and os.environ.get(API_URL_ENV):
@@ -125,7 +125,7 @@ class KokkaiQuery(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _sane(self) -> "KokkaiQuery":
+    def _sane(self) -> KokkaiQuery:
         if self.from_date and self.until_date and self.from_date > self.until_date:
             raise ValueError(f"--from {self.from_date} is after --until {self.until_date}")
         if not (self.any or self.meeting or self.speaker or self.from_date or self.until_date):
@@ -134,7 +134,7 @@ class KokkaiQuery(BaseModel):
         return self
 
     @classmethod
-    def build(cls, **values: Any) -> "KokkaiQuery":
+    def build(cls, **values: Any) -> KokkaiQuery:
         return _validated(cls, values)
 
     def api_params(self) -> dict[str, str]:
