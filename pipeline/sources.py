@@ -1,6 +1,6 @@
 """What a stage's results depend on: its project modules (static import graph) and library versions.
 
-Used for the per-partition cache keys (:func:`pipeline.partition.code_digest`) and by the
+Used for the per-partition cache keys (:func:`code_digest`) and by the
 contract test that ``dvc.yaml`` lists every project module a stage imports. The graph is
 read from the source with :mod:`ast` (every ``import`` statement, also those inside
 functions), so nothing is imported and heavy libraries are never loaded.
@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import inspect
+import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -150,3 +152,41 @@ def source_digest(files: dict[str, Path], versions: dict[str, str]) -> str:
     for d, v in sorted(versions.items()):
         h.update(f"{d}=={v}\0".encode())
     return h.hexdigest()[:16]
+
+
+#: modules that move, store or log partitions but never compute their content (left out of cache keys;
+#: the stage's settings are hashed as values, so pipeline.settings need not be)
+ORCHESTRATION = frozenset({"pipeline.partition", "pipeline.io", "pipeline.cli", "pipeline.config",
+                           "pipeline.settings", "pipeline.sources"})
+
+
+def code_digest(*objs: Callable | Hashable, libraries: Iterable[str] = ()) -> str:
+    """Hash of everything the code of ``objs`` depends on, so any change invalidates the cache:
+
+    the whole stage package defining each object (``pipeline/parse/`` or ``pipeline/embed.py``)
+    and every project module it imports (static import graph, :mod:`pipeline.sources`), minus
+    :data:`ORCHESTRATION`; the installed versions of the third-party packages those modules
+    import; and the versions of the distributions named in ``libraries`` (models loaded by
+    name, e.g. ``ja_ginza``, and data packages such as ``SudachiDict-core``).
+    """
+    files: dict[str, Path] = {}
+    third: set[str] = set()
+    for obj in objs:
+        module = inspect.getmodule(obj)
+        name = getattr(module, "__name__", "")
+        if name.startswith(PACKAGE + "."):
+            roots = package_files(stage_package(name))
+        else:
+            try:
+                roots = [Path(inspect.getsourcefile(module))] if module else []
+            except TypeError:  # a built-in
+                roots = []
+        if not roots:  # e.g. a function defined in __main__ of `python -c`
+            files[f"<{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', repr(obj))}>"] = Path(os.devnull)
+            continue
+        mods, _ = closure(roots)
+        kept = {k: v for k, v in mods.items() if k not in ORCHESTRATION}
+        files.update(kept)
+        for f in kept.values():
+            third |= imports_of(f)[1]
+    return source_digest(files, library_versions(third, libraries))

@@ -25,9 +25,6 @@ PENDING: set[str] = {
     "pipeline/classify/model.py",
     "pipeline/classify/model.py::fit",
     "pipeline/ingest/formats/pdf_text.py::parse_minutes_text",
-    "pipeline/partition.py",
-    "pipeline/partition.py::iter_partitions",
-    "pipeline/report/html.py::render_html",
 }
 
 
