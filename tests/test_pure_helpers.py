@@ -88,3 +88,12 @@ def test_bad_rule_fails_in_the_classifier_loader_only(tmp_path):
     assert taxonomy.load_taxonomy(p).ids == ["a"]  # the report only needs ids and names
     with pytest.raises(PipelineError, match="tax.yaml.*bad rule"):
         load_taxonomy(p)
+
+
+def test_topics_evaluation_does_not_import_bertopic():
+    import subprocess
+    import sys
+
+    code = "import sys, pipeline.topics.evaluate; print('bertopic' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
