@@ -126,3 +126,61 @@ def test_architecture_doc_settings_reference_is_up_to_date():
     assert settings_markdown() in doc, "run: python -m pipeline.settings --write docs/ARCHITECTURE.md"
     for stage in STAGES:
         assert f"### `{stage}`" in settings_markdown()
+
+
+@pytest.mark.parametrize("stage", ["topics", "embed", "parse"])
+def test_library_without_settings_gets_what_the_cli_gets(stage, tmp_path, monkeypatch):
+    """The settings a stage function resolves when called bare (notebooks, tests) are the ones the
+    `policy-topics` command (= `dvc repro`) hands it: recorded at pipeline.settings.resolve."""
+    import pandas as pd
+
+    import pipeline.settings as S
+    from pipeline.cli import main
+
+    seen = []
+
+    class Seen(Exception):
+        pass
+
+    real = S.resolve
+
+    def spy(st, settings=None):
+        out = real(st, settings)
+        if st == stage:
+            seen.append(out)
+            raise Seen
+        return out
+
+    monkeypatch.setattr(S, "resolve", spy)
+    sent = pd.DataFrame({"sentence_id": ["m:u0:s000"], "text": ["テスト"], "terms": [["テスト"]],
+                         "meeting_id": ["m"], "utterance_id": ["m:u0"]})
+    sent.to_parquet(tmp_path / "s.parquet")
+    import numpy as np
+    np.savez(tmp_path / "e.npz", sentence_id=np.array(["m:u0:s000"]), vectors=np.ones((1, 4), np.float32))
+    utt = pd.DataFrame({"utterance_id": ["m:u0"], "meeting_id": ["m"], "kind": ["speech"], "text": ["テスト"]})
+    utt.to_parquet(tmp_path / "u.parquet")
+    o = str(tmp_path / "out")
+    argv = {"topics": ["topics", "--sentences", str(tmp_path / "s.parquet"), "--embeddings", str(tmp_path / "e.npz"),
+                       "--out-dir", o, "--assignments", o + "/a.parquet", "--model", o + "/m", "--metrics", o + "/t.json"],
+            "embed": ["embed", str(tmp_path / "s.parquet"), "-o", o + "/e.npz"],
+            "parse": ["parse", str(tmp_path / "u.parquet"), "--sentences", o + "/s.parquet", "--tokens", o + "/t.parquet",
+                      "--entities", o + "/e.parquet"]}[stage]
+    with pytest.raises(Seen):
+        main(["-q", *argv])
+    if stage == "topics":
+        from pipeline.topics import fit_topics
+
+        with pytest.raises(Seen):
+            fit_topics(sent, (sent["sentence_id"].to_numpy(), np.ones((1, 4), np.float32)))
+    elif stage == "embed":
+        from pipeline.embed import embed_sentences
+
+        with pytest.raises(Seen):
+            embed_sentences(sent)
+    else:
+        from pipeline.parse import parse_utterances
+
+        with pytest.raises(Seen):
+            parse_utterances(utt)
+    cli, lib = seen[0], seen[-1]
+    assert len(seen) >= 2 and cli == lib == getattr(Settings(), stage)
