@@ -1,7 +1,7 @@
 """Ingest benchmark: throughput per format, cold vs cached, peak memory.
 
-Reads the sample (text, CP932 copy, PDF built from it) and the Tokyo Assembly
-corpus (``../shared/corpora/tokyo-assembly``) with a cold and then a warm
+Reads the sample (text, CP932 copy, PDF built from it), the Tokyo Assembly
+corpus (``../shared/corpora/tokyo-assembly``) and the real minutes of ``../shared/corpora/external`` with a cold and then a warm
 partition cache in a temporary directory; prints a table and writes
 ``metrics/bench_ingest.json`` when ``--out`` is given.
 
@@ -23,6 +23,7 @@ from pipeline.ingest import ingest_paths  # noqa: E402
 
 SAMPLE = ROOT / "data" / "raw" / "mic-chiiki-ict-06_2024-04-24.txt"
 TOKYO = ROOT.parent / "shared" / "corpora" / "tokyo-assembly"
+EXTERNAL = ROOT.parent / "shared" / "corpora" / "external"
 
 
 def _peak_mb() -> float:
@@ -65,6 +66,9 @@ def main() -> int:
         rows.append(run("sample PDF (30 pages)", [pdf_dir], tmp / "c3"))
         if TOKYO.is_dir():
             rows.append(run("Tokyo Assembly JSON (3 files, 66 meetings)", [TOKYO], tmp / "c4"))
+        if EXTERNAL.is_dir():   # every source folder (SOURCES.md itself is not minutes)
+            folders = sorted(d for d in EXTERNAL.iterdir() if d.is_dir())
+            rows.append(run(f"external real minutes ({len(folders)} systems)", folders, tmp / "c5"))
     print(f"{'input':45} {'cold s':>8} {'cached s':>9} {'chars':>10} {'chars/s':>10} {'turns':>6}")
     for r in rows:
         print(f"{r['input']:45} {r['cold_seconds']:8.2f} {r['cached_seconds']:9.2f} {r['chars_in']:10d} "

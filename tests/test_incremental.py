@@ -60,7 +60,7 @@ def _run_cli(raw: Path, out: Path) -> dict:
         ["parse", f"{out}/utterances.parquet", "--meetings", f"{out}/meetings.parquet", "--sentences",
          f"{out}/sentences.parquet", "--tokens", f"{out}/tokens.parquet", "--entities", f"{out}/entities.parquet",
          "--report", f"{out}/parse.json"],
-        ["embed", f"{out}/sentences.parquet", "-o", f"{out}/embeddings.npz"],
+        ["embed", f"{out}/sentences.parquet", "-o", f"{out}/embeddings.parquet"],
     ]
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     log: list[str] = []
@@ -76,7 +76,7 @@ def _run_cli(raw: Path, out: Path) -> dict:
                 log.append(msg)
                 stats[m.group(1)] = {"n": int(m.group(2)), "cached": int(m.group(3)), "computed": int(m.group(4)),
                                      "names": (m.group(5) or "").split(", ") if m.group(5) else []}
-    ids, vecs = load_embeddings(out / "embeddings.npz")
+    ids, vecs = load_embeddings(out / "embeddings.parquet")
     return {"utterances": pd.read_parquet(out / "utterances.parquet"),
             "sentences": pd.read_parquet(out / "sentences.parquet"),
             "tokens": pd.read_parquet(out / "tokens.parquet"), "ids": ids, "vectors": vecs,

@@ -275,3 +275,25 @@ def test_parse_speaker_tokyo_and_others():
 
 def test_normalize_width_keeps_japanese_punctuation():
     assert normalize_width("ＣＹＤＥＲ、１４（案）「資料６－１」") == "CYDER、14（案）「資料6－1」"
+
+
+@pytest.mark.parametrize("label, roster, want", [
+    # (name, role, title, member number)
+    ("（伊藤よしのり議長）", None, ("伊藤よしのり", "議長", "議長", None)),
+    ("（植竹　貴副区長）", None, ("植竹貴", "副区長", "副区長", None)),
+    ("（白井正子君）", None, ("白井正子", "議員", None, None)),
+    ("２２番（筒井たかひさ議員）", None, ("筒井たかひさ", "議員", None, 22)),
+    ("議長（清野一榮議員）", None, ("清野一榮", "議長", "議長", None)),
+    ("市長（櫻田　宏）", None, ("櫻田宏", "市長", "市長", None)),
+    ("おのせ康裕議長", None, ("おのせ康裕", "議長", "議長", None)),
+    ("関根義孝教育長", ["区長青木英二教育長関根義孝教育次長樫本達司"], ("関根義孝", "説明員", "教育長", None)),
+    ("◯デジタル戦略推進部長", None, (None, "説明員", "デジタル戦略推進部長", None)),
+    ("ＢＰＲ推進課長", None, (None, "説明員", "BPR推進課長", None)),
+    ("委員長", None, (None, "委員長", "委員長", None)),
+    ("５番（神長基子）", None, ("神長基子", "議員", None, 5)),
+    ("議会運営委員長（神長基子）", None, ("神長基子", "議会運営委員長", "議会運営委員長", None)),
+    ("枝野幸男君", None, ("枝野幸男", "議員", None, None)),
+])
+def test_parse_speaker_assembly_labels(label, roster, want):
+    s = parse_speaker(label, roster)
+    assert (s.name, s.role, s.title, s.number) == want

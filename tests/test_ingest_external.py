@@ -159,3 +159,125 @@ def test_discussnet_metadata_companions_never_fail_a_run(discussnet):
     for name in ("hakodate_20240222_metadata.json", "yokohama_20241129_metadata.json", "sumida_20241227_metadata.json"):
         assert rep["per_file"][name]["n_meetings"] == 0
         assert rep["per_file"][name]["chars_other"] == rep["per_file"][name]["chars_in"]
+
+
+# ------------------------------------------------------------------ 国会会議録 API
+
+def test_kokkai_old_v1_meeting_result():
+    # python -c "import json; d=json.load(open(F)); [print(m['recordData']['meetingRecord']['date'],
+    #   sum(s['speechOrder'] != '0' for s in m['recordData']['meetingRecord']['speechRecord']))
+    #   for m in d['data']['records']['record']]"  -> 2018-05-30 36, 2016-12-07 57
+    # labels: Counter(s['speech'].split('\u3000')[0] for s in speechRecord if speechOrder != '0')
+    res = _ingest("ndl-api-v1-kimihito")
+    m = res.meetings.set_index("meeting_id")
+    assert m.loc["meeting_result#0", ["meeting_date", "n_speech"]].tolist() == ["2018-05-30", 36]
+    assert m.loc["meeting_result#1", ["meeting_date", "n_speech"]].tolist() == ["2016-12-07", 57]
+    assert m.loc["meeting_result#0", "session"] == 196
+    u = res.utterances
+    sp0 = u[(u["meeting_id"] == "meeting_result#0") & (u["kind"] == "speech")]
+    _check(sp0, 36, [("会長（佐藤勉君）", 10, "佐藤勉", "会長"), ("内閣総理大臣（安倍晋三君）", 10, "安倍晋三", "内閣総理大臣"),
+                     ("片山虎之助君", 5, "片山虎之助", "議員"), ("玉木雄一郎君", 4, "玉木雄一郎", "議員")],
+           "これより国家基本政策委員会合同審査会を開会いたします。")
+    sp1 = u[(u["meeting_id"] == "meeting_result#1") & (u["kind"] == "speech")]
+    _check(sp1, 57, [("内閣総理大臣（安倍晋三君）", 20, "安倍晋三", "内閣総理大臣"), ("会長（柳田稔君）", 17, "柳田稔", "会長"),
+                     ("蓮舫君", 10, "蓮舫", "議員")],
+           "ただいまから国家基本政策委員会合同審査会を開会いたします。")
+    # speechOrder "0" (speaker null, attendance lists) is the header of each meeting
+    assert (u[u["kind"] == "header"].groupby("meeting_id").size() == 1).all()
+    # old 発言単位 response: 5 speeches of 4 meetings (house/meeting/issue/date), no issueID
+    sr = m[m["source_file"] == "speech_result.json"]
+    assert len(sr) == 4 and sr["n_speech"].sum() == 5
+    assert sorted(sr["meeting_date"]) == ["2018-03-30", "2018-04-09", "2018-04-27", "2018-05-22"]
+    assert res.report["accounting_ok"]
+
+
+def test_kokkai_current_speech_page():
+    # 30 records, speechOrder 0 in 5 of them, 15 distinct issueIDs (SOURCES.md; json + Counter)
+    res = _ingest("ndl-api-v2-speech-jinlog")
+    u, m = res.utterances, res.meetings
+    assert len(m) == 15 and (u["kind"] == "speech").sum() == 25 and (u["kind"] == "header").sum() == 5
+    first = u[(u["meeting_id"] == "122104601X01120260526") & (u["kind"] == "speech")].iloc[0]
+    assert (first["speaker_raw"], first["speaker_name"], first["meeting_date"]) == ("松下委員", "松下英樹", "2026-05-26")
+    assert first["text"].startswith("ありがとうございます。\n是非とも、大臣始め総務省の皆様におかれましても")
+    # the same minister under two labels is one speaker name
+    kika = u[u["speaker_raw"].isin(["黄川田国務大臣", "国務大臣（黄川田仁志君）"])]
+    assert len(kika) == 5 and set(kika["speaker_name"]) == {"黄川田仁志"}
+    assert u.loc[u["speaker_raw"] == "菅原参考人", "speaker_role"].iloc[0] == "参考人"
+    assert res.report["accounting_ok"]
+
+
+def test_kokkai_meeting_list_gives_speakers_never_text():
+    # meetings.json: 2 meetingRecords, speechRecords with speaker and no 'speech' (orders 1-3 and 1-8)
+    res = _ingest("ndl-api-v2-samples-fujitashuichi")
+    u, m = res.utterances, res.meetings
+    listed = u[u["source_file"] == "meetings.json"]
+    assert set(listed["kind"]) == {"speech_no_text"} and (listed["text"] == "").all()
+    assert listed.groupby("meeting_id").size().to_dict() == {"meetings#122004024X00120260123": 8,
+                                                              "meetings#122005254X00120260123": 3}
+    assert listed["speaker_name"].value_counts().to_dict() == {"浜田靖一": 7, "額賀福志郎": 3, "築山信彦": 1}
+    # speeches.json: one 議長 speech (the dissolution) and one header record
+    sp = u[(u["source_file"] == "speeches.json") & (u["kind"] == "speech")]
+    assert len(sp) == 1 and sp["speaker_name"].iloc[0] == "額賀福志郎" and sp["speaker_role"].iloc[0] == "議長"
+    assert sp["text"].iloc[0].startswith("ただいま内閣総理大臣から、詔書が発せられた旨伝えられましたから、朗読いたします。")
+    assert "日本国憲法第七条により、衆議院を解散する。" in sp["text"].iloc[0]
+    assert set(m["meeting_date"]) == {"2026-01-23"} and res.report["accounting_ok"]
+
+
+# ------------------------------------------------------------------ DB-Search HTML
+
+@pytest.fixture(scope="module")
+def dbsearch():
+    return _ingest("dbsearch-html")
+
+
+def test_dbsearch_sendai_role_only_officials(dbsearch):
+    # turns: grep -c 'class="voice__title"' FILE -> 50 (page says 文書中の発言: 50)
+    # labels: grep -o 'voice__title">[^<]*' FILE | sort | uniq -c -> デジタル戦略推進部長 10, 福田ようすけ委員 7,
+    #   ＢＰＲ推進課長 6, 高橋たくみ委員 6, 委員長 6
+    sp = _speech(dbsearch, "sendai_dx_20241226_detail.html")
+    _check(sp, 50, [("デジタル戦略推進部長", 10, None, "説明員"), ("福田ようすけ委員", 7, "福田ようすけ", "委員"),
+                    ("ＢＰＲ推進課長", 6, None, "説明員"), ("委員長", 6, None, "委員長")],
+           "ただいまからDX推進調査特別委員会を開会いたします。")
+    # a role-only official keeps the role as printed and gets no (invented) name
+    assert sp.loc[sp["speaker_raw"] == "デジタル戦略推進部長", "speaker_title"].iloc[0] == "デジタル戦略推進部長"
+    assert sp.loc[sp["speaker_raw"] == "デジタル戦略推進部長", "speaker_name"].isna().all()
+    # date from the page's 開催日 field; no chrome (検索語, block numbers) in any speech
+    assert sp["meeting_date"].iloc[0] == "2024-12-26"
+    assert not sp["text"].str.contains("検索語|^\\d+:", regex=True).any()
+
+
+def test_dbsearch_otofuke_speaker_index_not_read(dbsearch):
+    # turns: grep -c 'class="voice-block' FILE -> 198 (the speaker index holds 198 more labels: not speech)
+    # labels: grep -o 'data-voice-title="[^"]*' FILE | sort | uniq -c -> ◯議長（高瀬博文） 148, ◯５番（神長基子） 7,
+    #   ◯総務部長（吉田浩人） 6, ◯保健福祉部長（堀田　昇） 6
+    sp = _speech(dbsearch, "otofuke_20241217_detail.html")
+    _check(sp, 198, [("議長（高瀬博文）", 148, "高瀬博文", "議長"), ("５番（神長基子）", 7, "神長基子", "議員"),
+                     ("総務部長（吉田浩人）", 6, "吉田浩人", "説明員"), ("保健福祉部長（堀田　昇）", 6, "堀田昇", "説明員")],
+           "報告します。\n伊藤萌里議員、佐藤和也議員")
+    assert sp["meeting_date"].iloc[0] == "2024-12-17"
+    # the same person under two labels is one speaker name
+    kami = sp[sp["speaker_raw"].isin(["５番（神長基子）", "議会運営委員長（神長基子）"])]
+    assert len(kami) == 8 and set(kami["speaker_name"]) == {"神長基子"}
+    assert sp.loc[sp["speaker_raw"] == "５番（神長基子）", "speaker_number"].iloc[0] == 5
+    assert not sp["text"].str.contains("選択").any()
+    u = dbsearch.utterances
+    notes = u.loc[(u["source_file"] == "otofuke_20241217_detail.html") & (u["kind"] == "procedural_note"), "text"]
+    assert (notes.iloc[0], notes.iloc[-1]) == ("開会（午前10時00分）", "閉会（午後\u30003時25分）")
+
+
+def test_dbsearch_aomori_no_invented_date(dbsearch):
+    # turns: grep -c 'class="page-text__voice"' FILE -> 122
+    # labels: grep -o '◯[^　]*' FILE | sort | uniq -c -> 議長（奈良岡隆君） 100, ９番（赤平勇人君） 5, 市長（西秀記君） 4
+    sp = _speech(dbsearch, "aomori_page.html")
+    _check(sp, 122, [("議長（奈良岡隆君）", 100, "奈良岡隆", "議長"), ("９番（赤平勇人君）", 5, "赤平勇人", "議員"),
+                     ("市長（西秀記君）", 4, "西秀記", "市長"), ("企画部長（金谷浩光君）", 3, "金谷浩光", "説明員")],
+           "これより本日の会議を開きます。")
+    # the page has no date field and no date in its text: null, never guessed
+    assert sp["meeting_date"].isna().all()
+    u = dbsearch.utterances
+    u = u[u["source_file"] == "aomori_page.html"]
+    # voice 1 opens with 午前10時開議 before its ◯議長 label; the printed 日程 headings are not speech
+    assert u.loc[u["kind"] == "procedural_note", "text"].iloc[0] == "午前10時開議"
+    assert not sp["text"].str.contains("日程第1\u3000議案第146号").any()
+    assert u.loc[u["kind"] == "procedural_note", "text"].iloc[-1] == "午前10時58分閉会"
+    assert dbsearch.report["accounting_ok"]

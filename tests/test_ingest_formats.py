@@ -40,7 +40,7 @@ def test_tokyo_assembly_every_speech_row_kept():
     n_meetings = sum(len(d) for d in raw)
     n_speech = sum(1 for d in raw for mt in d for p in mt["Proceeding"] if p["Speaker"] != "null")
     assert len(m) == n_meetings == 66
-    assert (u["kind"] == "speech").sum() == n_speech
+    assert (u["kind"] == "speech").sum() == n_speech == 3659     # published figure: must not move
     assert m["meeting_date"].notna().all() and u["meeting_date"].notna().all()
     assert m["meeting_id"].iloc[0] == "committee-disaster-prevention#0"
     first = m.set_index("meeting_id").loc["committee-disaster-prevention#0"]
@@ -349,3 +349,55 @@ def test_pdf_without_spaces_uses_glyph_geometry(tmp_path, sample_text_result):
     assert got["text"].str.replace("\n", "").tolist() == want["text"].str.replace("\n", "").tolist()
     # paragraph breaks recovered from indentation / short last lines (all 183 on the sample)
     assert got["text"].tolist() == want["text"].tolist()
+
+
+def test_kokkai_one_meeting_per_file_as_fetch_saves_it(tmp_path):
+    """`fetch` saves each Diet meeting as {issueID}.json in the /api/meeting shape (meetingRecord
+    holding that one meeting): the meeting_id is the issueID, the same as the file stem."""
+    data = json.loads((FIX / "kokkai_meeting.json").read_text(encoding="utf-8"))
+    assert len(data["meetingRecord"]) == 1
+    issue = data["meetingRecord"][0]["issueID"]
+    d = tmp_path / "kokkai"
+    d.mkdir()
+    (d / f"{issue}.json").write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    res = ingest_paths([d], cache=False)
+    assert res.meetings["meeting_id"].tolist() == [issue]
+    assert res.report["per_file"][f"{issue}.json"]["format"] == "kokkai_json"
+    assert (res.utterances["kind"] == "speech").sum() == 5 and res.report["accounting_ok"]
+
+
+# ------------------------------------------------------------------ 審議会 label styles (fixtures written for these tests)
+
+@pytest.mark.parametrize("fixture, labels, names, roles", [
+    ("shingikai_brackets.txt",
+     ["石川座長", "事務局（小林室長）", "石川座長", "木村構成員", "松本構成員", "石川座長"],
+     ["石川", "小林", "石川", "木村", "松本", "石川"], ["座長", "事務局", "座長", "構成員", "構成員", "座長"]),
+    ("shingikai_label_lines.txt",
+     ["田中部会長", "事務局（山本課長）", "佐々木委員", "事務局（山本課長）", "田中部会長"],
+     ["田中", "山本", "佐々木", "山本", "田中"], ["部会長", "事務局", "委員", "事務局", "部会長"]),
+    ("shingikai_colon_space.txt",
+     ["岡田座長", "井上委員", "森委員", "事務局（西村参事官）", "岡田座長"],
+     ["岡田", "井上", "森", "西村", "岡田"], ["座長", "委員", "委員", "事務局", "座長"]),
+])
+def test_shingikai_label_styles(fixture, labels, names, roles):
+    res = ingest_paths([FIX / fixture], cache=False)
+    u = res.utterances
+    sp = u[u["kind"] == "speech"]
+    assert res.report["per_file"][fixture]["format"] == "shingikai_text"
+    assert (sp["speaker_raw"].tolist(), sp["speaker_name"].tolist(), sp["speaker_role"].tolist()) == (labels, names, roles)
+    # the attendance list (【構成員】石川座長、… / 出席者：…) is header, never a turn; no label or colon in speech
+    assert u["kind"].iloc[0] == "header" and not sp["text"].str.contains("【|^：", regex=True).any()
+    assert not sp["text"].str.contains("以上）").any()
+    assert res.report["accounting_ok"]
+
+
+def test_shingikai_header_fields():
+    mt = ingest_paths([FIX / "shingikai_brackets.txt"], cache=False).meetings.iloc[0]
+    assert (mt["meeting_title"], mt["meeting_date"], mt["session"]) == ("地域情報化推進会議（第5回）", "2024-07-10", 5)
+    assert list(mt["attendees"]) == ["石川座長", "木村構成員", "松本構成員"]
+    assert list(mt["agenda"]) == ["（1）事務局説明", "（2）意見交換"]
+    mt = ingest_paths([FIX / "shingikai_colon_space.txt"], cache=False).meetings.iloc[0]
+    assert (mt["meeting_title"], mt["meeting_date"], mt["venue"]) == ("第2回　自治体DX有識者会合　議事概要", "2024-02-20", "オンライン")
+    text = ingest_paths([FIX / "shingikai_label_lines.txt"], cache=False).utterances
+    assert text[text["kind"] == "speech"]["text"].iloc[1] == (
+        "事務局の山本でございます。\n資料12－1に沿って、光ファイバ整備の進捗を御説明いたします。")

@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Grouped (speaker-turn) cross-validation with nested tuning, baselines in the same run, "
                     "metrics + plots; then fits the shipped model on all labelled sentences.")
     p.add_argument("--sentences", required=True, help="parse output: data/interim/sentences.parquet")
-    p.add_argument("--embeddings", help="embed output: data/interim/embeddings.npz")
+    p.add_argument("--embeddings", help="embed output: data/interim/embeddings.parquet")
     p.add_argument("--labels", required=True, help="folder of labelled JSONL/CSV (data/labels)")
     p.add_argument("--taxonomy", default=None, help="taxonomy YAML (default configs/taxonomy.yaml)")
     p.add_argument("--model", required=True, help="where to write the fitted model (.joblib)")
@@ -65,9 +65,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run("run_classify_cli"))
 
     p = subparsers.add_parser(
-        "tag", help="tag text (one per line) with policy themes; prints one JSON object per line",
-        description="Reads FILE (or stdin with '-' / no argument), one text per line; prints "
-                    '{"text", "themes", "scores", "evidence"} per line using the last trained model.')
+        "tag", help="tag text (one per line, or JSON lines) with policy themes; prints one JSON object per line",
+        description="Reads FILE (or stdin with '-' / no argument): plain text, one per line, or JSON lines "
+                    '{"id": ..., "text": ..., "turn": ...} (consecutive lines with the same turn are tagged '
+                    "as one speaker turn, with the context the pipeline uses). Prints "
+                    '{"text", "themes", "scores", "evidence"} per input line (JSON lines: with id and turn echoed) '
+                    "using the last trained model.")
     p.add_argument("file", nargs="?", default="-")
     p.add_argument("--model", default="models/classifier.joblib")
     p.set_defaults(func=_run("run_tag_cli"))
@@ -79,9 +82,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="models/classifier.joblib")
     p.add_argument("--sentences", default="data/processed/sentences.parquet",
                    help="classified sentences (data/processed/sentences.parquet) or parse sentences")
-    p.add_argument("--embeddings", default="data/interim/embeddings.npz",
+    p.add_argument("--embeddings", default="data/interim/embeddings.parquet",
                    help="sentence embeddings of those sentences (re-encoded when the file is absent)")
     p.add_argument("--labels", default="data/labels", help="already-labelled sentences are skipped")
     p.add_argument("-n", type=int, default=None, help="rows (params: classify.queue_size)")
+    p.add_argument("--meeting", action="append", default=None,
+                   help="only sentences of this meeting_id (repeatable); default: meetings with no labels yet")
     p.add_argument("-o", "--out", default="-", help="CSV path or '-' for stdout")
     p.set_defaults(func=_run("run_label_queue_cli"))

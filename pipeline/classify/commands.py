@@ -19,10 +19,9 @@ def _read_parquet(path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise PipelineError(path, "file not found")
-    try:
-        return pd.read_parquet(path)
-    except Exception as exc:
-        raise PipelineError(path, f"not a readable parquet file ({exc})") from exc
+    from pipeline.dataset import read_table
+
+    return read_table(path)  # a single file or a partitioned dataset directory (pyarrow.dataset)
 
 
 def make_model(settings=None, taxonomy=None):
@@ -70,6 +69,24 @@ def training_data(sentences: pd.DataFrame, labels_dir, taxonomy, embeddings=None
     return X, Y, info
 
 
+def unlabelled_data(sentences: pd.DataFrame, X_labelled: pd.DataFrame, embeddings=None, model=None,
+                    max_rows: int = 20000, seed: int = 42) -> pd.DataFrame:
+    """Sentences without a label (e.g. a new council's meetings) for self-training: whole speaker
+    turns (so the turn context is intact), at most ``max_rows`` sentences (turns sampled with a seed)."""
+    from pipeline.classify.tagging import _frame_for
+    from pipeline.labels import text_key
+
+    have = {text_key(t) for t in X_labelled["text"]}
+    rest = sentences[[text_key(t) not in have for t in sentences["text"].fillna("").astype(str)]]
+    rest = rest[rest["text"].fillna("").str.strip().astype(bool)]
+    if len(rest) > max_rows:
+        utts = rest["utterance_id"].drop_duplicates().sample(frac=1.0, random_state=seed)
+        sizes = rest.groupby("utterance_id").size()
+        keep = utts[(sizes.reindex(utts).cumsum() <= max_rows).to_numpy()]
+        rest = rest[rest["utterance_id"].isin(set(keep))]
+    return _frame_for(model, rest.reset_index(drop=True), embeddings)
+
+
 def run_train_cli(args) -> int:
     import joblib
 
@@ -95,18 +112,23 @@ def run_train_cli(args) -> int:
             res = evaluate(model, X, Y, n_splits=params.n_splits, n_boot=params.n_boot, seed=params.seed)
             res.pop("oof")
             metrics.update(res)
+            metrics["cross_group"] = _cross_group(model, X, Y, params, params.n_boot)
             if params.ablations:
                 metrics["ablations"] = _ablations(model, X, Y, params)
         metrics["annotator_agreement"] = agreement(args.labels, tax.ids)
         metrics["labels"] = info
         t0 = time.perf_counter()
-        final = model.fit(X, Y)
+        Xu = unlabelled_data(sentences, X, emb, model) if model.self_training else X.iloc[:0]
+        info["unlabelled_for_self_training"] = int(len(Xu))
+        final = model.fit(pd.concat([X, Xu], ignore_index=True),
+                          np.vstack([Y, -np.ones((len(Xu), Y.shape[1]), dtype=int)]))
         metrics["shipped_model"] = {
             "class": "pipeline.classify.model.ThemeClassifier", "params": _jsonable(final.get_params()),
             "taxonomy": tax.name, "themes": tax.ids, "n_rules": len(final.rules_),
             "thresholds": {t: float(x) for t, x in zip(tax.ids, final.thresholds_)},
             "chosen_C": {"lexical": final.C_lex_, "embedding": final.C_emb_, "calibrator": final.C_meta_},
             "fit_seconds": round(time.perf_counter() - t0, 1), "n_training_sentences": int(len(Y)),
+            "pseudo_labelled": getattr(final, "n_pseudo_", {}),
         }
         with atomic_path(args.model) as tmp:
             joblib.dump(final, tmp)
@@ -124,6 +146,38 @@ def _jsonable(d: dict) -> dict:
             if isinstance(v, (str, int, float, bool, tuple, list, type(None)))}
 
 
+def _cross_group(model, X, Y, params, n_boot) -> dict | None:
+    """Leave-one-agenda-item-out (one labelled meeting) or leave-one-meeting-out (several),
+    plus the label-queue round trip on each held-out unit large enough for a full queue."""
+    from pipeline.classify.evaluate import cross_group, simulate_queue
+
+    col = params.cross_group
+    if col == "agenda_item" and "meeting_id" in X.columns and X["meeting_id"].nunique() > 1:
+        col = "meeting_id"
+    if col not in X.columns or X[col].nunique() < 2:
+        return None
+    what = "meeting" if col == "meeting_id" else "agenda item"
+    res = cross_group(model, X, Y, X[col].to_numpy(), n_boot=n_boot, seed=params.seed, what=what)
+    res.pop("oof")
+    n = params.queue_size
+    sims = []
+    for g, size in X[col].value_counts().items():
+        if size >= 3 * n and g != "(none)":
+            sents = pd.DataFrame({"sentence_id": [str(i) for i in range(len(X))], "text": X["text"],
+                                  "utterance_id": X["group"], "speaker": X.get("speaker", X["group"]),
+                                  "meeting_id": X.get("meeting_id", "")})
+            sims.append(simulate_queue(model, X, Y, X[col].to_numpy(), g, n=n, sentences=sents))
+    res["label_queue_simulation"] = sims
+    res["column"] = col
+    # the coding rules were written while reading this meeting: the same scheme with only the
+    # taxonomy's plain cue lists (from policy-themes.md) is the less optimistic reading
+    plain = cross_group(model.__class__(**{**model.get_params(), "use_coding_rules": False}), X, Y,
+                        X[col].to_numpy(), n_boot=1, seed=params.seed, what=what)
+    res["plain_cues_only"] = {"micro_f1": plain["micro_f1"], "macro_f1": plain["macro_f1"],
+                              "per_label_f1": plain["per_label_f1"]}
+    return res
+
+
 def _ablations(model, X, Y, params) -> dict:
     """The shipped configuration minus one signal, same folds (cheap: single C values, no bootstrap,
     no baselines; compare with ``ablations.reference``, the full configuration run the same way)."""
@@ -139,7 +193,8 @@ def _ablations(model, X, Y, params) -> dict:
                 "without_rules": {"use_rules": False},
                 # the coding rules were written while reading the sample: this row shows the model
                 # with only the taxonomy's plain cue lists (a less optimistic estimate for new councils)
-                "plain_cues_only": {"use_coding_rules": False}}
+                "plain_cues_only": {"use_coding_rules": False},
+                "without_definitions": {"use_definitions": False}}
     variants = {"reference": {"use_rules": True}, **variants}
     for name, kw in variants.items():
         if name != "reference" and not getattr(model, next(iter(kw))):
@@ -184,44 +239,73 @@ def run_classify_cli(args) -> int:
         if labels_dir.is_dir():
             labelled = load_labels(labels_dir, [str(c) for c in model.classes_]).labels
         n = args.queue_size or params.queue_size
-        q = build_queue(model, tables["sentences"], tables["_proba"], tables["_rule_evidence"], labelled, n)
+        emb_m = None
+        if emb and getattr(model, "use_embeddings", False):
+            from pipeline.classify.features import load_embeddings_for
+
+            emb_m = load_embeddings_for(tables["sentences"]["sentence_id"].astype(str).tolist(), emb)
+        q = build_queue(model, tables["sentences"], tables["_proba"], tables["_rule_evidence"], labelled, n,
+                        embeddings=emb_m)
         write_text(q.to_csv(index=False), out / "label_queue.csv")
         s = tables["sentences"]
         stats.update(sentences=len(s), with_theme=int(s["themes"].map(len).gt(0).sum()), queue=len(q))
     return 0
 
 
+def _jsonl_record(line: str, path, n: int) -> dict:
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise PipelineError(path, f"line {n}: invalid JSON ({exc.msg}); JSON-lines input needs one object per line") from None
+    if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
+        raise PipelineError(path, f"line {n}: expected an object with a string `text` (and optional `id`, `turn`)")
+    return rec
+
+
 def run_tag_cli(args) -> int:
+    """Plain lines (one text each) or JSON lines ``{"id", "text", "turn"}`` (detected from the
+    first non-blank line): consecutive JSON lines with the same ``turn`` are tagged as one
+    speaker turn. The whole input is read and checked first, so a bad line gives one error
+    (exit 2) and no output."""
     import io
 
-    from pipeline.classify.tagging import load_model, tag_texts
+    from pipeline.classify.tagging import load_model, tag_records, tag_texts
 
     model = load_model(args.model)
-    # UTF-8 in and out whatever the locale (undecodable bytes are replaced, never fatal)
-    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n", line_buffering=False) \
-        if hasattr(sys.stdout, "buffer") else sys.stdout
     if args.file in (None, "-"):
+        src = "<stdin>"
         stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace") \
             if hasattr(sys.stdin, "buffer") else sys.stdin
     else:
         p = Path(args.file)
         if not p.exists():
             raise PipelineError(p, "file not found")
+        src = p
         stream = p.open(encoding="utf-8", errors="replace")
-    batch: list[str] = []
-
-    def flush():
-        for res in tag_texts(batch, model=model):
-            out.write(json.dumps(res, ensure_ascii=False) + "\n")
+    lines = [line.rstrip("\r\n").lstrip("\ufeff") for line in stream]
+    first = next((x.strip() for x in lines if x.strip()), "")
+    jsonl = first.startswith("{")
+    if jsonl:
+        records = [_jsonl_record(x, src, n) if x.strip() else {"id": None, "text": ""}
+                   for n, x in enumerate(lines, 1)]
+    # UTF-8 out whatever the locale
+    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n", line_buffering=False) \
+        if hasattr(sys.stdout, "buffer") else sys.stdout
+    batch = 256
+    start = 0
+    while start < len(lines):
+        end = min(start + batch, len(lines))
+        if jsonl:  # never split a speaker turn between batches
+            while end < len(lines) and end - start < 20 * batch and \
+                    records[end].get("turn") is not None and records[end].get("turn") == records[end - 1].get("turn"):
+                end += 1
+            res = tag_records(records[start:end], model=model)
+        else:
+            res = tag_texts(lines[start:end], model=model)
+        for r in res:
+            out.write(json.dumps(r, ensure_ascii=False) + "\n")
         out.flush()
-        batch.clear()
-
-    for line in stream:
-        batch.append(line.rstrip("\r\n").lstrip("\ufeff"))
-        if len(batch) >= 256:
-            flush()
-    if batch:
-        flush()
+        start = end
     if out is not sys.stdout:
         out.detach()
     return 0
@@ -235,12 +319,21 @@ def run_label_queue_cli(args) -> int:
     params = _settings()
     model = load_model(args.model)
     sentences = _read_parquet(args.sentences)
+    if getattr(args, "meeting", None):
+        if "meeting_id" not in sentences.columns:
+            raise PipelineError(args.sentences, "--meeting given but the table has no `meeting_id`")
+        missing = sorted(set(args.meeting) - set(sentences["meeting_id"].astype(str)))
+        if missing:
+            raise PipelineError(args.sentences, f"no sentences of meeting {missing[0]!r}")
+        sentences = sentences[sentences["meeting_id"].astype(str).isin(args.meeting)].reset_index(drop=True)
     X = _frame_for(model, sentences, args.embeddings)
     _, P, rule_ev = model.tag(X, return_details=True)
     labelled = set()
     if args.labels and Path(args.labels).is_dir():
         labelled = load_labels(args.labels, [str(c) for c in model.classes_]).labels
-    q = build_queue(model, sentences, P, rule_ev, labelled, args.n or params.queue_size)
+    emb = np.vstack(X["embedding"].to_numpy()) if "embedding" in X.columns and len(X) else None
+    q = build_queue(model, sentences, P, rule_ev, labelled, args.n or params.queue_size,
+                    embeddings=emb)
     if args.out in (None, "-"):
         sys.stdout.write(q.to_csv(index=False))
     else:

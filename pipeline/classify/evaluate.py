@@ -234,6 +234,100 @@ def evaluate(model, X: pd.DataFrame, Y: np.ndarray, *, n_splits: int = 5, n_boot
     return res
 
 
+def _fit_predict_held_out(model, X: pd.DataFrame, Y: np.ndarray, test: np.ndarray, extra_train=None):
+    """Fit a clone on every row outside ``test`` (plus ``extra_train`` rows of the test part, with
+    their gold labels); the rest of the test part is passed as unlabelled text (Y = -1), as the
+    pipeline passes a new meeting's sentences. Returns the fitted clone and P for ``test`` rows."""
+    from sklearn.base import clone
+
+    Yfit = np.asarray(Y, dtype=int).copy()
+    unl = test.copy()
+    if extra_train is not None:
+        unl[extra_train] = False
+    Yfit[unl] = -1
+    m = clone(model).fit(X, Yfit)
+    idx = np.flatnonzero(test)
+    return m, m.predict_proba(X.iloc[idx].reset_index(drop=True))
+
+
+def cross_group(model, X: pd.DataFrame, Y: np.ndarray, held_out, *, n_boot: int = 1000, seed: int = 42,
+                what: str = "agenda item") -> dict:
+    """Leave-one-group-out (e.g. one agenda item, or one meeting): each group is predicted by a
+    model that never saw its labels (its text only, unlabelled, as for a new meeting). Returns
+    micro/macro F1 over all held-out predictions pooled, per-group figures and CIs (turns)."""
+    t0 = time.perf_counter()
+    ids = model._load_taxonomy().ids
+    X = model.prepare(X)
+    held_out = np.asarray(held_out).astype(str)
+    P = np.zeros(Y.shape)
+    Yp = np.zeros(Y.shape, dtype=int)
+    per_group = {}
+    for g in pd.unique(held_out):
+        te = held_out == g
+        m, Pg = _fit_predict_held_out(model, X, Y, te)
+        P[te], Yp[te] = Pg, m.decide(Pg)
+        r = prf(Y[te], Yp[te])
+        per_group[g] = {"n_sentences": int(te.sum()), "n_with_theme": int(Y[te].any(1).sum()),
+                        "micro_f1": round(r["micro_f1"], 4), "macro_f1": round(r["macro_f1"], 4),
+                        "pseudo_labelled": getattr(m, "n_pseudo_", {})}
+    r = prf(Y, Yp)
+    return {
+        "scheme": f"leave one {what} out; the held-out {what}'s text is given unlabelled "
+                  "(self-training sees it, as `dvc repro` does for a new meeting)",
+        "micro_f1": round(r["micro_f1"], 4), "macro_f1": round(r["macro_f1"], 4),
+        "ci95": bootstrap_ci(Y, Yp, X["group"].to_numpy(), n_boot=n_boot, seed=seed),
+        "per_label_f1": {t: round(float(r["f1"][j]), 4) for j, t in enumerate(ids)},
+        "per_label_recall": {t: round(float(r["recall"][j]), 4) for j, t in enumerate(ids)},
+        "per_label_precision": {t: round(float(r["precision"][j]), 4) for j, t in enumerate(ids)},
+        "groups": per_group, "n_groups": len(per_group),
+        "oof": {"proba": P, "pred": Yp},
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def simulate_queue(model, X: pd.DataFrame, Y: np.ndarray, held_out, group, *, n: int = 50,
+                   sentences: pd.DataFrame | None = None) -> dict:
+    """The label-queue round trip on a held-out group, answered with its gold labels.
+
+    1. fit without the group's labels (its text unlabelled), score the group;
+    2. ``build_queue`` picks ``n`` of the group's sentences; their gold labels are added;
+    3. refit, score again. Both scores are on the group's sentences NOT in the queue
+       (the same sentences before and after), plus the before-score on the whole group."""
+    from pipeline.classify.queue import build_queue
+
+    X = model.prepare(X)
+    held_out = np.asarray(held_out).astype(str)
+    te = held_out == str(group)
+    idx = np.flatnonzero(te)
+    m0, P0 = _fit_predict_held_out(model, X, Y, te)
+    if sentences is None:
+        sentences = pd.DataFrame({"sentence_id": [str(i) for i in range(len(X))], "text": X["text"],
+                                  "utterance_id": X["group"], "speaker": X["group"]})
+    sub = sentences.iloc[idx].reset_index(drop=True)
+    _, _, ev, _ = m0._scores_prepared(X.iloc[idx].reset_index(drop=True))
+    emb = np.vstack(X["embedding"].iloc[idx].to_numpy()) if "embedding" in X.columns else None
+    q = build_queue(m0, sub, P0, ev, frozenset(), n=n, embeddings=emb)
+    picked_local = sub.index[sub["sentence_id"].astype(str).isin(set(q["sentence_id"].astype(str)))].to_numpy()
+    picked = np.zeros(len(Y), dtype=bool)
+    picked[idx[picked_local]] = True
+    m1, P1 = _fit_predict_held_out(model, X, Y, te, extra_train=picked)
+    rest = ~picked[idx]
+    before_rest = prf(Y[idx][rest], m0.decide(P0)[rest])
+    after_rest = prf(Y[idx][rest], m1.decide(P1)[rest])
+    before_all = prf(Y[idx], m0.decide(P0))
+    return {
+        "group": str(group), "n_group": int(len(idx)), "n_queued": int(picked.sum()),
+        "queued_with_gold_theme": int(Y[picked].any(1).sum()),
+        "queued_speakers": int(q["speaker"].nunique()) if "speaker" in q.columns else None,
+        "queued_topics": int(q["topic_id"].nunique()) if "topic_id" in q.columns else None,
+        "before_whole_group": {"micro_f1": round(before_all["micro_f1"], 4), "macro_f1": round(before_all["macro_f1"], 4)},
+        "before_rest": {"micro_f1": round(before_rest["micro_f1"], 4), "macro_f1": round(before_rest["macro_f1"], 4)},
+        "after_rest": {"micro_f1": round(after_rest["micro_f1"], 4), "macro_f1": round(after_rest["macro_f1"], 4)},
+        "n_rest": int(rest.sum()),
+        "note": "rest = the group's sentences not in the queue (scored before and after)",
+    }
+
+
 # ``pipeline.classify.evaluate`` is both this module and the documented entry point
 # ``evaluate(...)``: make the module callable so either reading works.
 class _CallableModule(sys.modules[__name__].__class__):

@@ -31,7 +31,7 @@ def encode_texts(texts: Sequence[str], backend: str | None = None) -> np.ndarray
 
 
 def load_embeddings_for(sentence_ids: Sequence[str], path) -> np.ndarray:
-    """Rows of embeddings.npz aligned to ``sentence_ids`` (raises if any id is missing)."""
+    """Rows of the embeddings (dataset or .npz) aligned to ``sentence_ids`` (raises if any id is missing)."""
     from pipeline.embed import load_embeddings
     from pipeline.errors import PipelineError
 

@@ -66,6 +66,9 @@ class ThemeClassifier(BaseEstimator):
         context_max_chars: int = 40,
         context_window: int = 2,
         embedding_backend: str = "use_multilingual",
+        use_definitions: bool = True,
+        self_training: bool = True,
+        pseudo_min_proba: float = 0.8,
         random_state: int = 42,
     ):
         self.taxonomy = taxonomy
@@ -85,6 +88,9 @@ class ThemeClassifier(BaseEstimator):
         self.context_max_chars = context_max_chars
         self.context_window = context_window
         self.embedding_backend = embedding_backend
+        self.use_definitions = use_definitions
+        self.self_training = self_training
+        self.pseudo_min_proba = pseudo_min_proba
         self.random_state = random_state
 
     # ------------------------------------------------------------ inputs
@@ -214,7 +220,7 @@ class ThemeClassifier(BaseEstimator):
         short = (np.asarray(lengths) <= self.context_max_chars).astype(float)[:, None]
         return prev, nxt, mean, short
 
-    def _meta_features(self, S_lex, S_emb, Hb, groups, lengths):
+    def _meta_features(self, S_lex, S_emb, Hb, groups, lengths, D=None):
         feats = []
         has_lex = self.use_rules or self.use_terms
         parts = []
@@ -225,6 +231,8 @@ class ThemeClassifier(BaseEstimator):
         P = np.mean(parts, axis=0) if parts else np.zeros_like(S_lex)
         if self.use_context:
             prev, nxt, mean, short = self._context(P, groups, lengths)
+        if D is not None:
+            Dctx = self._context(D, groups, lengths)[2] if self.use_context else D
         L = S_lex.shape[1]
         for j in range(L):
             f = []
@@ -236,11 +244,73 @@ class ThemeClassifier(BaseEstimator):
                 f += [Hb[:, j, 0], Hb[:, j, 1]]
             if self.use_context:
                 f += [prev[:, j], nxt[:, j], mean[:, j], short[:, 0] * prev[:, j]]
+            if D is not None:
+                # similarity to the theme's definition prototypes, absolute and relative to the
+                # sentence's mean over themes (one weight shared by all themes: a prior that
+                # does not depend on the sample's wording), and its turn-context mean
+                f += [D[:, j], D[:, j] - D.mean(1), Dctx[:, j]]
             feats.append(np.column_stack(f) if f else np.zeros((len(S_lex), 1)))
         return feats
 
+    # ------------------------------------------------------------ definitions
+    def _uses_definitions(self) -> bool:
+        return bool(self.use_definitions) and bool(self.taxonomy_.prototype_texts())
+
+    def _definition_rows(self, tax):
+        """The taxonomy's prototypes as extra training rows for the base models:
+        (terms, rule block, embeddings or None, Y) -- or None when switched off."""
+        pairs = tax.prototype_texts() if self.use_definitions else []
+        if not pairs:
+            self.proto_emb_, self.proto_theme_ = None, None
+            return None
+        texts = [t for _, t in pairs]
+        Yp = np.zeros((len(pairs), len(tax.ids)), dtype=int)
+        for i, (tid, _) in enumerate(pairs):
+            Yp[i, tax.ids.index(tid)] = 1
+        terms = _cached_terms(tuple(texts))
+        dfp = pd.DataFrame({"text": texts, "terms": terms})
+        RBp, _, _ = self._rule_block(dfp)
+        Ep = None
+        self.proto_emb_, self.proto_theme_ = None, None
+        if self.use_embeddings:
+            Ep = _cached_embeddings(tuple(texts), self.embedding_backend)
+            norm = np.linalg.norm(Ep, axis=1, keepdims=True)
+            self.proto_emb_ = (Ep / np.maximum(norm, 1e-9)).astype(np.float32)
+            self.proto_theme_ = np.array([tax.ids.index(tid) for tid, _ in pairs])
+        return terms, RBp, Ep, Yp
+
+    def _definition_similarity(self, E):
+        """[n, L]: max cosine between each sentence and the theme's definition prototypes."""
+        if E is None or getattr(self, "proto_emb_", None) is None:
+            return None
+        En = E / np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-9)
+        S = En @ self.proto_emb_.T
+        L = len(self.classes_)
+        D = np.full((len(E), L), -1.0)
+        for j in range(L):
+            cols = self.proto_theme_ == j
+            if cols.any():
+                D[:, j] = S[:, cols].max(1)
+        return D
+
+    @staticmethod
+    def _with_rows(base, extra):
+        """Training pieces (terms, rules, E, Y) plus extra rows (prototypes, pseudo-labels)."""
+        from scipy import sparse
+
+        if extra is None:
+            return base
+        t, r, e, y = base
+        te, re_, ee, ye = extra
+        return (list(t) + list(te), sparse.vstack([r, re_]).tocsr(),
+                None if e is None or ee is None else np.vstack([e, ee]), np.vstack([y, ye]))
+
     # ------------------------------------------------------------ fit
     def fit(self, X, Y):
+        """Fit on labelled rows of ``Y`` (0/1); rows that are all -1 are unlabelled text
+        (scikit-learn's semi-supervised convention): with ``self_training`` their confident
+        predictions become extra training rows for the base models (the new meeting's own
+        wording), otherwise they are ignored."""
         from scipy import sparse
         from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import average_precision_score
@@ -272,6 +342,14 @@ class ThemeClassifier(BaseEstimator):
         Y = np.asarray(Y, dtype=int)
         if Y.ndim != 2 or Y.shape != (len(df), L):
             raise ValueError(f"Y must be [n_samples, {L}] (one column per taxonomy theme), got {Y.shape}")
+        unl = (Y < 0).all(1)
+        if ((Y < 0).any(1) & ~unl).any() or (Y > 1).any():
+            raise ValueError("Y rows must be 0/1, or all -1 for an unlabelled row")
+        df_u = df[unl].reset_index(drop=True)
+        df, Y = df[~unl].reset_index(drop=True), Y[~unl]
+        if len(df) == 0:
+            raise ValueError("no labelled rows")
+        proto = self._definition_rows(tax)
         terms = df["terms"].tolist()
         groups = df["group"].to_numpy()
         lengths = df["text"].str.len().to_numpy()
@@ -287,11 +365,12 @@ class ThemeClassifier(BaseEstimator):
         oof_lex = {c: np.zeros((len(df), L)) for c in grid_lex}
         oof_emb = {c: np.zeros((len(df), L)) for c in grid_emb}
         for tr, te in folds:
-            tterms = [terms[i] for i in tr]
+            tterms, trb, te_, ty = self._with_rows(
+                ([terms[i] for i in tr], RB[tr], E[tr] if E is not None else None, Y[tr]), proto)
             for ci in range(max(len(grid_lex), len(grid_emb))):
                 cl = grid_lex[min(ci, len(grid_lex) - 1)]
                 ce = grid_emb[min(ci, len(grid_emb) - 1)]
-                b = self._fit_bases(tterms, RB[tr], E[tr] if E is not None else None, Y[tr], cl, ce)
+                b = self._fit_bases(tterms, trb, te_, ty, cl, ce)
                 sl, se = self._base_scores(b, [terms[i] for i in te], RB[te], E[te] if E is not None else None)
                 if ci < len(grid_lex):
                     oof_lex[cl][te] = sl
@@ -310,7 +389,8 @@ class ThemeClassifier(BaseEstimator):
         S_lex, S_emb = oof_lex[self.C_lex_], oof_emb[self.C_emb_]
 
         # ---- stacking / calibration on out-of-fold scores; thresholds on OOF calibrated scores
-        feats = self._meta_features(S_lex, S_emb, Hb, groups, lengths)
+        D = self._definition_similarity(E)
+        feats = self._meta_features(S_lex, S_emb, Hb, groups, lengths, D)
         self.thresholds_ = np.ones(L)
         oof_p = np.zeros((len(df), L))
         A = self.allowed(df)
@@ -365,8 +445,23 @@ class ThemeClassifier(BaseEstimator):
                 self.thresholds_[j] = _best_threshold(y, oof_p[:, j])
         self.oof_scores_ = oof_p
 
-        # ---- final base models on all the data
-        self.bases_ = self._fit_bases(terms, RB, E, Y, self.C_lex_, self.C_emb_)
+        # ---- final base models on all the data (+ the definition prototypes)
+        full = self._with_rows((terms, RB, E, Y), proto)
+        self.bases_ = self._fit_bases(*full, self.C_lex_, self.C_emb_)
+        # ---- self-training on the unlabelled text (e.g. a new council's meetings): its
+        # confident theme predictions become extra rows for the base models, so words that
+        # only the new meeting uses start to count; calibrator and thresholds stay as fitted
+        self.n_pseudo_ = {}
+        if self.self_training and len(df_u):
+            _, Pu, _, _ = self._scores_prepared(df_u)
+            Yu = self.decide(Pu) * (Pu >= float(self.pseudo_min_proba))
+            keep = Yu.any(1)
+            if keep.any():
+                RBu, _, _ = self._rule_block(df_u)
+                Eu = np.vstack(df_u["embedding"].to_numpy())[keep] if E is not None else None
+                extra = ([df_u["terms"].iloc[i] for i in np.flatnonzero(keep)], RBu[keep], Eu, Yu[keep])
+                self.bases_ = self._fit_bases(*self._with_rows(full, extra), self.C_lex_, self.C_emb_)
+                self.n_pseudo_ = {str(t): int(Yu[:, j].sum()) for j, t in enumerate(self.classes_) if Yu[:, j].any()}
         return self
 
     def _pooled(self, feats, Y=None):
@@ -387,14 +482,17 @@ class ThemeClassifier(BaseEstimator):
 
     # ------------------------------------------------------------ predict
     def _scores(self, X):
-        df = self.prepare(X)
+        return self._scores_prepared(self.prepare(X))
+
+    def _scores_prepared(self, df):
         if len(df) == 0:
             L = len(self.classes_)
             return df, np.zeros((0, L)), [], np.zeros((0, L))
         RB, Hb, evidence = self._rule_block(df)
         E = np.vstack(df["embedding"].to_numpy()) if self.use_embeddings else None
         S_lex, S_emb = self._base_scores(self.bases_, df["terms"].tolist(), RB, E)
-        feats = self._meta_features(S_lex, S_emb, Hb, df["group"].to_numpy(), df["text"].str.len().to_numpy())
+        feats = self._meta_features(S_lex, S_emb, Hb, df["group"].to_numpy(), df["text"].str.len().to_numpy(),
+                                    self._definition_similarity(E))
         L = len(self.classes_)
         P = np.zeros((len(df), L))
         if self.meta == "pooled":
@@ -500,6 +598,28 @@ class ThemeClassifier(BaseEstimator):
                 continue
             out.append(name.removeprefix("rule:"))
         return out
+
+
+_TERMS_CACHE: dict = {}
+_EMB_CACHE: dict = {}
+
+
+def _cached_terms(texts: tuple[str, ...]) -> list[list[str]]:
+    """Content terms of the (few, fixed) prototype texts, computed once per process."""
+    if texts not in _TERMS_CACHE:
+        from pipeline.classify.features import terms_for_texts
+
+        _TERMS_CACHE[texts] = terms_for_texts(list(texts))
+    return _TERMS_CACHE[texts]
+
+
+def _cached_embeddings(texts: tuple[str, ...], backend: str) -> np.ndarray:
+    key = (texts, backend)
+    if key not in _EMB_CACHE:
+        from pipeline.classify.features import encode_texts
+
+        _EMB_CACHE[key] = encode_texts(list(texts), backend)
+    return _EMB_CACHE[key]
 
 
 def _best_threshold(y, p) -> float:

@@ -8,13 +8,66 @@ import pandas as pd
 
 from pipeline.labels import text_key
 
-QUEUE_COLUMNS = ["sentence_id", "meeting_id", "speaker", "previous_text", "text", "predicted", "rule_hits",
-                 "uncertainty", "reason", "labels"]
+QUEUE_COLUMNS = ["sentence_id", "meeting_id", "speaker", "topic_id", "previous_text", "text", "predicted",
+                 "rule_hits", "uncertainty", "reason", "labels"]
+
+#: a candidate this similar (cosine of sentence embeddings) to a queued sentence is a near-duplicate
+NEAR_DUPLICATE_COSINE = 0.9
+#: without embeddings: character-trigram Jaccard similarity above which a candidate is a near-duplicate
+NEAR_DUPLICATE_JACCARD = 0.6
+#: priority lost per sentence already queued from the same topic / the same speaker (spread)
+SPREAD_PENALTY = 0.25
+
+
+def _trigrams(key: str) -> set[str]:
+    return {key[i:i + 3] for i in range(max(len(key) - 2, 1))}
+
+
+def _diverse(cands: list[dict], n: int, embeddings) -> list[dict]:
+    """Greedy pick by priority, minus SPREAD_PENALTY per already-picked sentence of the same
+    topic and of the same speaker; near-duplicates of a picked sentence are skipped."""
+    picked: list[dict] = []
+    topic_n: dict = {}
+    speaker_n: dict = {}
+    vecs = []
+    grams = []
+    left = list(cands[:max(20 * n, 500)])  # candidates arrive sorted by priority
+    while left and len(picked) < n:
+        best, best_score = None, -np.inf
+        for c in left:
+            score = c["priority"] - SPREAD_PENALTY * (topic_n.get(c["topic_id"], 0) + speaker_n.get(c["speaker"], 0))
+            if score > best_score:
+                best, best_score = c, score
+        left.remove(best)
+        if embeddings is not None and vecs:
+            v = embeddings[best["_row"]]
+            if max(float(v @ w) for w in vecs) >= NEAR_DUPLICATE_COSINE:
+                continue
+        g = _trigrams(text_key(best["text"]))
+        if any(len(g & h) / max(len(g | h), 1) >= NEAR_DUPLICATE_JACCARD for h in grams):
+            continue
+        picked.append(best)
+        if embeddings is not None:
+            vecs.append(embeddings[best["_row"]])
+        grams.append(g)
+        if best["topic_id"] not in ("", None, -1):
+            topic_n[best["topic_id"]] = topic_n.get(best["topic_id"], 0) + 1
+        speaker_n[best["speaker"]] = speaker_n.get(best["speaker"], 0) + 1
+    return picked
 
 
 def build_queue(model, sentences: pd.DataFrame, P: np.ndarray, rule_evidence: list[dict],
-                labelled_keys=frozenset(), n: int = 50) -> pd.DataFrame:
-    """Rank unlabelled sentences by uncertainty (+1 per theme where rules and model disagree).
+                labelled_keys=frozenset(), n: int = 50, embeddings=None, new_meetings_only: bool = True
+                ) -> pd.DataFrame:
+    """Pick the unlabelled sentences that teach the model most about the new meetings.
+
+    Priority = uncertainty (+1 per theme where rules and model disagree); picked greedily
+    with a penalty per sentence already queued from the same topic (``topic_id`` column,
+    when present) and the same speaker, skipping near-duplicates of queued sentences
+    (embedding cosine >= NEAR_DUPLICATE_COSINE, else character-trigram Jaccard). With
+    ``new_meetings_only``, sentences come from meetings that are not yet (mostly) labelled
+    whenever there are such meetings (the new council), else from every meeting (a meeting
+    counts as labelled when at least half its sentences are).
 
     Uncertainty of a sentence = max over themes of 1 - |p - t| / max(t, 1 - t) (1 at the
     threshold t, 0 when the calibrated score p is at 0 or 1). Fill ``labels`` with theme ids
@@ -35,6 +88,15 @@ def build_queue(model, sentences: pd.DataFrame, P: np.ndarray, rule_evidence: li
     prev_text = [""] + texts[:-1]
     utt = sentences["utterance_id"].astype(str).tolist() if "utterance_id" in sentences.columns else [""] * len(texts)
     gold = labelled_keys if isinstance(labelled_keys, dict) else {}
+    topic = sentences["topic_id"].tolist() if "topic_id" in sentences.columns else [""] * len(texts)
+    meeting = sentences["meeting_id"].astype(str).tolist() if "meeting_id" in sentences.columns else [""] * len(texts)
+    if embeddings is not None:
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        embeddings = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-9)
+    # a meeting counts as labelled when at least half its sentences are (a new meeting sharing
+    # a few stock phrases such as "ありがとうございました。" with the labels is still new)
+    done = pd.Series([text_key(t) in seen for t in texts], dtype=float).groupby(pd.Series(meeting)).mean()
+    labelled_meetings = set(done.index[done >= 0.5])
     review = []
     for i, text in enumerate(texts):
         key = text_key(text)
@@ -51,8 +113,9 @@ def build_queue(model, sentences: pd.DataFrame, P: np.ndarray, rule_evidence: li
         dis = sorted(pred ^ rules)
         reason = ("rules vs model: " + ", ".join(dis)) if dis else "uncertain"
         rows.append({
+            "_row": i, "topic_id": topic[i],
             "sentence_id": sentences["sentence_id"].iloc[i] if "sentence_id" in sentences.columns else str(i),
-            "meeting_id": sentences["meeting_id"].iloc[i] if "meeting_id" in sentences.columns else "",
+            "meeting_id": meeting[i],
             "speaker": sentences["speaker"].iloc[i] if "speaker" in sentences.columns else "",
             "previous_text": prev_text[i] if i > 0 and utt[i - 1] == utt[i] else "",
             "text": text,
@@ -63,8 +126,10 @@ def build_queue(model, sentences: pd.DataFrame, P: np.ndarray, rule_evidence: li
             "reason": reason,
             "labels": "",
         })
-    q = pd.DataFrame(rows, columns=QUEUE_COLUMNS + ["priority"])
-    q = q.sort_values(["priority", "uncertainty"], ascending=False, kind="stable").head(n)
+    if new_meetings_only and any(r["meeting_id"] not in labelled_meetings for r in rows):
+        rows = [r for r in rows if r["meeting_id"] not in labelled_meetings]
+    rows.sort(key=lambda r: (-r["priority"], -r["uncertainty"]))
+    q = pd.DataFrame(_diverse(rows, n, embeddings), columns=QUEUE_COLUMNS + ["priority"])
     if len(q) < n and review:
         extra, done = [], set()
         for i, have, pred in review:
@@ -73,6 +138,7 @@ def build_queue(model, sentences: pd.DataFrame, P: np.ndarray, rule_evidence: li
                 continue
             done.add(key)
             extra.append({
+                "topic_id": topic[i],
                 "sentence_id": sentences["sentence_id"].iloc[i] if "sentence_id" in sentences.columns else str(i),
                 "meeting_id": sentences["meeting_id"].iloc[i] if "meeting_id" in sentences.columns else "",
                 "speaker": sentences["speaker"].iloc[i] if "speaker" in sentences.columns else "",

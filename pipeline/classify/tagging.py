@@ -51,6 +51,49 @@ def tag_texts(texts, model=None, model_path: str | Path = DEFAULT_MODEL, batch_s
     return out
 
 
+def turn_groups(turns) -> list[str]:
+    """Group id per line: consecutive lines with the same (non-null) ``turn`` form one speaker
+    turn; a line without a turn is a turn of its own; the same turn value met again after
+    another turn starts a new turn (the pipeline's turns are contiguous too)."""
+    out: list[str] = []
+    k, prev = -1, object()
+    for t in turns:
+        if t is None or t != prev:
+            k += 1
+        prev = t if t is not None else object()
+        out.append(f"turn{k}")
+    return out
+
+
+def tag_records(records, model=None, model_path: str | Path = DEFAULT_MODEL) -> list[dict]:
+    """Tag ``[{"id", "text", "turn"}, ...]`` with the pipeline's turn context: consecutive
+    records with the same ``turn`` are one speaker turn (neighbouring sentences' scores and
+    turn-mean feed each sentence, as in the ``classify`` stage). One result per record, in
+    order, with ``id`` (and ``turn``) echoed; empty texts get no theme."""
+    model = model if model is not None else load_model(model_path)
+    ids = [str(c) for c in model.classes_]
+    recs = list(records)
+    texts = ["" if r.get("text") is None else str(r.get("text")) for r in recs]
+    groups = turn_groups([_hashable(r.get("turn")) for r in recs])
+    out: list[dict] = []
+    todo = [i for i, t in enumerate(texts) if t.strip()]
+    res: dict[int, dict] = {}
+    if todo:
+        X = pd.DataFrame({"text": [texts[i] for i in todo], "group": [groups[i] for i in todo]})
+        for i, r in zip(todo, model.tag(X)):
+            res[i] = r
+    for i, rec in enumerate(recs):
+        r = res.get(i) or {"themes": [], "scores": {c: 0.0 for c in ids}, "evidence": {}}
+        out.append({"id": rec.get("id"), "turn": rec.get("turn"), "text": texts[i], **r})
+    return out
+
+
+def _hashable(v):
+    if isinstance(v, (list, dict)):
+        return json.dumps(v, sort_keys=True, ensure_ascii=False)
+    return v
+
+
 def _frame_for(model, sentences: pd.DataFrame, embeddings_path=None) -> pd.DataFrame:
     """Model input for parse sentences: text, terms, group (utterance) and embeddings."""
     X = pd.DataFrame({"text": sentences["text"].fillna("").astype(str).to_numpy()})
@@ -58,6 +101,9 @@ def _frame_for(model, sentences: pd.DataFrame, embeddings_path=None) -> pd.DataF
         X["terms"] = [list(t) if t is not None and not isinstance(t, float) else [] for t in sentences["terms"]]
     X["group"] = (sentences["utterance_id"] if "utterance_id" in sentences.columns
                   else pd.Series(np.arange(len(sentences)))).astype(str).to_numpy()
+    for c in ("meeting_id", "agenda_item", "speaker"):  # held-out units of the cross-group evaluation; queue spread
+        if c in sentences.columns:
+            X[c] = sentences[c].astype(object).where(sentences[c].notna(), "(none)").astype(str).to_numpy()
     if getattr(model, "use_embeddings", False) and embeddings_path and Path(embeddings_path).exists():
         from pipeline.classify.features import load_embeddings_for
 

@@ -13,7 +13,8 @@ One rule set for all of them, so the same line means the same thing whichever sy
 * rules (``────``, ``――◇――``, ``－－－``, ``＝＝＝``) are decoration (accounted as ``other``);
   ``<PAGE="2">`` lines are page marks;
 * an item heading inside the speeches (``　◎会議録署名議員の指名``; with ``heading_after_rule``, a
-  ``日程第１…`` line right after a rule) is a ``header`` row after the turn, not speech;
+  ``日程第１…`` line right after a rule; with ``unindented_heading``, an unindented line) and the lines
+  after it up to the next turn are a ``header`` row after the turn, not speech;
 * lines before the first turn are the header (roster, agenda); lines after the closing clock
   line (散会 / 閉会) that open no turn are the signature block (``header`` row, never speech).
 
@@ -69,11 +70,14 @@ def is_note(content: str) -> bool:
     return bool(_NOTE.match(content))
 
 
-def read_turns(text: str, acct: Accounting, *, turns: bool = True, heading_after_rule: bool = False) -> tuple[list[dict], str, list[str]]:
+def read_turns(text: str, acct: Accounting, *, turns: bool = True, heading_after_rule: bool = False,
+               unindented_heading: bool = False) -> tuple[list[dict], str, list[str]]:
     """Lines of assembly minutes -> (rows, header text, header content lines).
 
     ``rows`` are dicts (kind, speaker_raw, text) in reading order; the header block before the
     first turn is returned separately (the caller decides whether it becomes a ``header`` row).
+    ``unindented_heading``: where every speech line is indented (DB-Search), an unindented line inside a
+    turn is an item heading.
     ``turns=False``: a roster block (every line header, its scheduled clock lines too).
     ``heading_after_rule``: a line opening with 日程第 right after a rule (────) is a printed agenda
     heading, not speech (DB-Search pages print them inside the chair's block).
@@ -102,7 +106,7 @@ def read_turns(text: str, acct: Accounting, *, turns: bool = True, heading_after
 
     carry = 0
     for raw, nl in split_lines(text):
-        target = signature or cur or header
+        target = signature or headings or cur or header
         target.add_layout(carry)
         carry = len(nl)
         lead, content, trail = split_ws(raw)
@@ -153,19 +157,21 @@ def read_turns(text: str, acct: Accounting, *, turns: bool = True, heading_after
             signature = Block(acct, "header")
             rows.append({"kind": "header", "speaker_raw": None, "text": None, "_block": signature})
             target = signature
-        if cur is not None and (content.startswith("◎") or (
-                heading_after_rule and (after_rule or headings is not None) and re.match(r"^(?:追加)?日程第", content))):
-            # printed agenda heading inside the chair's block: a header row after the turn
+        if cur is not None and (headings is not None or content.startswith("◎")
+                                or (unindented_heading and not lead and not cur.empty)
+                                or (heading_after_rule and after_rule and re.match(r"^(?:追加)?日程第", content))):
+            # a printed item heading closes the turn's speech: it and the lines after it (its wrapped
+            # continuation) up to the next turn are a header row after the turn
             if headings is None:
                 headings = Block(acct, "header")
             headings.add_line(lead, content, trail, force_break=True)
             continue
         after_rule = False
-        target = signature or cur or header
+        target = signature or headings or cur or header
         target.add_line(lead, content, trail, force_break=True)
         if target is header:
             header_lines.append(content)
-    (signature or cur or header).add_layout(carry)
+    (signature or headings or cur or header).add_layout(carry)
     finish()
     for r in rows:
         if "_block" in r:

@@ -118,7 +118,7 @@ ROLE_SUFFIXES = {
     # municipal executives and assembly offices, as printed in local-assembly minutes
     "区長": "区長", "副区長": "副区長", "市長": "市長", "副市長": "副市長", "町長": "町長", "副町長": "副町長",
     "村長": "村長", "副村長": "副村長", "教育委員": "教育委員", "教育委員長": "教育委員長", "監査委員": "監査委員",
-    "代表監査委員": "代表監査委員",
+    "代表監査委員": "代表監査委員", "部会長": "部会長", "分科会長": "分科会長", "部会長代理": "部会長代理",
 }
 #: official titles (executive side): role "説明員" (answering official), title kept verbatim
 OFFICIAL_SUFFIXES = ("局長", "部長", "課長", "室長", "次長", "参事官", "審議官", "統括官", "補佐", "教育長", "技監",

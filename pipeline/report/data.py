@@ -86,8 +86,12 @@ class ReportData:
 
 
 def _read_table(path: Path) -> pd.DataFrame:
+    from pipeline.dataset import read_table
+
     try:
-        return pd.read_parquet(path)
+        return read_table(path)  # a single file or a partitioned dataset directory (pyarrow.dataset)
+    except PipelineError:
+        raise
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise PipelineError(path, f"cannot read parquet table: {exc}") from exc
 
@@ -168,7 +172,8 @@ def load_processed(input_dir: str | Path, taxonomy: str | Path | list[Theme] | N
         except Exception as exc:
             raise PipelineError(lq, f"cannot read CSV: {exc}") from exc
 
-    themes = taxonomy if isinstance(taxonomy, list) else list(load_taxonomy(taxonomy).themes)
+    themes = taxonomy if isinstance(taxonomy, list) else \
+        [replace(t, ja=t.ja or t.id, en=t.en or t.id) for t in load_taxonomy(taxonomy).themes]
     data = ReportData(input_dir=d, themes=list(themes), label_queue=label_queue,
                       missing=missing_optional, **tables)  # type: ignore[arg-type]
     _complete(data)

@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Fit the topic model (params.yaml topics), write per-sentence topics, "
                                           "topic tables, the saved model and metrics.")
     p.add_argument("--sentences", required=True, help="sentences.parquet (parse stage; needs `terms`)")
-    p.add_argument("--embeddings", required=True, help="embeddings.npz (embed stage)")
+    p.add_argument("--embeddings", required=True, help="embeddings dataset (embed stage; a legacy .npz also works)")
     p.add_argument("--utterances", help="utterances.parquet (meeting dates, roles, agenda items)")
     p.add_argument("--labels", help="folder of labelled *.jsonl (theme labels) for NMI in the metrics")
     p.add_argument("--out-dir", required=True, help="folder for topic_info / topics_per_class / "

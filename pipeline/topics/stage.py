@@ -322,10 +322,9 @@ def _read_parquet(path: str | Path, what: str) -> pd.DataFrame:
     p = Path(path)
     if not p.exists():
         raise PipelineError(p, f"{what} file not found")
-    try:
-        return pd.read_parquet(p)
-    except Exception as exc:  # noqa: BLE001
-        raise PipelineError(p, f"cannot read parquet ({exc})") from exc
+    from pipeline.dataset import read_table
+
+    return read_table(p)  # a single file or a partitioned dataset directory (pyarrow.dataset)
 
 
 def run_topics(sentences: str | Path, embeddings: str | Path, out_dir: str | Path, assignments: str | Path,

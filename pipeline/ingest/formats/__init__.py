@@ -18,9 +18,11 @@ FORMAT_MODULES = [
     "pipeline.ingest.formats.tokyo_assembly_json",
     "pipeline.ingest.formats.discussnet_ssp_json",
     "pipeline.ingest.formats.kokkai_json",
+    "pipeline.ingest.formats.dbsearch_html",
     "pipeline.ingest.formats.html",
     "pipeline.ingest.formats.kensakusystem_text",
     "pipeline.ingest.formats.pdf_text",
+    "pipeline.ingest.formats.shingikai_text",
     "pipeline.ingest.formats.colon_text",
 ]
 

@@ -6,6 +6,10 @@ Shapes (public API, https://kokkai.ndl.go.jp/api.html):
   imageKind, searchObject, session, nameOfHouse, nameOfMeeting, issue, date, closing, speechOrder,
   speaker, speakerYomi, speakerGroup, speakerPosition, speakerRole, speech, startPage, speechURL,
   meetingURL, pdfURL}, ...]}``
+* old (2018) API: ``{"data": {"records": {"record": [{"recordData": {"meetingRecord": {…, "speechRecord":
+  [{speechOrder, speaker, speech}]}}} | {"recordData": {"speechRecord": {…}}}]}}}`` — every value a string, no
+  issueID (meetings are then ``{stem}#k``), the role only inside the ``○役職（氏名君）`` prefix;
+* ``/api/meeting_list``: speakers without text -> a one-line error (text is never invented);
 * meeting endpoint ``/api/meeting``: ``{"numberOfRecords": n, ..., "meetingRecord": [{issueID, session,
   nameOfHouse, nameOfMeeting, issue, date, ..., "speechRecord": [{speechID, speechOrder, speaker, ...,
   speech}]}]}``
@@ -39,17 +43,51 @@ def _load(src: Source):
         return None
 
 
+def _v1_records(data) -> list | None:
+    """Old (2018) API: ``{"data": {"records": {"record": [{"recordData": {"meetingRecord" | "speechRecord": {…}}}]}}}``
+    (XML converted to JSON: every value a string, a single record may be an object instead of a list)."""
+    recs = data.get("data", {}).get("records") if isinstance(data.get("data"), dict) else None
+    if not isinstance(recs, dict) or "record" not in recs:
+        return None
+    items = recs["record"]
+    items = items if isinstance(items, list) else [items]
+    meetings, speeches = [], []
+    for it in items:
+        rd = it.get("recordData") if isinstance(it, dict) else None
+        if not isinstance(rd, dict):
+            continue
+        if isinstance(rd.get("meetingRecord"), dict):
+            m = rd["meetingRecord"]
+            sr = m.get("speechRecord") or []
+            meetings.append({**m, "speechRecord": sr if isinstance(sr, list) else [sr]})
+        elif isinstance(rd.get("speechRecord"), dict):
+            speeches.append(rd["speechRecord"])
+    if meetings:
+        return [{"meetingRecord": meetings}]
+    return [{"speechRecord": speeches}]
+
+
+def _meeting_key(r: dict) -> str:
+    """Records of one meeting: issueID, else (old API) session/house/meeting/issue/date."""
+    if r.get("issueID"):
+        return str(r["issueID"])
+    return "|".join(str(r.get(k)) for k in ("session", "nameOfHouse", "nameOfMeeting", "issue", "date"))
+
+
 def _records(data) -> list[tuple[dict, list[dict]]] | None:
-    """-> [(meeting fields, speech records)], grouped by issueID; None if not this shape."""
+    """-> [(meeting fields, speech records)], grouped by meeting; None if not this shape."""
     if not isinstance(data, dict):
         return None
+    v1 = _v1_records(data)
+    if v1 is not None:
+        data = v1[0]
     if isinstance(data.get("meetingRecord"), list):
         return [(m, m.get("speechRecord") or []) for m in data["meetingRecord"] if isinstance(m, dict)]
     if isinstance(data.get("speechRecord"), list):
         groups: dict[str, list[dict]] = {}
         for r in data["speechRecord"]:
             if isinstance(r, dict):
-                groups.setdefault(str(r.get("issueID")), []).append(r)
+                groups.setdefault(_meeting_key(r), []).append(r)
         return [(recs[0], recs) for recs in groups.values()]
     return None
 
@@ -79,6 +117,33 @@ def _header_info(text: str) -> dict:
     return {"agenda": agenda}
 
 
+def _meeting(meta: dict, listed: bool = False) -> Meeting:
+    house, name, issue = meta.get("nameOfHouse") or "", meta.get("nameOfMeeting") or "", meta.get("issue") or ""
+    title = normalize_width(f"{house}{name}{issue}") or None
+    sess = meta.get("session")
+    issue_id = str(meta["issueID"]) if meta.get("issueID") else None
+    return Meeting(key=issue_id, id=None if listed else issue_id, title=title,
+                   date=parse_date(str(meta.get("date") or "")),
+                   session=int(sess) if isinstance(sess, int) or (isinstance(sess, str) and sess.isdigit())
+                   else parse_number(str(sess or "")),
+                   url=meta.get("meetingURL"))
+
+
+def _listed_meeting(meta: dict, recs: list[dict]) -> Meeting:
+    """A meeting_list meeting: one ``speech_no_text`` row per listed speech (speaker and order only).
+
+    Its meeting_id is ``{file stem}#{issueID}``, so the same meeting saved with its text
+    (``/api/meeting`` / ``/api/speech``, meeting_id = issueID) can sit in the same directory.
+    """
+    meeting = _meeting(meta, listed=True)
+    for r in sorted(recs, key=lambda r: int(r.get("speechOrder") or 0)):
+        if int(r.get("speechOrder") or 0) == 0:
+            continue                                   # 会議録情報 (the header record), listed without text
+        name = re.sub(r"[\s\u3000]+", "", str(r.get("speaker") or "")) or None
+        meeting.rows.append({"kind": "speech_no_text", "speaker_raw": name, "speaker_name": name, "text": ""})
+    return meeting
+
+
 def read(src: Source) -> Document:
     data = _load(src)
     if data is None:
@@ -92,19 +157,17 @@ def read(src: Source) -> Document:
     field_chars = 0
     meetings = []
     for meta, recs in groups:
+        if "speechRecord" in meta and recs and all(isinstance(r, dict) and "speechOrder" in r and "speech" not in r
+                                                   for r in recs):
+            # /api/meeting_list: who spoke, in which order, and no text; the text is never invented
+            meetings.append(_listed_meeting(meta, recs))
+            continue
         for j, r in enumerate(recs):
             missing = [k for k in _REQUIRED if k not in r]
             if missing:
-                raise PipelineError(src.path, f"speechRecord {j} of {meta.get('issueID')}: missing {', '.join(missing)}")
-        house, name, issue = meta.get("nameOfHouse") or "", meta.get("nameOfMeeting") or "", meta.get("issue") or ""
-        title = normalize_width(f"{house}{name}{issue}") or None
-        sess = meta.get("session")
-        issue_id = str(meta["issueID"]) if meta.get("issueID") else None
-        meeting = Meeting(key=issue_id, id=issue_id, title=title,
-                          date=parse_date(str(meta.get("date") or "")),
-                          session=int(sess) if isinstance(sess, int) or (isinstance(sess, str) and sess.isdigit())
-                          else parse_number(str(sess or "")),
-                          url=meta.get("meetingURL"))
+                raise PipelineError(src.path, f"speechRecord {j} of {meta.get('issueID') or _meeting_key(meta)}: "
+                                              f"missing {', '.join(missing)}")
+        meeting = _meeting(meta)
         rows = []
         for r in sorted(recs, key=lambda r: int(r.get("speechOrder") or 0)):
             speech = (r.get("speech") or "").replace("\r\n", "\n")
@@ -132,6 +195,7 @@ def read(src: Source) -> Document:
                 "speaker_affiliation": r.get("speakerGroup") or (sp.affiliation if sp else None),
                 "speaker_title": r.get("speakerPosition") or (sp.title if sp else None),
                 "speaker_title_full": r.get("speakerPosition") or (sp.title_full if sp else None),
+                "speaker_number": sp.number if sp else None,
                 "page_start": r.get("startPage"), "page_end": r.get("startPage"),
             })
             rows += [{"kind": "procedural_note", "speaker_raw": None, "text": n} for n in notes]

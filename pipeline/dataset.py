@@ -1,0 +1,234 @@
+"""Partitioned Parquet datasets: the on-disk form of the large stage outputs.
+
+A big table (parse's sentences / tokens / entities, embed's embeddings, classify's
+sentences) is a *directory* named like the old single file (``sentences.parquet/``)
+holding one Parquet file per partition, normally one meeting::
+
+    data/interim/sentences.parquet/
+        part-00000.parquet      # first meeting (input order)
+        part-00001.parquet
+        ...
+
+Files are written as partitions finish (:class:`DatasetWriter`), so a stage holds
+one partition's rows at a time, never the whole table. Row order = file order, then
+row order inside a file, i.e. the same order the single file had. Readers see the
+same columns as before (the table contracts in docs/ARCHITECTURE.md are unchanged):
+``pd.read_parquet(dir)``, :func:`read_table` (pyarrow datasets, with column projection
+and filters), :func:`iter_parts` (one partition at a time) or DuckDB
+(``read_parquet('sentences.parquet/*.parquet')``). Single-file tables written by older
+versions are read the same way.
+
+All-or-nothing: a writer fills a hidden temporary directory next to the target
+(``.sentences.parquet.tmp-XXXX``) and only :func:`commit` swaps it into place;
+a stage that fails leaves the previous output (or none) untouched. Several outputs of
+one stage are committed together (:func:`open_datasets`).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from pipeline.errors import PipelineError
+
+PART = "part-{:05d}.parquet"
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def _strip(schema: pa.Schema) -> pa.Schema:
+    return schema.remove_metadata()
+
+
+class DatasetWriter:
+    """Write a table partition by partition into ``path`` (a directory of Parquet files).
+
+    ``write(df)`` adds one file (empty frames are skipped; if nothing but empty frames
+    came, :meth:`finalize` writes one empty file so readers still get the columns).
+    Files whose column types differ from the others (a column that is all-null in one
+    meeting) are rewritten at :meth:`finalize` with the unified schema, so every reader
+    (pandas, pyarrow, DuckDB) sees one consistent schema.
+    """
+
+    def __init__(self, path: str | Path, metadata: dict[str, str] | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
+        self.metadata = {k.encode(): str(v).encode() for k, v in (metadata or {}).items()}
+        self.files: list[Path] = []
+        self.schemas: list[pa.Schema] = []
+        self.rows = 0
+        self._empty: pa.Table | None = None
+        self._final = False
+
+    def write(self, data: pd.DataFrame | pa.Table) -> None:
+        table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
+        if table.num_rows == 0:
+            if self._empty is None or table.num_columns > self._empty.num_columns:
+                self._empty = table
+            return
+        f = self.tmp / PART.format(len(self.files))
+        pq.write_table(self._with_meta(table), f)
+        self.files.append(f)
+        self.schemas.append(table.schema)
+        self.rows += table.num_rows
+
+    def _with_meta(self, table: pa.Table) -> pa.Table:
+        if not self.metadata:
+            return table
+        return table.replace_schema_metadata({**(table.schema.metadata or {}), **self.metadata})
+
+    def finalize(self) -> None:
+        """Make the files one consistent dataset (called by :meth:`commit`)."""
+        if self._final:
+            return
+        if not self.files:
+            empty = self._empty if self._empty is not None else pa.table({})
+            pq.write_table(self._with_meta(empty), self.tmp / PART.format(0))
+            self.files.append(self.tmp / PART.format(0))
+        elif any(not _strip(s).equals(_strip(self.schemas[0])) for s in self.schemas):
+            target = _strip(pa.unify_schemas([_strip(s) for s in self.schemas], promote_options="permissive"))
+            for f, s in zip(self.files, self.schemas):
+                if not _strip(s).equals(target):
+                    t = pq.read_table(f)
+                    t = t.select(target.names).cast(target).replace_schema_metadata(s.metadata)
+                    pq.write_table(t, f)
+        os.chmod(self.tmp, 0o777 & ~_UMASK)
+        for f in self.files:
+            os.chmod(f, 0o666 & ~_UMASK)
+        self._final = True
+
+    def commit(self) -> Path:
+        """Finalize, then replace ``path`` (file or directory) by the new dataset."""
+        self.finalize()
+        old = None
+        if self.path.exists() or self.path.is_symlink():
+            old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.old-", dir=self.path.parent))
+            os.replace(self.path, old / "x")
+        os.replace(self.tmp, self.path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.path
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+@contextlib.contextmanager
+def open_datasets(paths: dict[str, str | Path], metadata: dict[str, dict] | None = None
+                  ) -> Iterator[dict[str, DatasetWriter]]:
+    """Writers for several outputs of one stage, committed together only if the block succeeds.
+
+    All are finalized before any is swapped in, so a failure (bad input, a full disk while
+    rewriting) leaves every previous output in place.
+    """
+    writers: dict[str, DatasetWriter] = {}
+    try:
+        for name, p in paths.items():
+            writers[name] = DatasetWriter(p, (metadata or {}).get(name))
+        yield writers
+        for w in writers.values():
+            w.finalize()
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    for w in writers.values():
+        w.commit()
+
+
+def write_dataset(df: pd.DataFrame, path: str | Path, by: str | None = "meeting_id") -> Path:
+    """Write a whole frame as a dataset, one file per value of ``by`` (first-appearance order)."""
+    with DatasetWriter(path) as w:
+        if by and by in df.columns and len(df):
+            for _, part in df.groupby(by, sort=False, dropna=False):
+                w.write(part)
+        else:
+            w.write(df)
+    return Path(path)
+
+
+# --------------------------------------------------------------------------- reading
+
+def part_files(path: str | Path) -> list[Path]:
+    """The Parquet files of a table: the file itself, or the dataset directory's parts in order."""
+    p = Path(path)
+    if not p.exists():
+        raise PipelineError(p, "file not found")
+    if p.is_dir():
+        return sorted(f for f in p.glob("*.parquet") if not f.name.startswith((".", "_")))
+    return [p]
+
+
+def dataset(path: str | Path) -> ds.Dataset:
+    """A ``pyarrow.dataset`` over a table (single file or dataset directory), in row order."""
+    files = part_files(path)
+    try:
+        if len(files) == 1:
+            return ds.dataset(str(files[0]), format="parquet")
+        schemas = [pq.read_schema(f) for f in files]
+        schema = pa.unify_schemas(schemas, promote_options="permissive")
+        return ds.dataset([str(f) for f in files], schema=schema, format="parquet")
+    except (pa.ArrowException, OSError) as exc:
+        raise PipelineError(path, f"cannot read parquet ({exc})") from exc
+
+
+def columns_of(path: str | Path) -> list[str]:
+    return list(dataset(path).schema.names)
+
+
+def read_table(path: str | Path, columns: Sequence[str] | None = None, filter: Any = None,
+               arrow: bool = False) -> pd.DataFrame | pa.Table:
+    """Read a table (or only ``columns`` / rows matching a pyarrow ``filter`` expression).
+
+    Columns asked for but absent are an error naming the file; row order is kept.
+    """
+    d = dataset(path)
+    if columns is not None:
+        missing = [c for c in columns if c not in d.schema.names]
+        if missing:
+            raise PipelineError(path, f"table lacks column(s) {missing}")
+    cols = list(columns) if columns is not None else None
+    try:  # fragment by fragment: file order is row order
+        tables = [frag.to_table(schema=d.schema, columns=cols, filter=filter) for frag in d.get_fragments()]
+        t = pa.concat_tables(tables) if tables else d.schema.empty_table()
+    except (pa.ArrowException, OSError) as exc:
+        raise PipelineError(path, f"cannot read parquet ({exc})") from exc
+    return t if arrow else t.to_pandas()
+
+
+def iter_parts(path: str | Path, columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+    """One DataFrame per file of the dataset (one meeting each when written by a stage)."""
+    d = dataset(path)
+    for frag in d.get_fragments():
+        for_cols = [c for c in columns if c in d.schema.names] if columns is not None else None
+        yield frag.to_table(columns=for_cols, schema=d.schema).to_pandas()
+
+
+def count_rows(path: str | Path) -> int:
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in part_files(path))
+
+
+def schema_metadata(path: str | Path) -> dict[str, str]:
+    """Key/value metadata of the first file (e.g. the embedding backend)."""
+    md = pq.read_schema(part_files(path)[0]).metadata or {}
+    return {k.decode(): v.decode() for k, v in md.items() if k != b"pandas"}

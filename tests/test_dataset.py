@@ -1,0 +1,69 @@
+"""Partitioned Parquet datasets (pipeline.dataset): row order, one schema, all-or-nothing commits."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.dataset import DatasetWriter, count_rows, iter_parts, open_datasets, part_files, read_table, write_dataset
+from pipeline.errors import PipelineError
+
+
+def _meeting(i: int, n: int = 3, speaker=None) -> pd.DataFrame:
+    return pd.DataFrame({"meeting_id": [f"m{i:03d}"] * n, "order": np.arange(n) + 10 * i,
+                         "speaker": [speaker] * n, "terms": [["地域", "光ファイバ"]] * n})
+
+
+def test_rows_come_back_in_write_order_with_one_schema(tmp_path):
+    path = tmp_path / "sentences.parquet"
+    with DatasetWriter(path) as w:
+        for i in range(25):  # every other meeting has an all-null speaker column (null type in Arrow)
+            w.write(_meeting(i, speaker=None if i % 2 == 0 else "國領"))
+    files = part_files(path)
+    assert len(files) == 25 and path.is_dir()
+    assert len({pq.read_schema(f).remove_metadata().to_string() for f in files}) == 1  # rewritten to one schema
+    df = read_table(path)
+    assert df["order"].tolist() == [o for i in range(25) for o in np.arange(3) + 10 * i]
+    assert df["speaker"].isna().sum() == 13 * 3 and list(df["terms"].iloc[0]) == ["地域", "光ファイバ"]
+    # plain pandas / pyarrow readers see the same table
+    assert pd.read_parquet(path)["order"].tolist() == df["order"].tolist()
+    assert pads.dataset(path, format="parquet").count_rows() == count_rows(path) == 75
+    # projection, filters and one part at a time
+    assert list(read_table(path, columns=["meeting_id"]).columns) == ["meeting_id"]
+    only = read_table(path, filter=pads.field("meeting_id") == "m007")
+    assert set(only["meeting_id"]) == {"m007"} and len(only) == 3
+    assert [len(p) for p in iter_parts(path, columns=["order"])] == [3] * 25
+    with pytest.raises(PipelineError, match="lacks column"):
+        read_table(path, columns=["nope"])
+
+
+def test_failure_leaves_previous_outputs_untouched(tmp_path):
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    pd.DataFrame({"x": [1, 2]}).to_parquet(a)  # an older single-file output is replaced by a dataset
+    write_dataset(_meeting(1), b)
+    with pytest.raises(RuntimeError):
+        with open_datasets({"a": a, "b": b}) as ws:
+            ws["a"].write(_meeting(2))
+            ws["b"].write(_meeting(3))
+            raise RuntimeError("stage failed half-way")
+    assert a.is_file() and read_table(a)["x"].tolist() == [1, 2]
+    assert read_table(b)["meeting_id"].unique().tolist() == ["m001"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "b.parquet"]  # no temp dirs left
+    with open_datasets({"a": a, "b": b}) as ws:
+        ws["a"].write(_meeting(2))
+        ws["b"].write(_meeting(3))
+    assert a.is_dir() and read_table(a)["meeting_id"].unique().tolist() == ["m002"]
+    assert read_table(b)["meeting_id"].unique().tolist() == ["m003"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "b.parquet"]
+
+
+def test_empty_table_keeps_its_columns(tmp_path):
+    path = tmp_path / "entities.parquet"
+    with DatasetWriter(path) as w:
+        w.write(pd.DataFrame(columns=["sentence_id", "text", "label"]))
+    df = read_table(path)
+    assert len(df) == 0 and list(df.columns) == ["sentence_id", "text", "label"]
+    with pytest.raises(PipelineError, match="not found"):
+        read_table(tmp_path / "none.parquet")
