@@ -52,3 +52,24 @@ def test_no_long_modules_or_functions():
 def test_pending_list_only_names_current_offenders():
     stale = sorted(PENDING - offenders())
     assert not stale, f"no longer too long, remove from PENDING: {stale}"
+
+
+def test_cli_handlers_share_one_naming_pattern():
+    """Every subcommand's handler is ``run_<command>_cli`` (one pattern for stage entry points)."""
+    from pipeline.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    names = []
+    for cmd, p in sub.choices.items():
+        nested = [a for a in p._actions if a.dest == "command" or getattr(a, "choices", None) and
+                  isinstance(a.choices, dict)]
+        handlers = ([(f"{cmd}_{c}", q.get_default("func")) for c, q in nested[0].choices.items()] if nested
+                    else [(cmd, p.get_default("func"))])
+        for name, func in handlers:
+            qual = getattr(func, "__name__", "")
+            if qual == "run":  # classify's lazy wrapper: the name it resolves is in its closure
+                qual = func.__closure__[0].cell_contents
+            names.append((name, qual))
+    bad = [(c, q) for c, q in names if q != f"run_{c.replace('-', '_')}_cli"]
+    assert not bad, bad
