@@ -25,7 +25,6 @@ PENDING: set[str] = {
     "pipeline/classify/model.py::fit",
     "pipeline/classify/queue.py::build_queue",
     # being shortened by the config work (#16) next
-    "pipeline/ingest/formats/pdf_text.py::parse_minutes_text",
 }
 
 
