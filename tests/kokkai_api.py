@@ -3,9 +3,9 @@
 The meetings it serves are built from real API pages in ``../shared/corpora/external/`` (read in
 place, never copied): the ``/api/speech`` page of ``ndl-api-v2-speech-jinlog`` (30 speeches from 15
 meetings) and the ``/api/speech`` sample of ``ndl-api-v2-samples-fujitashuichi``, regrouped by
-``issueID`` into ``/api/meeting`` records (13 meetings with speeches) (meeting fields once, ``speechRecord`` = the speeches).
-So every text, speaker and ID is real; only the grouping is ours (the real meeting endpoint returns
-every speech of a meeting, these hold the speeches the speech pages carried).
+``issueID`` into ``/api/meeting`` records (meeting fields once, ``speechRecord`` = the speeches):
+13 meetings with speeches. So every text, speaker and ID is real; only the grouping is ours (the real
+meeting endpoint returns every speech of a meeting, these hold the speeches the speech pages carried).
 
 :class:`FakeKokkaiAPI` answers ``GET /api/meeting`` like the real endpoint: filters (any = AND of
 words in the text, nameOfMeeting / speaker = OR of partial matches, nameOfHouse, from / until), newest

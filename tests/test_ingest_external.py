@@ -281,3 +281,20 @@ def test_dbsearch_aomori_no_invented_date(dbsearch):
     assert not sp["text"].str.contains("日程第1\u3000議案第146号").any()
     assert u.loc[u["kind"] == "procedural_note", "text"].iloc[-1] == "午前10時58分閉会"
     assert dbsearch.report["accounting_ok"]
+
+
+@pytest.mark.parametrize("folder", ["kensakusystem-text", "discussnet-ssp-json", "dbsearch-html", "ndl-api-v1-kimihito",
+                                    "ndl-api-v2-speech-jinlog", "ndl-api-v2-samples-fujitashuichi"])
+def test_directory_run_over_each_folder_exits_0(tmp_path, folder):
+    from pipeline.cli import main
+
+    out = tmp_path / "out"
+    rc = main(["-q", "ingest", str(EXTERNAL / folder), "-o", str(out / "u.parquet"), "--meetings", str(out / "m.parquet"),
+               "--report", str(out / "r.json"), "--no-cache"])
+    assert rc == 0
+    import json
+
+    rep = json.loads((out / "r.json").read_text(encoding="utf-8"))
+    assert rep["accounting_ok"]
+    for name, f in rep["per_file"].items():   # every character of every file accounted
+        assert f["chars_in"] == sum(v for k, v in f.items() if k.startswith("chars_") and k != "chars_in"), name

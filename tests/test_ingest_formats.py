@@ -401,3 +401,20 @@ def test_shingikai_header_fields():
     text = ingest_paths([FIX / "shingikai_label_lines.txt"], cache=False).utterances
     assert text[text["kind"] == "speech"]["text"].iloc[1] == (
         "事務局の山本でございます。\n資料12－1に沿って、光ファイバ整備の進捗を御説明いたします。")
+
+
+@pytest.mark.parametrize("name, data, problem", [
+    ("dn_body.json", {"tenant_minutes": [{"title": "議長（某）", "minute_type": "○議長", "body": 3}]},
+     "tenant_minutes[0].body is int, expected a string"),
+    ("dn_empty.json", {"tenant_minutes": [{"title": "（名簿）", "minute_type": "名簿", "body": "<pre>名簿</pre>"}]},
+     "no speech entries in tenant_minutes"),
+    ("dn_entry.json", {"tenant_minutes": ["○議長（某）　発言"]}, "tenant_minutes[0] is str, expected an object"),
+])
+def test_discussnet_bad_input_one_line(tmp_path, name, data, problem):
+    from pipeline.errors import MultiFileError
+
+    f = tmp_path / name
+    f.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(MultiFileError) as ei:
+        ingest_paths([f], cache=False)
+    assert len(ei.value.lines()) == 1 and ei.value.lines()[0].endswith(f"{name}: {problem}")

@@ -90,7 +90,7 @@ def test_byte_chunks_cover_text_exactly():
 
 def test_over_long_text_fails_clearly_instead_of_reaching_nlp_pipe():
     with pytest.raises(PipelineError, match="exceeds SudachiPy's limit"):
-        parse._check_bytes(["あ" * 20000], ["m:u0001:s000"])
+        parse.check_bytes(["あ" * 20000], ["m:u0001:s000"])
 
 
 # --------------------------------------------------------------------------- sample: sentences

@@ -74,6 +74,7 @@ def test_editing_a_helper_module_invalidates_the_cache(tmp_path):
     the ingest package the worker's module never names, and one no stage imports."""
     tree = tmp_path / "src"
     shutil.copytree(ROOT / "pipeline", tree / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "configs", tree / "configs")  # read at import (role words)
     base_embed, base_ingest = _digests(tree)
     assert _digests(tree) == (base_embed, base_ingest)  # stable across processes
 

@@ -29,8 +29,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.fetch.client import ISSUE_ID, ApiRefusal, Clock, KokkaiClient, Page, SystemClock, parse_page  # noqa: F401
-from pipeline.fetch.settings import API_URL_ENV, HOUSES, MAX_PAGE_SIZE, OFFICIAL_API_URL, FetchSettings, KokkaiQuery  # noqa: F401
+from pipeline.fetch.client import ApiRefusal, Clock, KokkaiClient, Page, SystemClock
+from pipeline.fetch.settings import API_URL_ENV, FetchSettings, KokkaiQuery
+
+#: the library's surface (settings and client re-exported: one import for notebooks and tests)
+__all__ = ["API_URL_ENV", "MANIFEST_DIR", "ApiRefusal", "Clock", "FetchResult", "FetchSettings", "KokkaiClient",
+           "KokkaiQuery", "SystemClock", "fetch_kokkai", "is_saved", "meeting_file"]
 
 log = logging.getLogger("policy_topics.fetch")
 

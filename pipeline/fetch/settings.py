@@ -55,8 +55,8 @@ class FetchSettings(BaseModel):
     @model_validator(mode="after")
     def _polite_to_the_official_host(self) -> FetchSettings:
         if urlsplit(self.api_url).hostname == OFFICIAL_HOST and self.pause_seconds < 1:
-            raise ValueError(f"--pause (pause_seconds) must be at least 1 s against {OFFICIAL_HOST} (the API's usage notes "
-                             f"ask for a pause of a few seconds between requests)")
+            raise ValueError(f"--pause (pause_seconds) must be at least 1 s against {OFFICIAL_HOST} "
+                             f"(the API's usage notes ask for a pause of a few seconds between requests)")
         return self
 
     @classmethod

@@ -109,7 +109,9 @@ def ingest_paths(paths, fmt: str | None = None, *, cache: bool | None = None, ca
               "files_by_format": {str(k): int(v) for k, v in rep["format"].value_counts().items()},
               "totals": totals,
               "accounting_ok": bool(totals["chars_in"] == sum(v for k, v in totals.items() if k.startswith("chars_")
-                                                              and k != "chars_in")),
+                                                              and k != "chars_in")
+                                    and all(v >= 0 for v in totals.values())
+                                    and bool((rep[numeric] >= 0).all().all())),
               "per_file": {r["source_file"]: {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()
                                               if k != "source_file"}
                            for r in rep.to_dict("records")}}
@@ -118,7 +120,7 @@ def ingest_paths(paths, fmt: str | None = None, *, cache: bool | None = None, ca
 
 def run_ingest_cli(args) -> int:
     """``policy-topics ingest``: params.yaml ``ingest`` with the command-line overrides."""
-    from pipeline.io import stage_timer, write_json, write_parquet
+    from pipeline.io import output_transaction, stage_timer, write_json, write_parquet
     from pipeline.settings import load_settings
 
     settings = load_settings().ingest
@@ -128,11 +130,12 @@ def run_ingest_cli(args) -> int:
         settings.cache = False
     with stage_timer(STAGE) as stats:
         res = ingest_paths(args.inputs, settings=settings)
-        write_parquet(res.utterances, args.output)
-        if args.meetings:
-            write_parquet(res.meetings, args.meetings)
-        if args.report:
-            write_json(res.report, args.report)
+        with output_transaction():  # the tables and the report appear together, or none of them
+            write_parquet(res.utterances, args.output)
+            if args.meetings:
+                write_parquet(res.meetings, args.meetings)
+            if args.report:
+                write_json(res.report, args.report)
         stats.update(files=res.report["files"], meetings=res.report["meetings"],
                      speech_turns=res.report["speech_turns"], utterances=res.report["utterances"])
     return 0

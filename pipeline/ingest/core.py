@@ -1,11 +1,13 @@
 """One file -> utterance / meeting / report tables (the per-partition function)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline.errors import PipelineError
+from pipeline.ingest.clean import LINE_BREAKS, normalize_breaks
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import assign_agenda, parse_speaker
 
@@ -23,6 +25,7 @@ REPORT_COLUMNS = [
     "chars_speaker_label", "chars_header", "chars_procedural", "chars_page_marker", "chars_whitespace",
     "chars_other",
 ]
+_ANY_BREAK = re.compile(f"[{re.escape(LINE_BREAKS)}]")
 SPEAKER_FIELDS = ("speaker_name", "speaker_role", "speaker_affiliation", "speaker_title", "speaker_title_full",
                   "speaker_number")
 #: integer columns (nullable Int64)
@@ -52,6 +55,16 @@ def _typed_utterances(df: pd.DataFrame | list[dict]) -> pd.DataFrame:
             cols[col] = pd.Series([None if v is None or (isinstance(v, float) and v != v) else v for v in vals],
                                   dtype=object)   # a Series keeps None (pd.array(dtype=object) makes it NaN)
     return pd.DataFrame(cols, columns=UTTERANCE_COLUMNS)
+
+
+def check_accounting(acct, rel: str) -> None:
+    """Every input character in exactly one bucket: the buckets sum to ``chars_in`` and none is
+    negative (a negative bucket hides lost characters behind a balanced sum)."""
+    for key, value in acct.as_dict().items():
+        if value < 0:
+            raise PipelineError(rel, f"internal accounting error: {key} is {value}")
+    if acct.total != acct.chars_in:
+        raise PipelineError(rel, f"internal accounting error: {acct.total} chars classified of {acct.chars_in}")
 
 
 def complete_speakers(meeting: Meeting) -> None:
@@ -96,11 +109,14 @@ def document_tables(doc: Document, rel: str, stem: str) -> dict[str, pd.DataFram
             "agenda": list(m.agenda), "n_utterances": len(m.rows), "n_speech": n_speech,
         })
     acct = doc.accounting
-    if acct.total != acct.chars_in:
-        raise PipelineError(rel, f"internal accounting error: {acct.total} chars classified of {acct.chars_in}")
+    check_accounting(acct, rel)
     n_speech = sum(u["kind"] == "speech" for u in utts)
     report = {"source_file": rel, "format": doc.format, "encoding": doc.encoding, "n_meetings": len(meets),
               "n_speech": n_speech, "n_nonspeech": len(utts) - n_speech, **acct.as_dict()}
+    for u in utts:  # one line-break rule for every format: CR/CRLF/U+2028... never reach the tables
+        for key, value in u.items():
+            if isinstance(value, str) and _ANY_BREAK.search(value):
+                u[key] = normalize_breaks(value, "\n" if key == "text" else " ")
     udf = _typed_utterances(utts)
     mdf = pd.DataFrame(meets, columns=MEETING_COLUMNS)
     mdf["session"] = mdf["session"].astype("Int64")

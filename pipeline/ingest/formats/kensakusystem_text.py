@@ -23,7 +23,7 @@ import re
 
 from pipeline.errors import PipelineError
 from pipeline.ingest.assembly import match_turn, read_turns, roster_text
-from pipeline.ingest.clean import Accounting, normalize_width
+from pipeline.ingest.clean import Accounting, lines_of, normalize_width
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import parse_date, parse_session
 
@@ -42,7 +42,7 @@ def sniff(src: Source) -> float:
     fields = {m.group(1) for m in _FIELD.finditer(head)}
     if fields != {"開催日", "会議名"}:
         return 0.0
-    return 0.95 if any(match_turn(line) for line in src.text.splitlines()) else 0.0
+    return 0.95 if any(match_turn(line) for line in lines_of(src.text)) else 0.0
 
 
 def read(src: Source) -> Document:

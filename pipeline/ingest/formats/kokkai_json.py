@@ -25,7 +25,7 @@ import json
 import re
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.clean import Accounting, normalize_width
+from pipeline.ingest.clean import Accounting, lines_of, normalize_width
 from pipeline.ingest.formats.tokyo_assembly_json import text_block
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import parse_date, parse_number, parse_speaker
@@ -102,7 +102,7 @@ def sniff(src: Source) -> float:
 
 
 def _header_info(text: str) -> dict:
-    lines = [ln.strip(" \u3000") for ln in text.replace("\r\n", "\n").split("\n")]
+    lines = [ln.strip(" \u3000") for ln in lines_of(text)]
     agenda, on = [], False
     for ln in lines:
         if re.match(r"本日の会議に付した(案件|事件)", ln):

@@ -21,7 +21,7 @@ import json
 import re
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.clean import Accounting, Block, normalize_width, split_ws
+from pipeline.ingest.clean import Accounting, Block, lines_of, normalize_width, split_lines, split_ws
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import parse_date, parse_session
 
@@ -57,10 +57,10 @@ def text_block(value: str, acct: Accounting, bucket: str, every_line_breaks: boo
     """Clean one multi-line field; returns (text, procedural notes split out)."""
     block = Block(acct, bucket)
     notes: list[str] = []
-    lines = value.split("\n")
-    for i, line in enumerate(lines):
-        if i:
-            block.add_layout(1)
+    prev_nl = ""
+    for i, (line, nl) in enumerate(split_lines(value)):  # the project's one line-break rule (CR, U+2028, ...)
+        block.add_layout(len(prev_nl))
+        prev_nl = nl
         if bucket == "speech" and _NOTE.match(line):
             lead, content, trail = split_ws(line)
             acct.add("whitespace", len(lead) + len(trail))
@@ -69,6 +69,7 @@ def text_block(value: str, acct: Accounting, bucket: str, every_line_breaks: boo
             continue
         lead, content, trail = split_ws(line.replace("\t", " "))
         block.add_line(lead, content, trail, i, force_break=every_line_breaks)
+    block.add_layout(len(prev_nl))
     return block.close(), notes
 
 
@@ -97,7 +98,7 @@ def _person(entry: str) -> str:
 
 
 def parse_header(text: str) -> dict:
-    lines = text.split("\n")
+    lines = lines_of(text)
     info: dict = {}
     first = lines[0].strip(" \u3000") if lines else ""
     if first.endswith(("室", "議場", "会議室")):

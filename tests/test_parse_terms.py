@@ -1,0 +1,57 @@
+"""Content-term extraction as a pure object: hand-built Sudachi-tagged tokens, no model load.
+
+The tags are the ones SudachiPy (split mode C, as GiNZA uses it) gives these words; the
+same rules run on real GiNZA docs in tests/test_parse.py.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from pipeline.parse.terms import ContentTerms, compound_matches, token_category
+from pipeline.parse.vocab import TermVocab
+
+NOUN, SAHEN, PROPER = "名詞-普通名詞-一般", "名詞-普通名詞-サ変可能", "名詞-固有名詞-一般"
+
+
+def tok(text, tag, lemma=None, norm=None, pos="NOUN"):
+    return SimpleNamespace(text=text, tag_=tag, pos_=pos, lemma_=lemma or text, norm_=norm or lemma or text,
+                           is_space=False)
+
+
+PARTICLE = ("を", "助詞-格助詞")
+
+
+def test_noun_runs_become_one_compound_term_and_verbs_their_lemma():
+    doc = [tok("デジタル", NOUN), tok("人材", NOUN), tok(*PARTICLE, pos="ADP"), tok("育成", SAHEN),
+           tok("し", "動詞-非自立可能", lemma="する", pos="AUX"), tok("、", "補助記号-読点", pos="PUNCT"),
+           tok("地域", NOUN), tok("を", "助詞-格助詞", pos="ADP"), tok("支え", "動詞-一般", lemma="支える", pos="VERB")]
+    assert ContentTerms(TermVocab())(doc) == ["デジタル人材", "育成", "地域", "支える"]
+
+
+def test_compound_list_entries_match_first_and_stay_whole():
+    vocab = TermVocab(compounds=("ラスト・ワンマイル",))
+    doc = [tok("ラスト", NOUN), tok("・", "補助記号-一般", pos="SYM"), tok("ワンマイル", NOUN), tok("の", "助詞-格助詞"),
+           tok("整備", SAHEN)]
+    assert ContentTerms(vocab)(doc) == ["ラスト・ワンマイル", "整備"]
+    assert compound_matches(["ラスト", "・", "ワンマイル", "の"], vocab.match_table) == {0: (3, "ラスト・ワンマイル")}
+
+
+def test_honorific_prefix_numbers_and_stop_words_are_dropped():
+    vocab = TermVocab(stopwords=frozenset({"こと"}))
+    doc = [tok("御", "接頭辞", pos="NOUN"), tok("意見", NOUN), tok("2020", "名詞-数詞", pos="NUM"),
+           tok("年", "接尾辞-名詞的-助数詞"), tok("比", "接尾辞-名詞的-一般"), tok("の", "助詞-格助詞"),
+           tok("検討", SAHEN), tok("こと", "名詞-普通名詞-一般")]
+    assert ContentTerms(vocab)(doc) == ["意見", "検討"]
+
+
+def test_a_run_longer_than_max_parts_is_a_list_of_nouns():
+    doc = [tok("東京", PROPER), tok("大阪", PROPER), tok("名古屋", PROPER)]
+    assert ContentTerms(TermVocab(max_parts=2))(doc) == ["東京", "大阪", "名古屋"]
+    assert ContentTerms(TermVocab(max_parts=6))(doc) == ["東京大阪名古屋"]
+
+
+def test_token_categories_follow_the_sudachi_tag():
+    assert token_category(tok("3", "名詞-数詞", pos="NUM")) == "num"
+    assert token_category(tok("今", "名詞-普通名詞-副詞可能")) == "advnoun"
+    assert token_category(tok("・", "補助記号-一般")) == "dot"
+    assert token_category(tok("的", "接尾辞-形状詞的")) == "other"
