@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from pipeline.cli import main
-from pipeline.errors import MultiFileError, PipelineError
+from pipeline.errors import PipelineError
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "raw" / "mic-chiiki-ict-06_2024-04-24.txt"
@@ -49,7 +49,7 @@ def ingest_cli(tmp_path, capsys, *inputs, extra=()):
     return code, errors, out
 
 
-def ingest_ok(path) -> "IngestResult":  # noqa: F821
+def ingest_ok(path) -> IngestResult:  # noqa: F821
     from pipeline.ingest import ingest_paths
 
     res = ingest_paths([path], cache=False)
