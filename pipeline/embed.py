@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import PipelineError
+from pipeline.vectors import l2_normalize
 
 if TYPE_CHECKING:
     from pipeline.settings import EmbedSettings
@@ -51,14 +52,6 @@ def register_backend(name: str) -> Callable[[type], type]:
         return cls
 
     return deco
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (zero rows stay zero), float32: the project's one normalisation
-    (sklearn.preprocessing.normalize); topics and report use it too."""
-    from sklearn.preprocessing import normalize
-
-    return normalize(np.atleast_2d(np.asarray(x, dtype=np.float32))).astype(np.float32, copy=False)
 
 
 class EmbeddingBackend:

@@ -6,7 +6,7 @@ import pytest
 
 
 def test_l2_normalize_is_unit_rows_and_keeps_zero_rows():
-    from pipeline.embed import l2_normalize
+    from pipeline.vectors import l2_normalize
 
     x = np.array([[3.0, 4.0], [0.0, 0.0], [1e-3, 0.0]])
     y = l2_normalize(x)
