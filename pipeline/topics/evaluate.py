@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.labels import load_labels as load_label_set
-from pipeline.labels import text_key as norm_text  # not via topics.model: that imports BERTopic (8 s)
+from pipeline.labels import text_key as norm_text  # no BERTopic import for a text key
 
 
 def load_labels(labels_dir: str | Path | None) -> dict[str, list[str]]:
