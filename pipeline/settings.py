@@ -72,7 +72,7 @@ class IngestSettings(StageModel):
     @field_validator("format")
     @classmethod
     def _known_format(cls, v: str) -> str:
-        from pipeline.ingest.formats import format_names   # the reader registry is the list of formats
+        from pipeline.ingest.formats import format_names  # the reader registry is the list of formats
 
         if v != "auto" and v not in format_names():
             raise ValueError(f"unknown format {v!r} (known: auto, {', '.join(format_names())})")
