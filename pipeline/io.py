@@ -6,8 +6,8 @@ import contextvars
 import errno
 import json
 import logging
-import re
 import os
+import re
 import shutil
 import tempfile
 import time

@@ -140,7 +140,7 @@ def _reproducible_xlsx(real: Path) -> None:
 
     with zipfile.ZipFile(real) as zin:
         entries = [(info, zin.read(info.filename)) for info in zin.infolist()]
-    stamp = "%04d-%02d-%02dT%02d:%02d:%02dZ" % FIXED_TIME
+    stamp = "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}Z".format(*FIXED_TIME)
     with zipfile.ZipFile(real, "w", zipfile.ZIP_DEFLATED) as zout:
         for info, data in entries:
             if info.filename == "docProps/core.xml":
