@@ -64,6 +64,7 @@ class OutputTransaction:
     def __init__(self) -> None:
         self.pending: list[tuple[Path, Path]] = []   # (temporary, target)
         self.after: list = []                         # callables run once everything is installed
+        self.made_dirs: list[Path] = []               # directories created for outputs (removed on abort)
 
     def on_commit(self, fn) -> None:
         """Run ``fn()`` after a successful commit (e.g. removing outputs a run no longer makes)."""
@@ -78,6 +79,9 @@ class OutputTransaction:
             _remove(tmp)
         self.pending.clear()
         self.after.clear()
+        for d in reversed(self.made_dirs):  # no empty output directories left behind either
+            _remove_empty_dirs(d)
+        self.made_dirs.clear()
 
     def commit(self) -> None:
         for tmp, target in self.pending:  # cheap checks first: nothing installed yet
@@ -152,6 +156,14 @@ def on_commit(fn) -> None:
         txn.on_commit(fn)
 
 
+def _remove_empty_dirs(top: Path) -> None:
+    if not top.is_dir():
+        return
+    for root, _, _ in os.walk(top, topdown=False):
+        with contextlib.suppress(OSError):
+            os.rmdir(root)
+
+
 def _remove(p: Path) -> None:
     if p.is_dir() and not p.is_symlink():
         shutil.rmtree(p, ignore_errors=True)
@@ -193,7 +205,11 @@ def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
         if any(len(part.encode()) > 255 for part in path.parts):
             raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(path))
         _check_target(path, directory)
+        missing = next((a for a in reversed(path.parents) if not a.exists()), None)
         path.parent.mkdir(parents=True, exist_ok=True)
+        txn_ = _TRANSACTION.get()
+        if missing is not None and txn_ is not None:
+            txn_.made_dirs.append(missing)
         if directory:
             tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name[:100]}.", suffix=".tmp", dir=path.parent))
         else:

@@ -113,3 +113,13 @@ def test_read_only_output_directory(tmp_path):
             write_json({}, ro / "x.json")
     finally:
         ro.chmod(0o700)
+
+
+def test_failed_transaction_leaves_no_new_directories(tmp_path):
+    from pipeline.io import output_transaction, write_text
+
+    with pytest.raises(RuntimeError):
+        with output_transaction():
+            write_text("a", tmp_path / "reports" / "tables" / "a.csv")
+            raise RuntimeError("the HTML could not be written")
+    assert list(tmp_path.iterdir()) == []
