@@ -433,13 +433,23 @@ def main(argv: list[str] | None = None) -> int:
         embed_baseline_child(args._embed_baseline[0], args._embed_baseline[1], int(args._embed_baseline[2]))
         return 0
 
-    niceness = None
+    niceness = autogroup = None
     if args.nice is not None:
         try:
             niceness = os.nice(args.nice)
         except OSError as exc:
             print(f"nice {args.nice} not allowed ({exc}); running at the default priority", flush=True)
             niceness = os.nice(0)
+        # Linux autogroups: the scheduler shares CPU between sessions first, so a process nice value
+        # only counts inside its session. Started as a session leader (`setsid`, as `make bench`
+        # does), the run sets its own session's autogroup nice too; never another session's.
+        ag = Path("/proc/self/autogroup")
+        if os.getsid(0) == os.getpid() and ag.exists():
+            try:
+                ag.write_text(str(args.nice))
+                autogroup = ag.read_text().strip()
+            except OSError as exc:
+                autogroup = f"not set ({exc.strerror})"
     if not args.corpus.is_dir():
         sys.exit(f"corpus not found: {args.corpus}")
     replicates = sorted({int(x) for x in args.replicate.split(",") if x.strip()})
@@ -456,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {"info": {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
         "uptime_start": _uptime(), "load_avg_start": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(), "niceness": niceness,
+        "python": platform.python_version(), "niceness": niceness, "autogroup": autogroup,
         "executor": env.get("POLICY_TOPICS_EXECUTOR", "params.yaml"),
         "n_workers": env.get("POLICY_TOPICS_N_WORKERS", "params.yaml"),
         "commit": _git_head(), "limit_chars": args.limit_chars, "replicates": replicates,
