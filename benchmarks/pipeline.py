@@ -113,6 +113,10 @@ def _children_cpu() -> float:
 
 
 def _git_head() -> str | None:
+    """The commit measured: $POLICY_TOPICS_BENCH_COMMIT (a run from an exported snapshot says what it
+    was made from), else ``git rev-parse HEAD``."""
+    if os.environ.get("POLICY_TOPICS_BENCH_COMMIT"):
+        return os.environ["POLICY_TOPICS_BENCH_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                               timeout=10).stdout.strip() or None
