@@ -14,7 +14,7 @@ log = logging.getLogger("policy_topics.fetch")
 DEFAULT_OUT = "data/raw/kokkai"
 
 
-def run_kokkai(args) -> int:
+def run_fetch_kokkai_cli(args) -> int:
     from pipeline.fetch.kokkai import FetchSettings, KokkaiQuery, fetch_kokkai
     from pipeline.io import QUIET
 
@@ -63,4 +63,4 @@ def register(subparsers) -> None:
                         "giving up (default 5; retries back off exponentially)")
     k.add_argument("--timeout", type=float, metavar="SECONDS", help="time-out of one request (default 60)")
     k.add_argument("--page-size", type=int, metavar="N", help="meetings per request, 1-10 (default 10, the API's maximum)")
-    k.set_defaults(func=run_kokkai)
+    k.set_defaults(func=run_fetch_kokkai_cli)
