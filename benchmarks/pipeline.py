@@ -262,12 +262,20 @@ def _speech_chars(meeting: dict) -> int:
 
 
 def write_typical_meeting(corpus: Path, raw: Path) -> Path:
-    """A new one-meeting file for the incremental run: the corpus meeting whose speech is closest to the
-    corpus's mean speech per meeting, under a new file name (new meeting id, typical parse cost)."""
+    """A new one-meeting file for the incremental run, under a new file name (new meeting id): the
+    next meeting of the same committees when the run holds only part of the corpus
+    (``--limit-chars``: a meeting of those files that is not in the run), else a copy of a corpus
+    meeting; among those, the one whose speech is closest to the mean speech per meeting."""
+    in_run: dict[str, int] = {}
+    for f in raw.glob("*.json"):
+        if "-x" not in f.stem and not f.stem.startswith("added-"):
+            in_run[f.stem] = len(json.loads(f.read_text(encoding="utf-8")))
     meetings = [(_speech_chars(m), f.stem, i, m) for f in sorted(corpus.glob("*.json"))
                 for i, m in enumerate(json.loads(f.read_text(encoding="utf-8")))]
-    mean = sum(x[0] for x in meetings) / len(meetings)
-    chars, stem, i, m = min(meetings, key=lambda x: (abs(x[0] - mean), x[1], x[2]))
+    unseen = [x for x in meetings if x[1] in in_run and x[2] >= in_run[x[1]]]
+    pool = unseen or meetings
+    mean = sum(x[0] for x in pool) / len(pool)
+    chars, stem, i, m = min(pool, key=lambda x: (abs(x[0] - mean), x[1], x[2]))
     out = raw / f"added-{stem}-{i:03d}.json"
     out.write_text(json.dumps([m], ensure_ascii=False), encoding="utf-8")
     return out
