@@ -35,7 +35,8 @@ def load_topic_model(path):
     return _load(path)
 
 
-def _cli(args: argparse.Namespace) -> int:
+def run_topics_cli(args: argparse.Namespace) -> int:
+    """``policy-topics topics``: params.yaml ``topics`` (a fresh copy) with the command-line overrides."""
     import copy
 
     from pipeline.config import stage_params
@@ -67,4 +68,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--clustering", choices=["kmeans", "hdbscan"], help="override topics.clustering.method")
     p.add_argument("--fit-sample-size", type=int, help="fit on this many sentences, assign the rest (0 = all)")
     p.add_argument("--refit", action="store_true", help="refit the topic model even if the saved one is usable")
-    p.set_defaults(func=_cli)
+    p.set_defaults(func=run_topics_cli)
