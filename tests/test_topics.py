@@ -238,7 +238,7 @@ def test_bertopic_private_names_only_in_the_adapter():
 
     private = sorted({n for n in dir(BERTopic) if n.startswith("_") and not n.startswith("__")})
     assert "_outliers" in private and "_map_predictions" in private
-    pattern = re.compile(r"\.(%s)\b" % "|".join(re.escape(n) for n in private))
+    pattern = re.compile(r"\.({})\b".format("|".join(re.escape(n) for n in private)))
     adapter = ROOT / "pipeline/topics/adapter.py"
     files = [p for d in ("pipeline", "benchmarks", "notebooks") for p in (ROOT / d).rglob("*")
              if p.suffix in (".py", ".ipynb") and p != adapter]

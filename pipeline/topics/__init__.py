@@ -36,18 +36,16 @@ def load_topic_model(path):
 
 
 def run_topics_cli(args: argparse.Namespace) -> int:
-    """``policy-topics topics``: params.yaml ``topics`` (a fresh copy) with the command-line overrides."""
-    import copy
+    """``policy-topics topics``: params.yaml ``topics`` (a fresh validated copy) with the command-line overrides."""
+    from pipeline.settings import load_settings
 
-    from pipeline.config import stage_params
-
-    params = copy.deepcopy(stage_params("topics"))
+    settings = load_settings().topics
     if args.clustering:
-        params.setdefault("clustering", {})["method"] = args.clustering
+        settings.clustering.method = args.clustering
     if args.fit_sample_size is not None:
-        params["fit_sample_size"] = args.fit_sample_size or None
+        settings.fit_sample_size = args.fit_sample_size or None
     run_topics(args.sentences, args.embeddings, args.out_dir, args.assignments, args.model, args.metrics,
-               utterances=args.utterances, labels=args.labels, params=params, refit=args.refit)
+               utterances=args.utterances, labels=args.labels, params=settings, refit=args.refit)
     return 0
 
 

@@ -31,7 +31,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +43,14 @@ log = logging.getLogger("policy_topics.topics")
 STATE_FILE = "state.json"
 LEDGER_FILE = "assignments.parquet"
 FORMAT = 1
-DEFAULTS = {"refit": False, "max_new_meeting_share": 0.25, "max_unfamiliar_share": 0.5, "min_new_sentences": 20}
 LEDGER_COLUMNS = ["sentence_id", "text_hash", "meeting_id", "topic_id", "topic_prob", "is_procedural"]
 
 
 def incremental_settings(params: dict) -> dict:
-    return {**DEFAULTS, **(params.get("incremental") or {})}
+    """``topics.incremental`` (pipeline.settings.IncrementalSettings declares the defaults)."""
+    from pipeline.settings import IncrementalSettings
+
+    return IncrementalSettings.model_validate(params.get("incremental") or {}).model_dump()
 
 
 def code_digest() -> str:
@@ -159,7 +161,7 @@ def new_state(model, frame: pd.DataFrame, key: dict, reason: str) -> dict:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 def ledger_frame(frame: pd.DataFrame, assignments: pd.DataFrame) -> pd.DataFrame:
