@@ -24,12 +24,13 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
     "Settings", "IngestSettings", "ParseSettings", "EmbedSettings", "TopicsSettings",
-    "ClassifySettings", "ReportSettings", "ScaleSettings", "load_settings", "stage_settings", "resolve",
+    "ClassifySettings", "ReportSettings", "ScaleSettings", "FetchSettings", "load_settings", "stage_settings", "resolve",
 ]
 
 
@@ -64,8 +65,11 @@ class IngestSettings(StageModel):
     """``ingest``: minutes files -> utterances/meetings."""
 
     raw_dir: str = Field("data/raw", description="folder of raw minutes files (DVC dep)")
-    format: str = Field("auto", description="auto | pdf_text | pdf | tokyo_assembly_json | kokkai_json | "
-                                            "colon_text | html (auto: detected per file)")
+    format: str = Field("auto", description="auto | pdf_text | pdf | tokyo_assembly_json | discussnet_ssp_json | "
+                                            "kokkai_json | dbsearch_html | html | kensakusystem_text | "
+                                            "shingikai_text | colon_text (auto: detected per file)")
+    # (an unknown format is rejected by ingest_paths, a one-line error; validating it here would make
+    # every stage import the ingest package's reader registry: tests/test_sources.py)
     cache: bool = Field(True, description="per-file cache (.cache/ingest, keyed by file hash + ingest code): "
                                           "re-runs read only new files")
 
@@ -204,11 +208,13 @@ class IncrementalSettings(StageModel):
     """When a saved topic model is reused for new meetings instead of refitted (see README Topics)."""
 
     refit: bool = Field(False, description="always refit")
-    max_new_meeting_share: float = Field(0.25, ge=0.0, le=1.0, description="refit when more meetings than this "
-                                                                           "share were added since the fit")
-    max_unfamiliar_share: float = Field(0.5, ge=0.0, le=1.0, description="refit when more new sentences than "
-                                                                        "this share are unlike the fitted topics")
-    min_new_sentences: int = Field(20, ge=0, description="below this many new sentences, only assign")
+    max_new_meeting_share: float = Field(0.25, ge=0.0, description="refit when meetings added, removed or "
+                                                                  "changed since the fit / meetings fitted exceed this")
+    max_unfamiliar_share: float = Field(0.5, ge=0.0, le=1.0, description="refit when more substantive sentences "
+                                        "added since the fit than this share are farther from every topic centroid "
+                                        "than 95 % of the fitted ones")
+    min_new_sentences: int = Field(20, ge=0, description="the unfamiliar share is judged once this many "
+                                                         "substantive sentences were added since the fit")
 
 
 class TopicsEvaluationSettings(StageModel):
@@ -335,6 +341,45 @@ class ScaleSettings(StageModel):
     cache_dir: str = Field(".cache", description="per-partition content-hash cache (relative to the project root)")
 
 
+# --------------------------------------------------------------------------- fetch (not a DVC stage)
+
+KOKKAI_API_URL = "https://kokkai.ndl.go.jp/api"
+KOKKAI_HOST = "kokkai.ndl.go.jp"
+
+
+class FetchSettings(StageModel):
+    """``fetch``: `policy-topics fetch kokkai` (国会会議録検索システム API); not a DVC stage param.
+
+    Precedence: these defaults < params.yaml ``fetch:`` < ``$POLICY_TOPICS_KOKKAI_API`` (api_url) < CLI flags.
+    """
+
+    api_url: str = Field(KOKKAI_API_URL, description="API base URL (…/api): a mirror or local server can stand in")
+    pause_seconds: float = Field(3.0, ge=0, description="pause after each response before the next request "
+                                                        "(the API asks for a few seconds; >= 1 against kokkai.ndl.go.jp)")
+    max_failures: int = Field(5, ge=1, le=50, description="failed attempts of one request (429, 5xx, time-out, "
+                                                          "dropped connection) before the run stops")
+    backoff_seconds: float = Field(2.0, ge=0, description="first retry delay; doubles on each failure")
+    backoff_max_seconds: float = Field(120.0, ge=0, description="cap on one retry delay (and on Retry-After)")
+    timeout_seconds: float = Field(60.0, gt=0, description="connect/read time-out of one request")
+    page_size: int = Field(10, ge=1, le=10, description="maximumRecords per request (the meeting endpoint's "
+                                                        "maximum is 10)")
+
+    @field_validator("api_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"not an http(s) URL: {v!r}")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _polite_to_the_official_host(self) -> FetchSettings:
+        if urlsplit(self.api_url).hostname == KOKKAI_HOST and self.pause_seconds < 1:
+            raise ValueError(f"--pause (pause_seconds) must be at least 1 s against {KOKKAI_HOST} "
+                             f"(the API's usage notes ask for a pause of a few seconds between requests)")
+        return self
+
+
 class Settings(StageModel):
     """The whole params.yaml: one section per stage."""
 
@@ -345,6 +390,7 @@ class Settings(StageModel):
     classify: ClassifySettings = Field(default_factory=ClassifySettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     scale: ScaleSettings = Field(default_factory=ScaleSettings)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
 
 
 STAGES: dict[str, type[StageModel]] = {

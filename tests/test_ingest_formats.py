@@ -432,3 +432,17 @@ def test_kokkai_old_api_record_without_record_data_is_one_line(tmp_path):
         ingest_paths([f], cache=False)
     assert ei.value.lines() == ["v1.json: data.records.record[1] has no recordData.meetingRecord or "
                                 "recordData.speechRecord object (old Kokkai API shape)"]
+
+
+def test_ingest_settings_know_every_reader():
+    """params.yaml ingest.format is checked against the reader registry (one list of formats) when
+    ingest runs (the settings module does not import ingest: every stage loads the settings)."""
+    from pipeline.errors import PipelineError
+    from pipeline.ingest.formats import format_names
+    from pipeline.settings import IngestSettings
+
+    for name in ["auto", *format_names()]:
+        assert IngestSettings(format=name).format == name
+    assert {"kensakusystem_text", "discussnet_ssp_json", "dbsearch_html", "shingikai_text"} <= set(format_names())
+    with pytest.raises(PipelineError, match="unknown format 'docx'"):
+        ingest_paths([FIX / "colon_minutes.txt"], cache=False, settings={"format": "docx"})

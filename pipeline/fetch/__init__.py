@@ -15,14 +15,13 @@ DEFAULT_OUT = "data/raw/kokkai"
 
 
 def run_fetch_kokkai_cli(args) -> int:
-    from pipeline.fetch.kokkai import FetchSettings, KokkaiQuery, fetch_kokkai
+    from pipeline.fetch.kokkai import KokkaiQuery, fetch_kokkai, fetch_settings
     from pipeline.io import QUIET
 
     query = KokkaiQuery.build(any=args.any, meeting=args.meeting, speaker=args.speaker, house=args.house,
                               from_date=args.from_date, until_date=args.until_date)
-    settings = FetchSettings.resolve(api_url=args.api_url, pause_seconds=args.pause,
-                                     max_failures=args.max_failures, timeout_seconds=args.timeout,
-                                     page_size=args.page_size)
+    settings = fetch_settings(api_url=args.api_url, pause_seconds=args.pause, max_failures=args.max_failures,
+                              timeout_seconds=args.timeout, page_size=args.page_size)
     res = fetch_kokkai(query, args.output, settings, max_meetings=args.max_meetings, show_progress=not QUIET)
     if res.total == 0:
         log.warning("kokkai: no meeting matches %s", query.api_params())
