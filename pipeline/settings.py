@@ -68,6 +68,8 @@ class IngestSettings(StageModel):
     format: str = Field("auto", description="auto | pdf_text | pdf | tokyo_assembly_json | discussnet_ssp_json | "
                                             "kokkai_json | dbsearch_html | html | kensakusystem_text | "
                                             "shingikai_text | colon_text (auto: detected per file)")
+    # (an unknown format is rejected by ingest_paths, a one-line error; validating it here would make
+    # every stage import the ingest package's reader registry: tests/test_sources.py)
     cache: bool = Field(True, description="per-file cache (.cache/ingest, keyed by file hash + ingest code): "
                                           "re-runs read only new files")
 

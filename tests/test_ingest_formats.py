@@ -434,12 +434,15 @@ def test_kokkai_old_api_record_without_record_data_is_one_line(tmp_path):
                                 "recordData.speechRecord object (old Kokkai API shape)"]
 
 
-
-def test_ingest_settings_describe_every_reader():
-    """params.yaml ingest.format names a reader of the registry (checked by ingest_paths when the stage
-    runs: settings must not import ingest, or every stage's cache key would follow ingest code)."""
+def test_ingest_settings_know_every_reader():
+    """params.yaml ingest.format is checked against the reader registry (one list of formats) when
+    ingest runs (the settings module does not import ingest: every stage loads the settings)."""
+    from pipeline.errors import PipelineError
     from pipeline.ingest.formats import format_names
     from pipeline.settings import IngestSettings
 
-    described = IngestSettings.model_fields["format"].description
-    assert all(name in described for name in format_names())
+    for name in ["auto", *format_names()]:
+        assert IngestSettings(format=name).format == name
+    assert {"kensakusystem_text", "discussnet_ssp_json", "dbsearch_html", "shingikai_text"} <= set(format_names())
+    with pytest.raises(PipelineError, match="unknown format 'docx'"):
+        ingest_paths([FIX / "colon_minutes.txt"], cache=False, settings={"format": "docx"})
