@@ -38,31 +38,16 @@ def _sample_rows() -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def sample():
-    """(X, Y) for every labelled sample sentence, in document order, grouped by speaker turn."""
-    from pipeline.classify.features import terms_for_texts
-
-    rows = _sample_rows()
-    if len(rows) < 100:
-        pytest.skip("sample labels not present")
-    turn, groups, prev = -1, [], None
-    for r in rows:
-        if r["speaker"] != prev:
-            turn += 1
-            prev = r["speaker"]
-        groups.append(f"turn{turn:03d}")
-    texts = [r["text"] for r in rows]
-    X = pd.DataFrame({"text": texts, "terms": terms_for_texts(texts), "group": groups})
-    Y = np.array([[int(t in r["labels"]) for t in DEFAULT_IDS] for r in rows])
-    return X, Y
+def sample(labelled_sample):
+    """(X, Y) for every labelled sample sentence, in document order, grouped by speaker turn
+    (the session fixture of conftest.py, shared with the hostile-input tests)."""
+    return labelled_sample
 
 
 @pytest.fixture(scope="module")
-def fitted(sample):
-    from pipeline.classify.model import ThemeClassifier
-
-    X, Y = sample
-    return ThemeClassifier(use_embeddings=False).fit(X, Y)
+def fitted(theme_model):
+    """Lexical+rules+context classifier fit on the sample (session fixture of conftest.py)."""
+    return theme_model
 
 
 # ------------------------------------------------------------------ rules + taxonomy
@@ -482,3 +467,28 @@ def test_label_queue_round_trip_new_labels_count(fitted, sample, tmp_path):
     _, Y1, info = training_data(sents, labels, tax)  # what `dvc repro` (train) reads
     assert len(Y1) == len(Y0) + 20 and "queue_answered.csv" in info["files"]
     assert info["unmatched"] == 0
+
+
+def test_per_meeting_cache_tags_only_new_meetings(fitted, sample, tmp_path):
+    """Adding a meeting tags only that meeting; results equal tagging everything at once."""
+    from pipeline.classify.cache import tag_by_meeting
+    from pipeline.classify.tagging import classify_tables
+
+    X, _ = sample
+    turns = list(pd.unique(X["group"]))
+    meeting = X["group"].map({g: f"m{i * 5 // len(turns)}" for i, g in enumerate(turns)})
+    sents = pd.DataFrame({"sentence_id": [f"s{i:04d}" for i in range(len(X))], "meeting_id": meeting,
+                          "utterance_id": X["group"], "text": X["text"], "terms": X["terms"]})
+    four = sents[sents["meeting_id"] != "m4"]
+    classify_tables(fitted, four, model_key="model-a", cache_dir=tmp_path)
+    Xf = X.assign(group=X["group"].astype(str))
+    tags, P, ev, stats = tag_by_meeting(fitted, Xf, meeting.tolist(), "model-a", tmp_path)
+    assert stats == {"meetings": 5, "cached": 4, "computed": 1}
+    ref_tags, ref_P, ref_ev = fitted.tag(Xf, return_details=True)
+    assert tags == ref_tags and np.allclose(P, ref_P, atol=0) and json.dumps(ev, default=list) == json.dumps(
+        ref_ev, default=list)
+    cached = classify_tables(fitted, sents, model_key="model-a", cache_dir=tmp_path)["sentences"]
+    plain = classify_tables(fitted, sents)["sentences"]
+    pd.testing.assert_frame_equal(cached, plain)
+    # another model never reads these entries
+    assert tag_by_meeting(fitted, Xf, meeting.tolist(), "model-b", tmp_path)[3]["computed"] == 5

@@ -327,3 +327,16 @@ def test_assembly_agenda_from_the_roster_and_the_chair(kensaku, discussnet):
     sp = _speech(kensaku, "meguro_R070217_statements.txt")
     assert sp["agenda_item"].iloc[0] is None
     assert (sp["agenda_item"] == "日程第2 代表質問").sum() == 19 and sp["agenda_item"].iloc[-1] == "日程第2 代表質問"
+
+
+def test_assembly_attendance_from_the_roster(kensaku, discussnet):
+    # the roster prints its own totals: 出席議員（３８名）/ 欠席議員（１名）… — the lists must have that many names
+    m = {**kensaku.meetings.set_index("source_file")[["attendees", "absentees"]].to_dict("index"),
+         **discussnet.meetings.set_index("source_file")[["attendees", "absentees"]].to_dict("index")}
+    want = {"hirosaki_R050217_statements.txt": (25, 3), "katsushika_R070214_statements.txt": (38, 1),
+            "meguro_R070217_statements.txt": (34, 1), "hakodate_20240222_minute.json": (26, 1),
+            "yokohama_20241129_minute.json": (82, 4), "sumida_20241227_minute.json": (32, 0)}
+    for f, (n_in, n_out) in want.items():
+        assert (len(m[f]["attendees"]), len(m[f]["absentees"])) == (n_in, n_out), f
+    assert list(m["katsushika_R070214_statements.txt"]["absentees"]) == ["大森ゆきこ"]
+    assert "吉田崇仁" in list(m["hakodate_20240222_minute.json"]["attendees"])

@@ -62,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--meetings", default=None)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--queue-size", type=int, default=None, help="rows in label_queue.csv (params: classify.queue_size)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="tag every meeting again (default: meetings already tagged by this model come from .cache/classify)")
     p.set_defaults(func=_run("cmd_classify"))
 
     p = subparsers.add_parser(

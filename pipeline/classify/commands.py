@@ -233,7 +233,13 @@ def cmd_classify(args) -> int:
         topics = _read_parquet(args.topics) if args.topics else None
         utterances = _read_parquet(args.utterances) if args.utterances else None
         emb = args.embeddings if args.embeddings and Path(args.embeddings).exists() else None
-        tables = classify_tables(model, sentences, embeddings=emb, topics=topics, utterances=utterances)
+        model_key = None
+        if not getattr(args, "no_cache", False):
+            from pipeline.partition import hash_file
+
+            model_key = hash_file(args.model)  # cached tags are valid for this exact model only
+        tables = classify_tables(model, sentences, embeddings=emb, topics=topics, utterances=utterances,
+                                 model_key=model_key)
         out = Path(args.out_dir)
         write_parquet(tables["sentences"], out / "sentences.parquet")
         if "utterances" in tables:
@@ -278,17 +284,7 @@ def cmd_tag(args) -> int:
     import io
 
     model = load_model(args.model)
-    if args.file in (None, "-"):
-        src = "<stdin>"
-        stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace") \
-            if hasattr(sys.stdin, "buffer") else sys.stdin
-    else:
-        p = Path(args.file)
-        if not p.exists():
-            raise PipelineError(p, "file not found")
-        src = p
-        stream = p.open(encoding="utf-8", errors="replace")
-    lines = [line.rstrip("\r\n").lstrip("\ufeff") for line in stream]
+    src, lines = read_tag_input(args.file)
     first = next((x.strip() for x in lines if x.strip()), "")
     jsonl = first.startswith("{")
     if jsonl:
@@ -298,6 +294,18 @@ def cmd_tag(args) -> int:
     out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n", line_buffering=False) \
         if hasattr(sys.stdout, "buffer") else sys.stdout
     batch = 256
+    try:
+        _write_tags(out, lines, records if jsonl else None, jsonl, batch, model, tag_records, tag_texts)
+    except BrokenPipeError:
+        # `tag ... | head -1`: the reader has gone; stop quietly like any Unix filter
+        _silence_stdout()
+        return 0
+    if out is not sys.stdout:
+        out.detach()
+    return 0
+
+
+def _write_tags(out, lines, records, jsonl, batch, model, tag_records, tag_texts) -> None:
     start = 0
     while start < len(lines):
         end = min(start + batch, len(lines))
@@ -312,9 +320,55 @@ def cmd_tag(args) -> int:
             out.write(json.dumps(r, ensure_ascii=False) + "\n")
         out.flush()
         start = end
-    if out is not sys.stdout:
-        out.detach()
-    return 0
+
+
+def _silence_stdout() -> None:
+    """After EPIPE: point stdout at /dev/null so the interpreter's final flush raises nothing."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+#: the largest `tag` input read (bytes)
+MAX_TAG_INPUT_BYTES = 256 * 1024 * 1024
+
+
+def read_tag_input(file) -> tuple[str | Path, list[str]]:
+    """(source name, lines) of ``tag``'s input (a file, or stdin for ``-``/None).
+
+    Decoded as ingest decodes files (UTF-8 with/without BOM, UTF-16 with or without BOM,
+    CP932, EUC-JP; undecodable input is an error, never mojibake). One record per LF
+    (a CRLF ends a record too); a lone CR or U+2028 inside a line is part of that record's
+    text. A directory, device or unreadable file is a one-line error.
+    """
+    from pipeline.ingest.core import read_input
+    from pipeline.ingest.decode import decode_bytes
+
+    if file in (None, "-"):
+        src: str | Path = "<stdin>"
+        stream = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else None
+        data = stream.read(MAX_TAG_INPUT_BYTES + 1) if stream is not None else sys.stdin.read().encode("utf-8")
+        if len(data) > MAX_TAG_INPUT_BYTES:
+            raise PipelineError(src, f"input too large (more than {MAX_TAG_INPUT_BYTES:,} bytes)")
+    else:
+        src = Path(file)
+        if not src.exists() and not src.is_symlink():
+            raise PipelineError(src, "file not found")
+        if src.is_dir():
+            raise PipelineError(src, "is a directory: give a text or JSON-lines file (one text per line)")
+        data = read_input(src, str(src))
+    if not data.strip():
+        return src, []
+    text, _ = decode_bytes(data, src)
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines.pop()
+    return src, [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def cmd_label_queue(args) -> int:

@@ -39,7 +39,8 @@ __all__ = ["API_URL_ENV", "MANIFEST_DIR", "ApiRefusal", "Clock", "FetchResult", 
 log = logging.getLogger("policy_topics.fetch")
 
 MANIFEST_DIR = ".fetch"
-#: imageKind of minutes; 目次 / 索引 / 附録 / 追録 records hold no speaker turns and are not saved
+#: imageKind of minutes; 目次 / 索引 / 附録 / 追録 records hold no speaker turns and are not saved (nor are
+#: minutes records holding only the speechOrder-0 header): ingest would reject them and stop `dvc repro`
 MINUTES_KIND = "会議録"
 #: times one run pages again from the first because the API's total moved under it
 MAX_RESTARTS = 3
@@ -62,6 +63,16 @@ def is_saved(path: Path, issue_id: str) -> bool:
             data["meetingRecord"][0]["speechRecord"], list)
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         return False
+
+
+def not_minutes(record: dict) -> str | None:
+    """Why a record holds no speaker turns (so ingest would reject its file), or None."""
+    kind = record.get("imageKind", MINUTES_KIND)
+    if kind != MINUTES_KIND:
+        return f"imageKind {kind} (目次/索引/附録/追録 are not minutes)"
+    if not any(str(s.get("speechOrder")) not in ("0", "None") for s in record.get("speechRecord") or []):
+        return "no speech: only the 会議録情報 header (speechOrder 0)"
+    return None
 
 
 def _entry(record: dict) -> dict:
@@ -104,7 +115,7 @@ class FetchResult:
     files: list[str] = field(default_factory=list)  # every meeting file of this query (in API order)
     saved: list[str] = field(default_factory=list)  # written by this run
     skipped: list[str] = field(default_factory=list)  # already there
-    not_saved: list[str] = field(default_factory=list)  # issueIDs of records that are not minutes (imageKind)
+    not_saved: list[str] = field(default_factory=list)  # issueIDs of records with no speaker turns
     requests: int = 0
     requests_ok: int = 0                            # requests answered with a valid page
     status: str = "running"                         # complete | limit_reached at the end
@@ -206,10 +217,10 @@ class _Run:
                                 mininterval=0, **({} if self.show_progress else {"disable": True}))
         for rec in page.records:
             entry = _entry(rec)
-            if rec.get("imageKind", MINUTES_KIND) != MINUTES_KIND:
-                # 目次/索引/附録/追録: not minutes (no speaker turns); listed in the manifest, not saved
+            reason = not_minutes(rec)
+            if reason:   # nothing ingest could read: listed in the manifest, not saved
                 self.other[rec["issueID"]] = {**{k: v for k, v in entry.items() if k != "file"},
-                                              "imageKind": rec.get("imageKind")}
+                                              "imageKind": rec.get("imageKind"), "reason": reason}
             else:
                 path = self.out_dir / entry["file"]
                 if is_saved(path, rec["issueID"]):
@@ -258,6 +269,6 @@ def fetch_kokkai(query: KokkaiQuery, out_dir: str | Path, settings: FetchSetting
     res = run.result
     res.files, res.not_saved = list(run.files), list(run.other)
     if res.not_saved:
-        log.warning("%d record(s) of the result are not minutes (imageKind 目次/索引/附録/追録) and were not "
-                    "saved; they are listed in %s", len(res.not_saved), run.manifest_path)
+        log.warning("%d record(s) of the result have no speaker turns (目次/索引/附録/追録, or only the header) "
+                    "and were not saved; they are listed with the reason in %s", len(res.not_saved), run.manifest_path)
     return res

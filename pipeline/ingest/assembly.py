@@ -24,7 +24,13 @@ from __future__ import annotations
 
 import re
 
-from pipeline.ingest.clean import Accounting, Block, normalize_width, split_lines, split_ws
+from pipeline.ingest.clean import (
+    Accounting,
+    Block,
+    normalize_width,
+    split_lines,
+    split_ws,
+)
 from pipeline.ingest.structure import OFFICIAL_SUFFIXES, ROLE_SUFFIXES
 
 MARKS = "○◯〇◆◎"
@@ -217,4 +223,34 @@ def agenda_from_header(header_text: str) -> list[str]:
             items.setdefault(pending, f"日程第{pending} " + _unspace(ln))
             pending = None
     return [items[k] for k in sorted(items)]
+
+
+_SEAT_ENTRY = re.compile(r"([0-9]{1,3})[ \u3000]*番[ \u3000]+(.+?)(?=[ \u3000]+[0-9]{1,3}[ \u3000]*番|$)")
+
+
+def members_from_header(header_text: str) -> tuple[list[str], list[str]]:
+    """(attendees, absentees) from the roster's ``出席議員`` / ``欠席議員`` sections: ``１番　吉　田　崇　仁``
+    seat entries (several a line) or one ``氏名君`` a line; names with their spaces and 君/議員 removed."""
+    attendees: list[str] = []
+    absentees: list[str] = []
+    target: list[str] | None = None
+    for raw in header_text.split("\n"):
+        ln = normalize_width(raw).strip(" \u3000")
+        flat = re.sub(r"[ \u3000]+", "", ln)
+        if re.match(r"^[○〇◯]?(?:[0-9]+)?(?:出席議員|出席委員)", flat):
+            target = attendees
+            continue
+        if re.match(r"^[○〇◯]?(?:[0-9]+)?(?:欠席議員|欠席委員)", flat):
+            target = absentees
+            continue
+        if target is None or not ln:
+            continue
+        seats = _SEAT_ENTRY.findall(ln)
+        if seats:
+            target.extend(re.sub(r"[ \u3000]+|(?:君|議員)$", "", name) for _, name in seats)
+        elif flat.endswith(("君", "議員")) and len(flat) <= 12:
+            target.append(re.sub(r"(?:君|議員)$", "", flat))
+        elif flat not in ("なし",) and not re.fullmatch(r"[（(]?[0-9]+名[）)]?", flat):
+            target = None          # the next section (出席説明員, 議事日程 …)
+    return attendees, absentees
 

@@ -63,6 +63,8 @@ class ReportData:
     topics_over_time: pd.DataFrame | None = None
     topic_hierarchy: pd.DataFrame | None = None
     label_queue: pd.DataFrame | None = None
+    #: topics stage's topic_model.json: when / on how many meetings the topic model was fitted
+    topic_model: dict | None = None
     #: human-readable description of the subset ("" = everything)
     subset: str = ""
     missing: list[str] = field(default_factory=list)
@@ -159,6 +161,30 @@ def _normalise(name: str, df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _topic_model(d: Path) -> dict | None:
+    p = d / "topic_model.json"
+    if not p.exists():
+        return None
+    try:
+        obj = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PipelineError(p, f"cannot read JSON: {exc}") from exc
+    return obj if isinstance(obj, dict) else None
+
+
+def topic_model_note(data: ReportData) -> str:
+    """One line on the topic model in use: when and on how many meetings it was fitted."""
+    m = data.topic_model
+    if not m or not m.get("fitted_at"):
+        return ""
+    added = len((m.get("drift") or {}).get("meetings_added") or [])
+    tail = (f"; {added} meeting(s) added since, assigned without refitting" if m.get("mode") == "assign" and added
+            else "")
+    return (f"トピックモデル: {str(m['fitted_at'])[:10]} に {m.get('n_meetings_fitted')} 会議で学習 "
+            f"(topic model fitted {m['fitted_at']} on {m.get('n_meetings_fitted')} meeting(s), "
+            f"{m.get('n_sentences_fitted')} sentences{tail})")
+
+
 def load_processed(input_dir: str | Path, taxonomy: str | Path | list[Theme] | None = None) -> ReportData:
     """Read a pipeline output directory into :class:`ReportData`.
 
@@ -197,7 +223,7 @@ def load_processed(input_dir: str | Path, taxonomy: str | Path | list[Theme] | N
             raise PipelineError(lq, f"cannot read CSV: {exc}") from exc
 
     themes = taxonomy if isinstance(taxonomy, list) else load_taxonomy(taxonomy)
-    data = ReportData(input_dir=d, themes=list(themes), label_queue=label_queue,
+    data = ReportData(input_dir=d, themes=list(themes), label_queue=label_queue, topic_model=_topic_model(d),
                       missing=missing_optional, **tables)  # type: ignore[arg-type]
     _complete(data)
     return data

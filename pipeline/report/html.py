@@ -11,7 +11,7 @@ from typing import Any
 
 from pipeline.report import analysis as A
 from pipeline.report import figures as F
-from pipeline.report.data import ReportData
+from pipeline.report.data import ReportData, topic_model_note
 from pipeline.report.sanitize import plot_text, script_code, script_json
 
 HERE = Path(__file__).resolve().parent
@@ -138,7 +138,8 @@ def render_html(data: ReportData, params: dict[str, Any] | None = None) -> str:
         title=report_title(data), subset=data.subset, counts=counts, meetings=A.overview(ctx),
         headlines=headlines, speaker_rows=speaker_rows, speakers_truncated=speakers_truncated,
         top_speakers=top_speakers, has_agenda=has_agenda, topics=topics, topic_map_note=topic_map_note,
-        has_topic_role=has_topic_role, entity_groups=entity_groups, time=time,
+        has_topic_role=has_topic_role, topic_model_note=topic_model_note(data),
+        entity_groups=entity_groups, time=time,
         theme_name=lambda tid: data.theme(tid).ja,
         input_dir=str(data.input_dir), missing=data.missing, version=__version__,
         # trusted, ours: CSS, JS, plotly.js, and the JSON payload (escaped by script_json)

@@ -37,8 +37,7 @@ _DATE = re.compile(r'<(?:p|span)\s+class="(?:view__date|command__date)"[^>]*>', 
 
 
 def sniff(src: Source) -> float:
-    head = src.data[:300000]
-    if b"<" not in head[:2048] or not re.search(rb"dbsr\.jp|voice__text|js-textwrap-container|page-text__voice", head):
+    if b"<" not in src.data[:2048] or not re.search(rb"voice__text|js-textwrap-container|page-text__voice", src.data):
         return 0.0
     try:
         text = src.text

@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.assembly import agenda_from_header, read_turns, roster_text
+from pipeline.ingest.assembly import agenda_from_header, members_from_header, read_turns, roster_text
 from pipeline.ingest.clean import Accounting, lines_of, normalize_width
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import parse_date, parse_session
@@ -142,5 +142,6 @@ def read(src: Source) -> Document:
         date = parse_date(f"{meta['viewYear']}年{m.group(1)}月{m.group(2)}日") if m else None
     meeting = Meeting(title=title, date=date, session=parse_session(title or council),
                       roster_text=roster_text(header_text), agenda=agenda_from_header(header_text))
+    meeting.attendees, meeting.absentees = members_from_header(header_text)
     meeting.rows = ([{"kind": "header", "speaker_raw": None, "text": header_text}] if header_text else []) + rows
     return Document([meeting], acct, NAME, src.encoding)

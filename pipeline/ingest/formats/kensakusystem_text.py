@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.assembly import agenda_from_header, match_turn, read_turns, roster_text
+from pipeline.ingest.assembly import agenda_from_header, match_turn, members_from_header, read_turns, roster_text
 from pipeline.ingest.clean import Accounting, lines_of, normalize_width
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import parse_date, parse_session
@@ -56,5 +56,6 @@ def read(src: Source) -> Document:
     meeting = Meeting(title=title, date=parse_date(fields.get("開催日")) or parse_date(header_text),
                       session=parse_session(title), roster_text=roster_text(header_text),
                     agenda=agenda_from_header(header_text))
+    meeting.attendees, meeting.absentees = members_from_header(header_text)
     meeting.rows = ([{"kind": "header", "speaker_raw": None, "text": header_text}] if header_text else []) + rows
     return Document([meeting], acct, NAME, src.encoding)

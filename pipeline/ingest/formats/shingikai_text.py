@@ -16,10 +16,23 @@ from __future__ import annotations
 import re
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.clean import Accounting, Block, lines_of, normalize_width, split_lines, split_ws
+from pipeline.ingest.clean import (
+    Accounting,
+    Block,
+    lines_of,
+    normalize_width,
+    split_lines,
+    split_ws,
+)
 from pipeline.ingest.model import Document, Meeting, Source
-from pipeline.ingest.structure import (OFFICIAL_SUFFIXES, ROLE_SUFFIXES, parse_date, parse_minutes_header,
-                                       parse_session, parse_speaker)
+from pipeline.ingest.structure import (
+    OFFICIAL_SUFFIXES,
+    ROLE_SUFFIXES,
+    parse_date,
+    parse_minutes_header,
+    parse_session,
+    parse_speaker,
+)
 
 NAME = "shingikai_text"
 

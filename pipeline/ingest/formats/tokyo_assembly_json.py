@@ -22,6 +22,7 @@ import re
 
 from pipeline.errors import PipelineError
 from pipeline.ingest.clean import Accounting, Block, lines_of, normalize_width, split_lines, split_ws
+from pipeline.ingest.schema import check_tokyo
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import parse_date, parse_session
 
@@ -140,6 +141,7 @@ def read(src: Source) -> Document:
         raise PipelineError(src.path, "not valid JSON")
     if not _is_shape(data):
         raise PipelineError(src.path, "JSON is not a list of meetings with 'Proceeding' (Tokyo Assembly shape)")
+    check_tokyo(data, src.path)   # field types: one line naming meeting/row/field, not a traceback
     acct = Accounting(chars_in=len(src.text))
     field_chars = 0
     meetings: list[Meeting] = []
@@ -150,6 +152,7 @@ def read(src: Source) -> Document:
         meeting = Meeting(key=str(k), title=normalize_width(title) if title else None,
                           date=parse_date(m.get("Date")), session=parse_session(title), url=m.get("URL"))
         rows: list[dict] = []
+        n_speakers = 0
         for j, p in enumerate(m["Proceeding"]):
             if not isinstance(p, dict) or "Utterance" not in p or "Speaker" not in p:
                 raise PipelineError(src.path, f"meeting {k} row {j}: needs 'Speaker' and 'Utterance'")
@@ -172,8 +175,12 @@ def read(src: Source) -> Document:
             field_chars += len(speaker)
             acct.add("speaker_label", len(speaker))
             text, notes = text_block(utt, acct, "speech")
-            rows.append({"kind": "speech", "speaker_raw": speaker, "text": text})
+            n_speakers += 1
+            if text:  # a speaker row whose Utterance is null/blank says nothing: no empty speech row
+                rows.append({"kind": "speech", "speaker_raw": speaker, "text": text})
             rows += [{"kind": "procedural_note", "speaker_raw": None, "text": n} for n in notes]
+        if n_speakers and not any(r["kind"] == "speech" for r in rows):
+            raise PipelineError(src.path, f"meeting {k}: no speech (the Utterance of every speaker row is null or empty)")
         meeting.rows = rows
         meetings.append(meeting)
     acct.add("other", acct.chars_in - field_chars)
