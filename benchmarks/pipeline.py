@@ -41,7 +41,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -454,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = args.stages.split(",")
     t_start = time.perf_counter()
     result: dict = {"info": {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
         "uptime_start": _uptime(), "load_avg_start": round(os.getloadavg()[0], 2),
         "python": platform.python_version(), "niceness": niceness,
         "executor": env.get("POLICY_TOPICS_EXECUTOR", "params.yaml"),
@@ -489,9 +489,9 @@ def main(argv: list[str] | None = None) -> int:
                                                  w / "logs" / f"x{r}")
         if r == replicates[0] and args.embed_baseline and (wr / "data/interim/sentences.parquet").exists():
             out = w / "embed_baseline.json"
-            res = run_stage("embed-baseline", [sys.executable, str(Path(__file__).resolve()), "--_embed_baseline",
-                                               str(wr / "data/interim/sentences.parquet"), str(out),
-                                               str(args.embed_baseline)], renv, w / "logs")
+            run_stage("embed-baseline", [sys.executable, str(Path(__file__).resolve()), "--_embed_baseline",
+                                         str(wr / "data/interim/sentences.parquet"), str(out),
+                                         str(args.embed_baseline)], renv, w / "logs")
             if out.exists():
                 b = json.loads(out.read_text())
                 run["embed_baseline_unbatched_1thread"] = b

@@ -266,9 +266,9 @@ def test_embedding_backend_path_on_unseen_text(sample):
 
 # ------------------------------------------------------------------ tables, queue, CLI
 def test_classify_tables_contract_and_queue(fitted, sample):
-    from pipeline.labels import text_key
     from pipeline.classify.queue import build_queue
     from pipeline.classify.tagging import classify_tables
+    from pipeline.labels import text_key
 
     X, _ = sample
     sents = pd.DataFrame({"sentence_id": [f"m:{g}:s{i:03d}" for i, g in enumerate(X["group"])],
@@ -358,7 +358,6 @@ def test_unlabelled_rows_self_training(sample):
 def test_cross_group_held_out_part_is_never_trained_on(sample):
     """Leave-one-group-out: each part is scored by a model fitted without its labels."""
     from pipeline.classify.evaluate import cross_group
-
     from pipeline.classify.model import ThemeClassifier
 
     X, Y = sample
@@ -429,8 +428,9 @@ def test_cli_tag_json_lines_turn_context(fitted, tmp_path):
 
 def test_label_queue_round_trip_new_labels_count(fitted, sample, tmp_path):
     """label-queue -> fill `labels` -> CSV into the labels folder -> train: the answers count."""
-    import joblib
     import shutil
+
+    import joblib
 
     X, Y = sample
     labels = tmp_path / "labels"

@@ -21,7 +21,8 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import PipelineError
-from pipeline.fetch.kokkai import API_URL_ENV, MANIFEST_DIR, FetchSettings, KokkaiQuery, fetch_kokkai, is_saved
+from pipeline.fetch.kokkai import API_URL_ENV, MANIFEST_DIR, KokkaiQuery, fetch_kokkai, fetch_settings, is_saved
+from pipeline.settings import FetchSettings
 from tests.kokkai_api import ERR_INPUT, ERR_LENGTH, FakeClock, FakeKokkaiAPI, Fault, available, serve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -274,10 +275,10 @@ def test_resume_after_the_process_is_killed_mid_page(tmp_path, api, url, clock):
 
 def test_settings_and_query_are_checked_before_any_request(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv(API_URL_ENV, "http://127.0.0.1:9/mirror/api/")
-    assert FetchSettings.resolve().api_url == "http://127.0.0.1:9/mirror/api"
-    assert FetchSettings.resolve(api_url="http://127.0.0.1:8/api").api_url == "http://127.0.0.1:8/api"
+    assert fetch_settings().api_url == "http://127.0.0.1:9/mirror/api"
+    assert fetch_settings(api_url="http://127.0.0.1:8/api").api_url == "http://127.0.0.1:8/api"
     monkeypatch.delenv(API_URL_ENV)
-    assert FetchSettings.resolve().api_url == "https://kokkai.ndl.go.jp/api"
+    assert fetch_settings().api_url == "https://kokkai.ndl.go.jp/api"
     assert FetchSettings().pause_seconds >= 1 and FetchSettings().page_size == 10
     cases = [(["--any", "x", "--pause", "0.5"], "--pause"),     # too fast for the official host
              (["--house", "県議会", "--any", "x"], "--house: must be one of"),

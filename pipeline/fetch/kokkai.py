@@ -29,12 +29,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.fetch.client import ApiRefusal, Clock, KokkaiClient, Page, SystemClock
-from pipeline.fetch.settings import API_URL_ENV, FetchSettings, KokkaiQuery
+from pipeline.fetch.client import USER_AGENT, ApiRefusal, Clock, KokkaiClient, Page, SystemClock
+from pipeline.fetch.query import API_URL_ENV, KokkaiQuery, fetch_settings
+from pipeline.settings import FetchSettings
 
 #: the library's surface (settings and client re-exported: one import for notebooks and tests)
 __all__ = ["API_URL_ENV", "MANIFEST_DIR", "ApiRefusal", "Clock", "FetchResult", "FetchSettings", "KokkaiClient",
-           "KokkaiQuery", "SystemClock", "fetch_kokkai", "is_saved", "meeting_file"]
+           "KokkaiQuery", "SystemClock", "fetch_kokkai", "fetch_settings", "is_saved", "meeting_file"]
 
 log = logging.getLogger("policy_topics.fetch")
 
@@ -146,7 +147,7 @@ class _Run:
                          "started_at": (prev or {}).get("started_at") if self.start > 1 else _now(),
                          "updated_at": None, "finished_at": None, "status": "running",
                          "number_of_records": self.total, "next_record_position": self.start,
-                         "user_agent": settings.user_agent, "pause_seconds": settings.pause_seconds,
+                         "user_agent": USER_AGENT, "pause_seconds": settings.pause_seconds,
                          "files": [], "not_saved": []}
 
     def _reset(self) -> None:
@@ -242,7 +243,7 @@ def fetch_kokkai(query: KokkaiQuery, out_dir: str | Path, settings: FetchSetting
     response or after ``max_failures`` failed attempts; every file saved before stays valid and the
     manifest says where a re-run continues.
     """
-    settings = settings or FetchSettings.resolve()
+    settings = settings or fetch_settings()
     if max_meetings is not None and max_meetings < 1:
         raise PipelineError("--max-meetings", f"must be at least 1 (got {max_meetings})")
     out_dir = Path(out_dir)

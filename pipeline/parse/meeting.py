@@ -8,11 +8,10 @@ import pandas as pd
 
 from pipeline.parse.entities import ENTITY_COLUMNS, coarse_label, known_spans, names_pattern
 from pipeline.parse.models import KNOWN_PERSONS, load_nlp
-from pipeline.parse.sentences import (SENTENCE_COLUMNS, SUDACHI_MAX_BYTES, byte_chunks, check_bytes,
-                                      split_utterances)
-from pipeline.parse.settings import DEFAULT_PARAMS
+from pipeline.parse.sentences import SENTENCE_COLUMNS, SUDACHI_MAX_BYTES, byte_chunks, check_bytes, split_utterances
 from pipeline.parse.terms import extractor
 from pipeline.parse.vocab import TermVocab
+from pipeline.settings import ParseSettings
 
 TOKEN_COLUMNS = ["sentence_id", "i", "surface", "lemma", "norm", "pos", "tag", "is_stop", "start"]
 
@@ -44,7 +43,7 @@ class Chunks:
     text: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, sents: pd.DataFrame, max_bytes: int) -> "Chunks":
+    def of(cls, sents: pd.DataFrame, max_bytes: int) -> Chunks:
         out, where = cls(), []
         for si, (sid, text) in enumerate(zip(sents["sentence_id"], sents["text"])):
             for a, b in byte_chunks(text, max_bytes):
@@ -119,7 +118,7 @@ def parse_partition(payload: dict) -> dict[str, pd.DataFrame]:
     Module-level and picklable (runs in pool / Dask workers); the GiNZA model loads
     lazily once per process (:func:`~pipeline.parse.models.load_nlp`).
     """
-    params: dict = {**DEFAULT_PARAMS, **(payload.get("params") or {})}
+    params: dict = {**ParseSettings().to_params(), **(payload.get("params") or {})}
     sents = split_utterances(payload["rows"], params)
     do_ner = bool(params.get("ner", True))
     nlp = load_nlp(params["model"], ner=do_ner)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import PipelineError
+from pipeline.taxonomy import Theme, load_taxonomy
 
 log = logging.getLogger("policy_topics.report")
 
@@ -35,17 +36,6 @@ LIST_COLUMNS = {
     "topics_over_time": ["terms"],
 }
 PROCEDURAL = "procedural"
-
-
-@dataclass(frozen=True)
-class Theme:
-    id: str
-    ja: str
-    en: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.ja}" if self.ja else self.id
 
 
 @dataclass
@@ -95,20 +85,6 @@ class ReportData:
         if substantive_only:
             long = long[long["theme"] != PROCEDURAL]
         return long
-
-
-def load_taxonomy(path: str | Path | None = None) -> list[Theme]:
-    """Themes (ID, Japanese and English names) from configs/taxonomy.yaml or ``path``."""
-    from pipeline.config import ConfigError, load_config
-
-    try:
-        tax = load_config("taxonomy", path)
-    except ConfigError as exc:
-        raise PipelineError(path or "configs/taxonomy.yaml", str(exc)) from exc
-    themes = (tax or {}).get("themes") or []
-    if not themes:
-        raise PipelineError(path or "configs/taxonomy.yaml", "taxonomy has no themes")
-    return [Theme(str(t["id"]), str(t.get("ja") or t["id"]), str(t.get("en") or t["id"])) for t in themes]
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -222,7 +198,8 @@ def load_processed(input_dir: str | Path, taxonomy: str | Path | list[Theme] | N
         except Exception as exc:
             raise PipelineError(lq, f"cannot read CSV: {exc}") from exc
 
-    themes = taxonomy if isinstance(taxonomy, list) else load_taxonomy(taxonomy)
+    themes = taxonomy if isinstance(taxonomy, list) else \
+        [replace(t, ja=t.ja or t.id, en=t.en or t.id) for t in load_taxonomy(taxonomy).themes]
     data = ReportData(input_dir=d, themes=list(themes), label_queue=label_queue, topic_model=_topic_model(d),
                       missing=missing_optional, **tables)  # type: ignore[arg-type]
     _complete(data)

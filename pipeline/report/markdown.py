@@ -25,8 +25,9 @@ def _quote(q: dict[str, Any], with_meeting: bool = True) -> str:
 
 
 def render_markdown(data: ReportData, params: dict[str, Any] | None = None) -> str:
-    p = {"top_quotes": 3, "md_topics": 10, "top_entities": 15}
-    p.update(params or {})
+    from pipeline.settings import resolve
+
+    p = resolve("report", params).to_params()  # ReportSettings declares the defaults
     k = int(p["top_quotes"])
     ctx = A.context(data)
     c = A.summary_counts(data)

@@ -35,18 +35,17 @@ def load_topic_model(path):
     return _load(path)
 
 
-def _cli(args: argparse.Namespace) -> int:
-    import copy
+def run_topics_cli(args: argparse.Namespace) -> int:
+    """``policy-topics topics``: params.yaml ``topics`` (a fresh validated copy) with the command-line overrides."""
+    from pipeline.settings import load_settings
 
-    from pipeline.config import stage_params
-
-    params = copy.deepcopy(stage_params("topics"))
+    settings = load_settings().topics
     if args.clustering:
-        params.setdefault("clustering", {})["method"] = args.clustering
+        settings.clustering.method = args.clustering
     if args.fit_sample_size is not None:
-        params["fit_sample_size"] = args.fit_sample_size or None
+        settings.fit_sample_size = args.fit_sample_size or None
     run_topics(args.sentences, args.embeddings, args.out_dir, args.assignments, args.model, args.metrics,
-               utterances=args.utterances, labels=args.labels, params=params, refit=args.refit)
+               utterances=args.utterances, labels=args.labels, params=settings, refit=args.refit)
     return 0
 
 
@@ -67,4 +66,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--clustering", choices=["kmeans", "hdbscan"], help="override topics.clustering.method")
     p.add_argument("--fit-sample-size", type=int, help="fit on this many sentences, assign the rest (0 = all)")
     p.add_argument("--refit", action="store_true", help="refit the topic model even if the saved one is usable")
-    p.set_defaults(func=_cli)
+    p.set_defaults(func=run_topics_cli)

@@ -7,11 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import vectors
+
 
 def l2_normalize(X: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero), float32."""
-    X = np.asarray(X, dtype=np.float32)
-    return (X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    """Rows scaled to unit length (zero rows stay zero), float32: :func:`pipeline.vectors.l2_normalize`."""
+    return vectors.l2_normalize(X)
 
 
 def context_embeddings(X: np.ndarray, groups: Sequence[Any], mask: np.ndarray | None = None,
@@ -41,7 +42,7 @@ def centroids(C: np.ndarray, topics: np.ndarray) -> tuple[np.ndarray, np.ndarray
     cents = []
     for t in ids:
         c = C[topics == t].mean(axis=0)
-        cents.append(c / max(np.linalg.norm(c), 1e-12))
+        cents.append(c / max(np.linalg.norm(c), 1e-12))  # 1-D norm (BLAS dot): not vectors.l2_normalize's row norm
     return (np.array(ids, dtype=int),
             np.vstack(cents).astype(np.float32) if cents else np.zeros((0, C.shape[1]), np.float32))
 

@@ -11,8 +11,14 @@ import pandas as pd
 
 from pipeline.errors import PipelineError
 from pipeline.topics import incremental as inc
-from pipeline.topics.stage import (EmbeddingsMismatch, TopicResult, align_embeddings, build_result, fit_topics,
-                                   prepare_frame)
+from pipeline.topics.stage import (
+    EmbeddingsMismatch,
+    TopicResult,
+    align_embeddings,
+    build_result,
+    fit_topics,
+    prepare_frame,
+)
 
 log = logging.getLogger("policy_topics.topics")
 
@@ -54,6 +60,7 @@ def assign_new(model, frame: pd.DataFrame, E: np.ndarray, plan: inc.Plan, params
                                         "(topics.incremental.max_unfamiliar_share)", signals=plan.signals)
         topics[rows], probs[rows], proc[rows] = t, p, det["procedural"]
         plan.state["since_fit"] = {"substantive": since["substantive"], "unfamiliar": since["unfamiliar"]}
+    plan.state["meetings_modified"] = plan.signals.get("meetings_modified", [])
     res = build_result(model, frame, E, topics, probs, proc, params, labels)
     res.metrics["n_fit"] = int(plan.state["n_sentences_fitted"])
     plan.state["updates"].append({"at": inc.now(), "n_new_sentences": int(len(rows)),
@@ -72,12 +79,12 @@ def run_topics(sentences: str | Path, embeddings: str | Path, out_dir: str | Pat
                model_dir: str | Path, metrics: str | Path, utterances: str | Path | None = None,
                labels: str | Path | None = None, params: dict | None = None, refit: bool = False) -> TopicResult:
     """Library form of ``policy-topics topics``: read inputs, refit or assign, write every output atomically."""
-    from pipeline.config import stage_params
     from pipeline.embed import load_embeddings
     from pipeline.io import output_transaction, stage_timer
+    from pipeline.settings import resolve
     from pipeline.topics.evaluate import load_labels
 
-    params = dict(stage_params("topics") if params is None else params)
+    params = resolve("topics", params).to_params()  # TopicsSettings, a dict of overrides, or None: params.yaml
     sent = _read_parquet(sentences, "sentences")
     for col in ("sentence_id", "text", "terms"):
         if col not in sent.columns:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,24 +38,12 @@ class TopicResult:
 
 
 def load_stopwords(params: dict, path: str | Path | None = None) -> list[str]:
-    """configs/stopwords.yaml (every list in it) + params ``topics.extra_stopwords``, NFKC-normalised."""
-    from pipeline.config import CONFIGS, ConfigError, load_config
+    """The shared stop list (:func:`pipeline.vocab.load_stopwords`: configs/stopwords.yaml, NFKC) plus
+    params ``topics.extra_stopwords`` (NFKC and as written)."""
+    from pipeline.vocab import load_stopwords as shared
 
-    words: set[str] = set()
-    p = Path(path) if path else CONFIGS / "stopwords.yaml"
-    if p.exists():
-        try:
-            data = load_config("stopwords", p)
-        except ConfigError as exc:
-            raise PipelineError(p, str(exc).split(": ", 1)[-1]) from exc
-        if isinstance(data, dict):
-            for v in data.values():
-                if isinstance(v, list):
-                    words |= {str(w) for w in v}
-        elif isinstance(data, list):
-            words |= {str(w) for w in data}
-    words |= {str(w) for w in params.get("extra_stopwords") or []}
-    return sorted({unicodedata.normalize("NFKC", w) for w in words} | words)
+    extra = [str(w) for w in params.get("extra_stopwords") or []]
+    return sorted(shared(path, extra) | set(extra))
 
 
 def align_embeddings(sentences: pd.DataFrame, embeddings) -> np.ndarray:
@@ -139,17 +126,15 @@ def fit_topics(sentences: pd.DataFrame, embeddings, params: dict | None = None, 
     ``utterances`` supplies meeting dates (topics over time) and missing class columns.
     ``labels``: ``{norm_text: [theme ids]}`` (:func:`evaluate.load_labels`) for NMI.
     """
-    from pipeline.config import stage_params
+    from pipeline.settings import load_settings, resolve
     from pipeline.topics.model import PolicyTopicModel, TooFewSentences
 
     t0 = time.perf_counter()
-    params = dict(stage_params("topics") if params is None else params)
+    params = resolve("topics", params).to_params()  # TopicsSettings, a dict of overrides, or None: params.yaml
     frame = prepare_frame(sentences, utterances)
     E = align_embeddings(frame, embeddings)
     if backend is None:
-        from pipeline.embed import DEFAULT_BACKEND
-
-        backend = stage_params("embed").get("backend") or DEFAULT_BACKEND
+        backend = load_settings().embed.backend
     fit_idx = fit_sample(frame, params.get("fit_sample_size"), int(params.get("seed", 42)))
     model = PolicyTopicModel(params, _stopwords(params, frame, stopwords), backend=backend)
     try:

@@ -137,4 +137,6 @@ class TermFeatures:
     @staticmethod
     def _norm(X: np.ndarray) -> np.ndarray:
         """L2 rows in float64 (the SVD's precision), then float32."""
-        return (X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        from pipeline.vectors import l2_normalize
+
+        return l2_normalize(X, dtype=np.float64).astype(np.float32)
