@@ -23,8 +23,8 @@ def _in_daemon() -> bool:
 def pipe_settings(n_docs: int, params: dict) -> tuple[int, int]:
     """``(n_process, batch_size)`` for nlp.pipe: batches small enough to keep every process busy;
     one process inside daemonic workers (they cannot fork) or for a handful of docs."""
-    n_process = max(1, int(params.get("n_process", 1) or 1))
-    batch_size = max(1, int(params.get("batch_size", 64) or 64))
+    n_process = max(1, int(params["n_process"]))
+    batch_size = max(1, int(params["batch_size"]))
     if n_process > 1 and (_in_daemon() or n_docs < 2 * n_process):
         n_process = 1
     if n_process > 1:
@@ -120,9 +120,9 @@ def parse_partition(payload: dict) -> dict[str, pd.DataFrame]:
     """
     params: dict = {**ParseSettings().to_params(), **(payload.get("params") or {})}
     sents = split_utterances(payload["rows"], params)
-    do_ner = bool(params.get("ner", True))
+    do_ner = bool(params["ner"])
     nlp = load_nlp(params["model"], ner=do_ner)
-    chunks = Chunks.of(sents, min(int(params.get("max_chunk_bytes", 30000)), SUDACHI_MAX_BYTES))
+    chunks = Chunks.of(sents, min(int(params["max_chunk_bytes"]), SUDACHI_MAX_BYTES))
 
     # One pass over the docs: tokens and content terms from the tokenizer's annotations,
     # entities from tok2vec + ner. With NER, nlp.pipe tokenises in its worker processes too,

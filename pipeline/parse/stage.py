@@ -61,7 +61,7 @@ def meeting_partitions(speech: pd.DataFrame, meetings: pd.DataFrame | None, para
     and the meeting's known people (found with the same model the workers use)."""
     from pipeline.partition import Partition, hash_bytes, hash_frame
 
-    tok_nlp = load_nlp(params["model"], ner=bool(params.get("ner", True)))
+    tok_nlp = load_nlp(params["model"], ner=bool(params["ner"]))
     parts = []
     for mid, rows in speech.groupby("meeting_id", sort=False):
         rows = rows.reset_index(drop=True)
@@ -88,7 +88,7 @@ def iter_parse(utterances: pd.DataFrame, meetings: pd.DataFrame | None = None,
     from pipeline.partition import iter_partitions, resolve_executor
 
     params = resolve_params(params)
-    vocab = vocab or load_vocab(max_parts=int(params.get("max_compound_parts", 6)))
+    vocab = vocab or load_vocab(max_parts=int(params["max_compound_parts"]))
     missing = {"meeting_id", "utterance_id", "text"} - set(utterances.columns)
     if missing:
         raise PipelineError(None, f"utterances table lacks column(s) {sorted(missing)}")
