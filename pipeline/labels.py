@@ -87,7 +87,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def _read_csv(path: Path) -> list[dict]:
-    from pipeline.report.sanitize import restore_cell
+    from pipeline.cells import restore_cell
 
     rows = []
     with path.open(encoding="utf-8-sig", newline="") as fh:

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.cells import neutralise_frame  # minutes text opened in spreadsheets
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path, stage_timer, write_metrics, write_parquet, write_text
-from pipeline.report.sanitize import neutralise_frame  # minutes text opened in spreadsheets
 
 log = logging.getLogger("policy_topics.classify")
 
