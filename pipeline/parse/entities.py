@@ -44,10 +44,12 @@ def coarse_label(ene_label: str) -> str:
     return _COARSE_FROM_ONTONOTES.get(ENE_ONTONOTES_MAPPING.get(ene_label, "OTHERS"), "other")
 
 
-_ROLE_SUFFIX = re.compile(
-    r"(?:構成員|座長代理|座長|委員長|副委員長|委員|議長|副議長|会長|部会長|主査|様|君|氏|さん|先生|知事|副知事|"
-    r"大臣|副大臣|政務官|理事|参考人|説明員|オブザーバー)$"
-)
+#: role words that follow (or stand for) a person's name in minutes: stripped from attendee strings,
+#: and NER-gate triggers (pipeline.parse.gate)
+ROLE_WORDS = ("構成員", "座長代理", "座長", "委員長", "副委員長", "委員", "議長", "副議長", "会長", "部会長", "主査",
+              "様", "君", "氏", "さん", "先生", "知事", "副知事", "大臣", "副大臣", "政務官", "理事", "参考人",
+              "説明員", "オブザーバー")
+_ROLE_SUFFIX = re.compile(f"(?:{'|'.join(ROLE_WORDS)})$")
 _NAME_CHARS = re.compile(r"^[\u3040-\u30FF\u4E00-\u9FFF々ヶー]+$")
 
 

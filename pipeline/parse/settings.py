@@ -13,7 +13,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "max_sentence_chars": 200,
     "split_on_newline": False,
     "max_chunk_bytes": 30000,
-    "ner": True,
+    "ner": "gated",
+    "ner_context": 4,
     "max_compound_parts": 6,
 }
 #: params that change speed only, never results (left out of the cache key)
@@ -29,4 +30,14 @@ def resolve_params(params: dict | None = None) -> dict:
             params = stage_params(STAGE)
         except Exception:  # outside the project
             params = {}
-    return {**DEFAULT_PARAMS, **params}
+    out = {**DEFAULT_PARAMS, **params}
+    from pipeline.parse.gate import ner_mode
+
+    try:
+        out["ner"] = ner_mode(out["ner"])
+    except ValueError as exc:
+        from pipeline.config import ROOT
+        from pipeline.errors import PipelineError
+
+        raise PipelineError(ROOT / "params.yaml", str(exc)) from exc
+    return out

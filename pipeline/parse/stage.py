@@ -13,6 +13,7 @@ import pandas as pd
 
 from pipeline.errors import PipelineError
 from pipeline.parse.entities import ENTITY_COLUMNS, known_person_names
+from pipeline.parse.gate import ner_mode
 from pipeline.parse.meeting import TOKEN_COLUMNS, parse_partition
 from pipeline.parse.models import load_nlp
 from pipeline.parse.sentences import SENTENCE_COLUMNS
@@ -70,7 +71,7 @@ def meeting_partitions(speech: pd.DataFrame, meetings: pd.DataFrame | None, para
     and the meeting's known people (found with the same model the workers use)."""
     from pipeline.partition import Partition, hash_bytes, hash_frame
 
-    tok_nlp = load_nlp(params["model"], ner=bool(params.get("ner", True)))
+    tok_nlp = load_nlp(params["model"], ner=ner_mode(params.get("ner")) != "off")
     parts = []
     for mid, rows in speech.groupby("meeting_id", sort=False):
         rows = rows.reset_index(drop=True)
