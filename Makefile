@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test setup lock bench
+.PHONY: run test test-fast setup lock bench
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Edit loop: unit tests on tiny inputs, no model loads (< 30 s); see tests/conftest.py.
+test-fast: $(STAMP)
+	POLICY_TOPICS_TEST_FAST=1 $(BIN)/python -m pytest -q -m "not slow and not browser" -p no:randomly
 
 # 1x and 5x Tokyo + the incremental step + parse vs plain GiNZA (~35 min on 2 cores); both cores,
 # raised priority where allowed (root), as the figures in benchmarks/README.md were measured.

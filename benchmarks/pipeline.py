@@ -355,8 +355,8 @@ def run_incremental(w: Path, raw: Path, env: dict, corpus: Path, added_file: Pat
     tm = w / "metrics" / "topics.json"
     if tm.exists():  # when / on what the topic model was fitted (refit or transform of the new meeting)
         m = json.loads(tm.read_text(encoding="utf-8"))
-        inc["topics_metrics"] = {k: v for k, v in m.items() if any(s in k for s in ("fit", "refit", "drift", "mode",
-                                                                                     "transform", "new_"))}
+        inc["topics_metrics"] = {k: v for k, v in m.items()
+                                 if k == "model" or any(s in k for s in ("fit", "drift", "mode", "transform", "new_"))}
     return inc
 
 

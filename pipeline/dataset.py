@@ -19,16 +19,16 @@ and filters), :func:`iter_parts` (one partition at a time) or DuckDB
 versions are read the same way.
 
 All-or-nothing: a writer fills a hidden temporary directory next to the target
-(``.sentences.parquet.tmp-XXXX``) and only :func:`commit` swaps it into place;
-a stage that fails leaves the previous output (or none) untouched. Several outputs of
-one stage are committed together (:func:`open_datasets`).
+(:func:`pipeline.io.atomic_path` with ``directory=True``) that replaces the target only when
+the stage succeeds; a stage that fails leaves the previous output (or none) untouched.
+Several outputs of one stage are installed together (:func:`open_datasets`, one
+:func:`pipeline.io.output_transaction`).
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,12 +58,18 @@ class DatasetWriter:
     Files whose column types differ from the others (a column that is all-null in one
     meeting) are rewritten at :meth:`finalize` with the unified schema, so every reader
     (pandas, pyarrow, DuckDB) sees one consistent schema.
+
+    The files go to a temporary directory from :func:`pipeline.io.atomic_path` (``directory=True``);
+    :meth:`commit` installs it, or stages it in the surrounding
+    :func:`pipeline.io.output_transaction`, which installs every output of the stage together.
     """
 
     def __init__(self, path: str | Path, metadata: dict[str, str] | None = None):
+        from pipeline.io import atomic_path
+
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
+        self._ctx = atomic_path(self.path, directory=True)
+        self.tmp = Path(self._ctx.__enter__())
         self.metadata = {k.encode(): str(v).encode() for k, v in (metadata or {}).items()}
         self.files: list[Path] = []
         self.schemas: list[pa.Schema] = []
@@ -103,24 +109,29 @@ class DatasetWriter:
                     t = pq.read_table(f)
                     t = t.select(target.names).cast(target).replace_schema_metadata(s.metadata)
                     pq.write_table(t, f)
-        os.chmod(self.tmp, 0o777 & ~_UMASK)
         for f in self.files:
             os.chmod(f, 0o666 & ~_UMASK)
         self._final = True
 
     def commit(self) -> Path:
-        """Finalize, then replace ``path`` (file or directory) by the new dataset."""
-        self.finalize()
-        old = None
-        if self.path.exists() or self.path.is_symlink():
-            old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.old-", dir=self.path.parent))
-            os.replace(self.path, old / "x")
-        os.replace(self.tmp, self.path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        """Finalize, then install the dataset in place of ``path`` (now, or with the surrounding
+        output transaction)."""
+        try:
+            self.finalize()
+        except BaseException:
+            self.abort()
+            raise
+        ctx, self._ctx = self._ctx, None
+        if ctx is not None:
+            ctx.__exit__(None, None, None)
         return self.path
 
     def abort(self) -> None:
+        """Drop the temporary directory; ``path`` is left as it was."""
+        ctx, self._ctx = self._ctx, None
+        if ctx is not None:
+            err = RuntimeError(f"{self.path}: dataset write aborted")
+            ctx.__exit__(RuntimeError, err, None)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> DatasetWriter:
@@ -136,24 +147,25 @@ class DatasetWriter:
 @contextlib.contextmanager
 def open_datasets(paths: dict[str, str | Path], metadata: dict[str, dict] | None = None
                   ) -> Iterator[dict[str, DatasetWriter]]:
-    """Writers for several outputs of one stage, committed together only if the block succeeds.
+    """Writers for several outputs of one stage, installed together only if the block succeeds
+    (one :func:`pipeline.io.output_transaction`; other outputs written inside the same
+    transaction, e.g. the stage's metrics JSON, join it)."""
+    from pipeline.io import output_transaction
 
-    All are finalized before any is swapped in, so a failure (bad input, a full disk while
-    rewriting) leaves every previous output in place.
-    """
-    writers: dict[str, DatasetWriter] = {}
-    try:
-        for name, p in paths.items():
-            writers[name] = DatasetWriter(p, (metadata or {}).get(name))
-        yield writers
+    with output_transaction():
+        writers: dict[str, DatasetWriter] = {}
+        try:
+            for name, p in paths.items():
+                writers[name] = DatasetWriter(p, (metadata or {}).get(name))
+            yield writers
+            for w in writers.values():
+                w.finalize()
+        except BaseException:
+            for w in writers.values():
+                w.abort()
+            raise
         for w in writers.values():
-            w.finalize()
-    except BaseException:
-        for w in writers.values():
-            w.abort()
-        raise
-    for w in writers.values():
-        w.commit()
+            w.commit()
 
 
 def write_dataset(df: pd.DataFrame, path: str | Path, by: str | None = "meeting_id") -> Path:

@@ -1,7 +1,9 @@
-"""Shared I/O: atomic writes (no partial outputs), logging and stage timing."""
+"""Shared I/O: atomic, all-or-nothing outputs (files and directories), logging and stage timing."""
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import errno
 import json
 import logging
 import os
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from pipeline.errors import PipelineError
 
 log = logging.getLogger("policy_topics")
 
@@ -43,27 +47,179 @@ def progress(iterable=None, **kwargs):
     return tqdm(iterable, **kwargs)
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it into place only on success.
+class OutputTransaction:
+    """Outputs of one stage run: written to temporary siblings, installed together or not at all.
 
-    A failing stage therefore never leaves a half-written output behind.
+    Every :func:`atomic_path` (and so :func:`write_parquet`, :func:`write_json`,
+    :func:`write_text`) inside ``with output_transaction():`` only *stages* its result;
+    when the block ends without an exception, :meth:`commit` installs all of them:
+    an existing target (file or directory) is first renamed to a backup beside it, the
+    new one renamed into place, and the backups removed at the end. If an install
+    fails midway, the targets installed so far are rolled back to their backups, so a
+    stage's outputs appear together or not at all. On an exception every temporary
+    file/directory is removed and no target is touched.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Path, Path]] = []   # (temporary, target)
+        self.after: list = []                         # callables run once everything is installed
+
+    def on_commit(self, fn) -> None:
+        """Run ``fn()`` after a successful commit (e.g. removing outputs a run no longer makes)."""
+        self.after.append(fn)
+
+    def add(self, tmp: Path, target: Path) -> None:
+        self.pending = [(t, g) for t, g in self.pending if g != target]  # last write of a target wins
+        self.pending.append((tmp, target))
+
+    def abort(self) -> None:
+        for tmp, _ in self.pending:
+            _remove(tmp)
+        self.pending.clear()
+        self.after.clear()
+
+    def commit(self) -> None:
+        for tmp, target in self.pending:  # cheap checks first: nothing installed yet
+            _check_target(target, tmp.is_dir())
+        installed: list[tuple[Path, Path | None]] = []   # (target, backup or None)
+        try:
+            for tmp, target in self.pending:
+                backup = None
+                if target.exists() or target.is_symlink():
+                    backup = target.with_name(f".{target.name}.{os.getpid()}.old")
+                    _remove(backup)
+                    os.replace(target, backup)
+                try:
+                    os.replace(tmp, target)
+                except OSError:
+                    if backup is not None:
+                        os.replace(backup, target)
+                    raise
+                installed.append((target, backup))
+        except OSError as exc:
+            for target, backup in reversed(installed):
+                _remove(target)
+                if backup is not None:
+                    with contextlib.suppress(OSError):
+                        os.replace(backup, target)
+            self.abort()
+            raise PipelineError(exc.filename or None, f"cannot write output: {exc.strerror or exc}") from None
+        for _, backup in installed:
+            if backup is not None:
+                _remove(backup)
+        self.pending.clear()
+        after, self.after = self.after, []
+        for fn in after:
+            fn()
+
+
+_TRANSACTION: contextvars.ContextVar[OutputTransaction | None] = contextvars.ContextVar(
+    "policy_topics_output_transaction", default=None)
+
+
+@contextlib.contextmanager
+def output_transaction() -> Iterator[OutputTransaction]:
+    """All outputs written inside the block appear together, or none does (see
+    :class:`OutputTransaction`). Nested blocks join the outermost one."""
+    outer = _TRANSACTION.get()
+    if outer is not None:
+        yield outer
+        return
+    txn = OutputTransaction()
+    token = _TRANSACTION.set(txn)
+    try:
+        yield txn
+    except BaseException:
+        txn.abort()
+        raise
+    finally:
+        _TRANSACTION.reset(token)
+    txn.commit()
+
+
+def current_transaction() -> OutputTransaction | None:
+    """The :func:`output_transaction` in force, if any (writers of their own temp dirs join it)."""
+    return _TRANSACTION.get()
+
+
+def on_commit(fn) -> None:
+    """Run ``fn()`` when the current output transaction commits (at once outside one)."""
+    txn = _TRANSACTION.get()
+    if txn is None:
+        fn()
+    else:
+        txn.on_commit(fn)
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    elif p.exists() or p.is_symlink():
+        with contextlib.suppress(OSError):
+            p.unlink()
+
+
+def _check_target(path: Path, is_dir: bool) -> None:
+    if path.is_dir() and not is_dir:
+        raise PipelineError(path, "output path is a directory")
+    if path.exists() and not path.is_dir() and is_dir:
+        raise PipelineError(path, "output path is a file, a directory is needed")
+
+
+def _output_error(path: Path, exc: OSError) -> PipelineError:
+    """OSError while preparing/writing an output -> one line naming the output."""
+    if isinstance(exc, (NotADirectoryError, FileExistsError)) and not path.parent.is_dir():
+        problem = "cannot create output: a parent path is not a directory"
+    elif getattr(exc, "errno", None) == errno.ENAMETOOLONG:
+        problem = "cannot create output: file name too long"
+    else:
+        problem = f"cannot write output: {exc.strerror or exc}"
+    return PipelineError(path, problem)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``path`` (an empty directory if ``directory``);
+    it replaces ``path`` only on success.
+
+    A failing stage therefore never leaves a half-written output behind. Inside
+    :func:`output_transaction` the replacement waits until the whole stage succeeded.
+    Output-path problems (read-only directory, a parent that is a file, a name too
+    long, a directory where a file is wanted) are :class:`PipelineError` naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    try:
+        if any(len(part.encode()) > 255 for part in path.parts):
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(path))
+        _check_target(path, directory)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if directory:
+            tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name[:100]}.", suffix=".tmp", dir=path.parent))
+        else:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            tmp_path = Path(tmp)
+    except OSError as exc:
+        raise _output_error(path, exc) from None
+    txn = _TRANSACTION.get()
     try:
         yield tmp_path
         if tmp_path.is_file():  # mkstemp makes 0600 files; outputs get the usual umask mode
             os.chmod(tmp_path, 0o666 & ~_UMASK)
-        os.replace(tmp_path, path)
-    finally:  # callers may replace the temp file by a directory (saved models)
-        if tmp_path.is_dir():
-            shutil.rmtree(tmp_path, ignore_errors=True)
-        elif tmp_path.exists():
-            tmp_path.unlink()
+        elif tmp_path.is_dir():
+            os.chmod(tmp_path, 0o777 & ~_UMASK)
+        if txn is not None:
+            txn.add(tmp_path, path)
+        else:
+            single = OutputTransaction()
+            single.add(tmp_path, path)
+            single.commit()
+    except OSError as exc:
+        _remove(tmp_path)
+        raise _output_error(path, exc) from None
+    except BaseException:
+        _remove(tmp_path)
+        raise
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:

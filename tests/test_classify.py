@@ -38,31 +38,16 @@ def _sample_rows() -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def sample():
-    """(X, Y) for every labelled sample sentence, in document order, grouped by speaker turn."""
-    from pipeline.classify.features import terms_for_texts
-
-    rows = _sample_rows()
-    if len(rows) < 100:
-        pytest.skip("sample labels not present")
-    turn, groups, prev = -1, [], None
-    for r in rows:
-        if r["speaker"] != prev:
-            turn += 1
-            prev = r["speaker"]
-        groups.append(f"turn{turn:03d}")
-    texts = [r["text"] for r in rows]
-    X = pd.DataFrame({"text": texts, "terms": terms_for_texts(texts), "group": groups})
-    Y = np.array([[int(t in r["labels"]) for t in DEFAULT_IDS] for r in rows])
-    return X, Y
+def sample(labelled_sample):
+    """(X, Y) for every labelled sample sentence, in document order, grouped by speaker turn
+    (the session fixture of conftest.py, shared with the hostile-input tests)."""
+    return labelled_sample
 
 
 @pytest.fixture(scope="module")
-def fitted(sample):
-    from pipeline.classify.model import ThemeClassifier
-
-    X, Y = sample
-    return ThemeClassifier(use_embeddings=False).fit(X, Y)
+def fitted(theme_model):
+    """Lexical+rules+context classifier fit on the sample (session fixture of conftest.py)."""
+    return theme_model
 
 
 # ------------------------------------------------------------------ rules + taxonomy

@@ -206,7 +206,8 @@ def test_parse_and_embed_stages_on_dask_equal_local(dask_client, tmp_path, monke
         if table != "entities":
             assert len(local) > (20 if table == "sentences" else 200)
     # one file per meeting, as on the local run
-    assert len(part_files(tmp_path / "dask" / "embeddings.parquet")) == 3
+    for table in ("sentences", "tokens", "embeddings"):
+        assert len(part_files(tmp_path / "dask" / f"{table}.parquet")) == 3
     ids_l, vec_l = load_embeddings(tmp_path / "local" / "embeddings.parquet")
     ids_d, vec_d = load_embeddings(tmp_path / "dask" / "embeddings.parquet")
     assert list(ids_d) == list(ids_l) and vec_d.shape == vec_l.shape and vec_l.shape[1] == 512

@@ -42,22 +42,30 @@ def test_rows_come_back_in_write_order_with_one_schema(tmp_path):
 
 def test_failure_leaves_previous_outputs_untouched(tmp_path):
     a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
-    pd.DataFrame({"x": [1, 2]}).to_parquet(a)  # an older single-file output is replaced by a dataset
+    write_dataset(pd.DataFrame({"x": [1, 2]}), a)
     write_dataset(_meeting(1), b)
     with pytest.raises(RuntimeError):
         with open_datasets({"a": a, "b": b}) as ws:
             ws["a"].write(_meeting(2))
             ws["b"].write(_meeting(3))
             raise RuntimeError("stage failed half-way")
-    assert a.is_file() and read_table(a)["x"].tolist() == [1, 2]
+    assert read_table(a)["x"].tolist() == [1, 2]
     assert read_table(b)["meeting_id"].unique().tolist() == ["m001"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "b.parquet"]  # no temp dirs left
     with open_datasets({"a": a, "b": b}) as ws:
         ws["a"].write(_meeting(2))
         ws["b"].write(_meeting(3))
-    assert a.is_dir() and read_table(a)["meeting_id"].unique().tolist() == ["m002"]
+    assert read_table(a)["meeting_id"].unique().tolist() == ["m002"]
     assert read_table(b)["meeting_id"].unique().tolist() == ["m003"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "b.parquet"]
+
+
+def test_a_file_where_a_dataset_goes_is_a_one_line_error(tmp_path):
+    old = tmp_path / "tokens.parquet"
+    pd.DataFrame({"x": [1]}).to_parquet(old)  # e.g. a single-file output of an older version
+    with pytest.raises(PipelineError, match="a directory is needed"):
+        write_dataset(_meeting(1), old)
+    assert old.is_file() and read_table(old)["x"].tolist() == [1]
 
 
 def test_empty_table_keeps_its_columns(tmp_path):

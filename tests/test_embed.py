@@ -68,7 +68,8 @@ def test_embed_per_meeting_is_cached_and_ordered(tmp_path):
     stats2: dict = {}
     ids2, X2 = embed_sentences(df2, {"backend": "use_multilingual"}, cache_dir=tmp_path, stats=stats2)
     assert stats2["computed"] == ["m1"] and stats2["cached"] == ["m2"]
-    assert np.array_equal(X2[1:], X[1:]) and not np.allclose(X2[0], X[0])
+    # m1 was re-encoded in a different batch: same vectors up to float rounding (BLAS/CPU dependent)
+    assert np.allclose(X2[1:], X[1:], atol=1e-5) and not np.allclose(X2[0], X[0], atol=1e-2)
 
 
 def test_npz_roundtrip_and_bad_file(tmp_path):

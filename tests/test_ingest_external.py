@@ -298,3 +298,45 @@ def test_directory_run_over_each_folder_exits_0(tmp_path, folder):
     assert rep["accounting_ok"]
     for name, f in rep["per_file"].items():   # every character of every file accounted
         assert f["chars_in"] == sum(v for k, v in f.items() if k.startswith("chars_") and k != "chars_in"), name
+
+
+def test_kensakusystem_crlf_copy_reads_the_same(tmp_path, kensaku):
+    """The same download saved with Windows line ends: same turns, title and date, no CR in any text."""
+    src = EXTERNAL / "kensakusystem-text" / "meguro_R070217_statements.txt"
+    (tmp_path / src.name).write_bytes(src.read_bytes().replace(b"\n", b"\r\n"))
+    got = ingest_paths([tmp_path], cache=False)
+    want = _speech(kensaku, src.name)
+    sp = got.utterances[got.utterances["kind"] == "speech"]
+    assert sp["speaker_raw"].tolist() == want["speaker_raw"].tolist()
+    assert sp["text"].tolist() == want["text"].tolist()
+    assert (sp["meeting_title"].iloc[0], sp["meeting_date"].iloc[0]) == (want["meeting_title"].iloc[0], "2025-02-17")
+    assert got.report["accounting_ok"]
+
+
+def test_assembly_agenda_from_the_roster_and_the_chair(kensaku, discussnet):
+    # 議事日程 lines of the header (grep -n '^日程第' meguro…txt -> 日程第１ 会期の決定, 日程第２ 代表質問)
+    m = kensaku.meetings.set_index("source_file")
+    assert list(m.loc["meguro_R070217_statements.txt", "agenda"]) == ["日程第1 会期の決定", "日程第2 代表質問"]
+    # katsushika prints 47 numbered items, letter-spaced ('　第　２　　議　　案　　第　１号 …')
+    kat = list(m.loc["katsushika_R070214_statements.txt", "agenda"])
+    assert len(kat) == 47 and kat[1] == "日程第2 議案第1号 令和7年度葛飾区一般会計予算"
+    # 函館 prints the number and the item on two lines (日程第１ / 　会議録署名議員の指名)
+    h = discussnet.meetings.set_index("source_file").loc["hakodate_20240222_minute.json", "agenda"]
+    assert list(h)[:2] == ["日程第1 会議録署名議員の指名", "日程第2 会期の決定について"] and len(h) == 7
+    # turns follow the chair's 日程第N announcements: 目黒's 代表質問 runs from 日程第２ to the end
+    sp = _speech(kensaku, "meguro_R070217_statements.txt")
+    assert sp["agenda_item"].iloc[0] is None
+    assert (sp["agenda_item"] == "日程第2 代表質問").sum() == 19 and sp["agenda_item"].iloc[-1] == "日程第2 代表質問"
+
+
+def test_assembly_attendance_from_the_roster(kensaku, discussnet):
+    # the roster prints its own totals: 出席議員（３８名）/ 欠席議員（１名）… — the lists must have that many names
+    m = {**kensaku.meetings.set_index("source_file")[["attendees", "absentees"]].to_dict("index"),
+         **discussnet.meetings.set_index("source_file")[["attendees", "absentees"]].to_dict("index")}
+    want = {"hirosaki_R050217_statements.txt": (25, 3), "katsushika_R070214_statements.txt": (38, 1),
+            "meguro_R070217_statements.txt": (34, 1), "hakodate_20240222_minute.json": (26, 1),
+            "yokohama_20241129_minute.json": (82, 4), "sumida_20241227_minute.json": (32, 0)}
+    for f, (n_in, n_out) in want.items():
+        assert (len(m[f]["attendees"]), len(m[f]["absentees"])) == (n_in, n_out), f
+    assert list(m["katsushika_R070214_statements.txt"]["absentees"]) == ["大森ゆきこ"]
+    assert "吉田崇仁" in list(m["hakodate_20240222_minute.json"]["attendees"])

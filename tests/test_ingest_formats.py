@@ -382,7 +382,7 @@ def test_kokkai_one_meeting_per_file_as_fetch_saves_it(tmp_path):
 ])
 def test_shingikai_label_styles(fixture, labels, names, roles):
     res = ingest_paths([FIX / fixture], cache=False)
-    u, mt = res.utterances, res.meetings.iloc[0]
+    u = res.utterances
     sp = u[u["kind"] == "speech"]
     assert res.report["per_file"][fixture]["format"] == "shingikai_text"
     assert (sp["speaker_raw"].tolist(), sp["speaker_name"].tolist(), sp["speaker_role"].tolist()) == (labels, names, roles)
@@ -419,3 +419,17 @@ def test_discussnet_bad_input_one_line(tmp_path, name, data, problem):
     with pytest.raises(MultiFileError) as ei:
         ingest_paths([f], cache=False)
     assert len(ei.value.lines()) == 1 and ei.value.lines()[0].endswith(f"{name}: {problem}")
+
+
+def test_kokkai_old_api_record_without_record_data_is_one_line(tmp_path):
+    from pipeline.errors import MultiFileError
+
+    f = tmp_path / "v1.json"
+    f.write_text(json.dumps({"data": {"records": {"record": [
+        {"recordData": {"speechRecord": {"speechOrder": "1", "speaker": "某", "speech": "○某君　発言です。",
+                                         "date": "2018-05-30", "nameOfHouse": "衆議院"}}},
+        {"recordPosition": "2"}]}}}, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(MultiFileError) as ei:
+        ingest_paths([f], cache=False)
+    assert ei.value.lines() == ["v1.json: data.records.record[1] has no recordData.meetingRecord or "
+                                "recordData.speechRecord object (old Kokkai API shape)"]

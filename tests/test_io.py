@@ -40,3 +40,76 @@ def test_failed_directory_output_is_cleaned_up(tmp_path):
             (tmp / "weights.bin").write_bytes(b"\0")
             raise RuntimeError("save failed")
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------ all-or-nothing output sets (issue #13)
+def test_transaction_installs_all_outputs_or_none(tmp_path):
+    from pipeline.errors import PipelineError
+    from pipeline.io import output_transaction, write_text
+
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("old a")
+    with pytest.raises(RuntimeError):
+        with output_transaction():
+            write_text("new a", a)
+            assert a.read_text() == "old a"  # staged, not installed yet
+            raise RuntimeError("stage failed after its first output")
+    assert a.read_text() == "old a" and not b.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]  # no temp files left
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(PipelineError, match="dir: output path is a directory"):
+        with output_transaction():
+            write_text("new a", a)
+            write_text("x", tmp_path / "dir")
+    assert a.read_text() == "old a"
+    with output_transaction():
+        write_text("new a", a)
+        write_text("new b", b)
+    assert (a.read_text(), b.read_text()) == ("new a", "new b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt", "dir"]
+
+
+def test_transaction_replaces_directories_too(tmp_path):
+    from pipeline.io import atomic_path, output_transaction, write_text
+
+    ds = tmp_path / "table.parquet"  # a partitioned dataset is a directory
+    ds.mkdir()
+    (ds / "part-0.parquet").write_text("old")
+    with output_transaction():
+        with atomic_path(ds, directory=True) as tmp:
+            assert tmp.is_dir() and not any(tmp.iterdir())
+            (tmp / "part-1.parquet").write_text("new")
+        write_text("{}", tmp_path / "metrics.json")
+        assert (ds / "part-0.parquet").exists()
+    assert [p.name for p in ds.iterdir()] == ["part-1.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "table.parquet"]
+
+
+@pytest.mark.parametrize("case", ["is_dir", "parent_is_file", "name_too_long"])
+def test_output_path_problems_are_one_line_errors(tmp_path, case):
+    from pipeline.errors import PipelineError
+
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "dir").mkdir()
+    target, problem = {"is_dir": (tmp_path / "dir", "output path is a directory"),
+                       "parent_is_file": (tmp_path / "file" / "out.json", "a parent path is not a directory"),
+                       "name_too_long": (tmp_path / ("長" * 100 + ".json"), "file name too long")}[case]
+    with pytest.raises(PipelineError) as err:
+        write_json({"a": 1}, target)
+    assert str(err.value) == f"{target}: cannot create output: {problem}" or str(err.value) == f"{target}: {problem}"
+    assert "\n" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "file"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_output_directory(tmp_path):
+    from pipeline.errors import PipelineError
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(PipelineError, match="ro/x.json: cannot write output: Permission denied"):
+            write_json({}, ro / "x.json")
+    finally:
+        ro.chmod(0o700)

@@ -57,6 +57,7 @@ def _poison(src, dst):
         e = pd.read_parquet(dst / "entities.parquet")
         e.loc[e.index[: len(e) // 2], "text"] = f"総務省{IMG}"
         e.loc[e.index[: len(e) // 2], "coarse_label"] = "organisation"
+        shutil.rmtree(dst / "entities.parquet", ignore_errors=True)  # the parse stage writes a dataset directory
         e.to_parquet(dst / "entities.parquet")
     return dst, evil_speaker
 

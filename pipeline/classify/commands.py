@@ -161,19 +161,24 @@ def _cross_group(model, X, Y, params, n_boot) -> dict | None:
     res = cross_group(model, X, Y, X[col].to_numpy(), n_boot=n_boot, seed=int(params.get("seed", 42)), what=what)
     res.pop("oof")
     n = int(params.get("queue_size", 50))
+    plain_model = model.__class__(**{**model.get_params(), "use_coding_rules": False})
+    sents = pd.DataFrame({"sentence_id": [str(i) for i in range(len(X))], "text": X["text"],
+                          "utterance_id": X["group"], "speaker": X.get("speaker", X["group"]),
+                          "meeting_id": X.get("meeting_id", "")})
     sims = []
     for g, size in X[col].value_counts().items():
         if size >= 3 * n and g != "(none)":
-            sents = pd.DataFrame({"sentence_id": [str(i) for i in range(len(X))], "text": X["text"],
-                                  "utterance_id": X["group"], "speaker": X.get("speaker", X["group"]),
-                                  "meeting_id": X.get("meeting_id", "")})
-            sims.append(simulate_queue(model, X, Y, X[col].to_numpy(), g, n=n, sentences=sents))
+            sim = simulate_queue(model, X, Y, X[col].to_numpy(), g, n=n, sentences=sents)
+            # the same round trip without the coding rules written on this meeting: closer to a
+            # council whose wording the rules have never seen
+            p = simulate_queue(plain_model, X, Y, X[col].to_numpy(), g, n=n, sentences=sents)
+            sim["plain_cues_only"] = {k: p[k] for k in ("before_whole_group", "before_rest", "after_rest", "n_rest")}
+            sims.append(sim)
     res["label_queue_simulation"] = sims
     res["column"] = col
     # the coding rules were written while reading this meeting: the same scheme with only the
     # taxonomy's plain cue lists (from policy-themes.md) is the less optimistic reading
-    plain = cross_group(model.__class__(**{**model.get_params(), "use_coding_rules": False}), X, Y,
-                        X[col].to_numpy(), n_boot=1, seed=int(params.get("seed", 42)), what=what)
+    plain = cross_group(plain_model, X, Y, X[col].to_numpy(), n_boot=1, seed=int(params.get("seed", 42)), what=what)
     res["plain_cues_only"] = {"micro_f1": plain["micro_f1"], "macro_f1": plain["macro_f1"],
                               "per_label_f1": plain["per_label_f1"]}
     return res
@@ -273,17 +278,7 @@ def cmd_tag(args) -> int:
     import io
 
     model = load_model(args.model)
-    if args.file in (None, "-"):
-        src = "<stdin>"
-        stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace") \
-            if hasattr(sys.stdin, "buffer") else sys.stdin
-    else:
-        p = Path(args.file)
-        if not p.exists():
-            raise PipelineError(p, "file not found")
-        src = p
-        stream = p.open(encoding="utf-8", errors="replace")
-    lines = [line.rstrip("\r\n").lstrip("\ufeff") for line in stream]
+    src, lines = read_tag_input(args.file)
     first = next((x.strip() for x in lines if x.strip()), "")
     jsonl = first.startswith("{")
     if jsonl:
@@ -293,6 +288,18 @@ def cmd_tag(args) -> int:
     out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n", line_buffering=False) \
         if hasattr(sys.stdout, "buffer") else sys.stdout
     batch = 256
+    try:
+        _write_tags(out, lines, records if jsonl else None, jsonl, batch, model, tag_records, tag_texts)
+    except BrokenPipeError:
+        # `tag ... | head -1`: the reader has gone; stop quietly like any Unix filter
+        _silence_stdout()
+        return 0
+    if out is not sys.stdout:
+        out.detach()
+    return 0
+
+
+def _write_tags(out, lines, records, jsonl, batch, model, tag_records, tag_texts) -> None:
     start = 0
     while start < len(lines):
         end = min(start + batch, len(lines))
@@ -307,9 +314,55 @@ def cmd_tag(args) -> int:
             out.write(json.dumps(r, ensure_ascii=False) + "\n")
         out.flush()
         start = end
-    if out is not sys.stdout:
-        out.detach()
-    return 0
+
+
+def _silence_stdout() -> None:
+    """After EPIPE: point stdout at /dev/null so the interpreter's final flush raises nothing."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+#: the largest `tag` input read (bytes)
+MAX_TAG_INPUT_BYTES = 256 * 1024 * 1024
+
+
+def read_tag_input(file) -> tuple[str | Path, list[str]]:
+    """(source name, lines) of ``tag``'s input (a file, or stdin for ``-``/None).
+
+    Decoded as ingest decodes files (UTF-8 with/without BOM, UTF-16 with or without BOM,
+    CP932, EUC-JP; undecodable input is an error, never mojibake). One record per LF
+    (a CRLF ends a record too); a lone CR or U+2028 inside a line is part of that record's
+    text. A directory, device or unreadable file is a one-line error.
+    """
+    from pipeline.ingest.core import read_input
+    from pipeline.ingest.decode import decode_bytes
+
+    if file in (None, "-"):
+        src: str | Path = "<stdin>"
+        stream = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else None
+        data = stream.read(MAX_TAG_INPUT_BYTES + 1) if stream is not None else sys.stdin.read().encode("utf-8")
+        if len(data) > MAX_TAG_INPUT_BYTES:
+            raise PipelineError(src, f"input too large (more than {MAX_TAG_INPUT_BYTES:,} bytes)")
+    else:
+        src = Path(file)
+        if not src.exists() and not src.is_symlink():
+            raise PipelineError(src, "file not found")
+        if src.is_dir():
+            raise PipelineError(src, "is a directory: give a text or JSON-lines file (one text per line)")
+        data = read_input(src, str(src))
+    if not data.strip():
+        return src, []
+    text, _ = decode_bytes(data, src)
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines.pop()
+    return src, [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def cmd_label_queue(args) -> int:

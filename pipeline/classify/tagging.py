@@ -46,9 +46,47 @@ def tag_texts(texts, model=None, model_path: str | Path = DEFAULT_MODEL, batch_s
     for b in range(0, len(todo), batch_size):
         chunk = todo[b:b + batch_size]
         X = pd.DataFrame({"text": [texts[i] for i in chunk]})
-        for i, res in zip(chunk, model.tag(X)):
+        for i, res in zip(chunk, tag_frame(model, X)):
             out[i] = {"text": texts[i], **res}
     return out
+
+
+#: a text longer than this (UTF-8 bytes) is tagged in pieces cut as parse cuts long sentences
+#: (a 1 MB line took 49 s and 5.2 GB in one piece)
+MAX_TAG_BYTES = 3000
+
+
+def tag_frame(model, X: pd.DataFrame, max_bytes: int = MAX_TAG_BYTES) -> list[dict]:
+    """``model.tag(X)`` with every text over ``max_bytes`` cut into pieces (at 。、 line breaks or
+    spaces, :func:`pipeline.parse.byte_chunks`) tagged as one speaker turn, and the pieces'
+    results folded back into one per row: themes = union, score = max, evidence merged.
+    Rows within the limit are tagged exactly as before."""
+    from pipeline.parse.sentences import byte_chunks
+
+    texts = X["text"].astype(str).tolist()
+    if all(len(t) * 3 <= max_bytes or len(t.encode("utf-8")) <= max_bytes for t in texts):
+        return model.tag(X)
+    groups = X["group"].astype(str).tolist() if "group" in X.columns else [f"row{i}" for i in range(len(X))]
+    rows, owner = [], []
+    for i, rec in enumerate(X.to_dict("records")):
+        for a, b in byte_chunks(texts[i], max_bytes):
+            rows.append({**rec, "text": texts[i][a:b], "group": groups[i]})
+            owner.append(i)
+    pieces = model.tag(pd.DataFrame(rows))
+    order = [str(c) for c in model.classes_]
+    out: list[dict | None] = [None] * len(X)
+    for i, r in zip(owner, pieces):
+        cur = out[i]
+        if cur is None:
+            out[i] = {"themes": list(r["themes"]), "scores": dict(r["scores"]),
+                      "evidence": {k: list(v) for k, v in r["evidence"].items()}}
+            continue
+        cur["scores"] = {k: max(v, r["scores"].get(k, 0.0)) for k, v in cur["scores"].items()}
+        for t, cues in r["evidence"].items():
+            cur["evidence"].setdefault(t, [])
+            cur["evidence"][t] += [c for c in cues if c not in cur["evidence"][t]]
+        cur["themes"] = [t for t in order if t in cur["themes"] or t in r["themes"]]
+    return out  # type: ignore[return-value]
 
 
 def turn_groups(turns) -> list[str]:
@@ -80,7 +118,7 @@ def tag_records(records, model=None, model_path: str | Path = DEFAULT_MODEL) -> 
     res: dict[int, dict] = {}
     if todo:
         X = pd.DataFrame({"text": [texts[i] for i in todo], "group": [groups[i] for i in todo]})
-        for i, r in zip(todo, model.tag(X)):
+        for i, r in zip(todo, tag_frame(model, X)):
             res[i] = r
     for i, rec in enumerate(recs):
         r = res.get(i) or {"themes": [], "scores": {c: 0.0 for c in ids}, "evidence": {}}

@@ -41,18 +41,59 @@ def _package_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def collect_inputs(paths) -> list[tuple[Path, str]]:
+def collect_inputs(paths, skipped: list[dict] | None = None) -> list[tuple[Path, str]]:
     """Expand files/directories into (path, source_file) pairs; source_file is relative to the
-    directory given (or the file name for a file given directly). Hidden files and *.dvc are skipped."""
+    directory given (or the file name for a file given directly). Hidden files and *.dvc are skipped.
+
+    Symlinked directories are followed once (a link back to a directory already walked is not
+    walked again); dangling links and special files (FIFOs, devices) inside a directory are
+    appended to ``skipped`` as ``{"path", "reason"}`` and logged, never dropped without a word.
+    A path given directly must be a regular file or a directory.
+    """
+    import os
+    import stat
+
     out: list[tuple[Path, str]] = []
+    skipped = skipped if skipped is not None else []
+
+    def skip(rel: str, reason: str) -> None:
+        skipped.append({"path": rel, "reason": reason})
+        log.warning("skipped %s: %s", rel, reason)
+
     for p in map(Path, paths):
         if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                rel = f.relative_to(p)
-                if f.is_file() and not any(part.startswith(".") for part in rel.parts) and f.suffix != ".dvc":
-                    out.append((f, rel.as_posix()))
+            seen: set[tuple[int, int]] = set()
+            found: list[tuple[Path, str]] = []
+            for root, dirs, files in os.walk(p, followlinks=True):
+                st = os.stat(root)
+                rel_root = Path(root).relative_to(p)
+                if (st.st_dev, st.st_ino) in seen:
+                    skip(rel_root.as_posix(), "symlink to a directory already read (loop)")
+                    dirs[:] = []
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):  # (dangling links are among the files)
+                    rel = (rel_root / name).as_posix()
+                    f = Path(root) / name
+                    if name.startswith(".") or f.suffix == ".dvc":
+                        continue
+                    try:
+                        mode = f.stat().st_mode
+                    except OSError:
+                        skip(rel, "dangling symlink" if f.is_symlink() else "cannot stat")
+                        continue
+                    if stat.S_ISREG(mode):
+                        found.append((f, rel))
+                    else:
+                        skip(rel, "not a regular file (FIFO, device or socket)")
+            out += sorted(found, key=lambda x: Path(x[1]).parts)
         elif p.is_file():
             out.append((p, p.name))
+        elif p.exists():
+            raise PipelineError(p, "not a regular file or directory (a device, FIFO or socket)")
+        elif p.is_symlink():
+            raise PipelineError(p, "dangling symlink (its target does not exist)")
         else:
             raise PipelineError(p, "no such file or directory")
     return out
@@ -76,7 +117,8 @@ def ingest_paths(paths, fmt: str = "auto", *, cache: bool = True, cache_dir=None
     params = {**stage_params(STAGE), **(params or {})}
     if fmt not in ("auto", *format_names()):
         raise PipelineError(None, f"unknown format {fmt!r} (known: auto, {', '.join(format_names())})")
-    inputs = collect_inputs(paths)
+    skipped: list[dict] = []
+    inputs = collect_inputs(paths, skipped)
     if not inputs:
         raise PipelineError(", ".join(map(str, paths)), "no input files")
     from pipeline.ingest.formats import companion_files
@@ -101,7 +143,9 @@ def ingest_paths(paths, fmt: str = "auto", *, cache: bool = True, cache_dir=None
     ids = meets["meeting_id"]
     if ids.duplicated().any():
         dup = ids[ids.duplicated()].iloc[0]
-        raise PipelineError(dup, "duplicate meeting_id (two input files with the same stem?)")
+        files = meets.loc[ids == dup, "source_file"].astype(str).tolist()
+        raise PipelineError(files[-1], f"duplicate meeting_id {dup!r}: also read from {files[0]}"
+                                       + (" (two input files with the same stem?)" if files[0] != files[-1] else ""))
     for col in INT_COLUMNS:
         utts[col] = utts[col].astype("Int64")
     meets["session"] = meets["session"].astype("Int64")
@@ -114,7 +158,10 @@ def ingest_paths(paths, fmt: str = "auto", *, cache: bool = True, cache_dir=None
               "files_by_format": {str(k): int(v) for k, v in rep["format"].value_counts().items()},
               "totals": totals,
               "accounting_ok": bool(totals["chars_in"] == sum(v for k, v in totals.items() if k.startswith("chars_")
-                                                              and k != "chars_in")),
+                                                              and k != "chars_in")
+                                    and all(v >= 0 for v in totals.values())
+                                    and bool((rep[numeric] >= 0).all().all())),
+              "skipped": skipped,
               "per_file": {r["source_file"]: {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()
                                               if k != "source_file"}
                            for r in rep.to_dict("records")}}
@@ -123,17 +170,18 @@ def ingest_paths(paths, fmt: str = "auto", *, cache: bool = True, cache_dir=None
 
 def run(args) -> int:
     from pipeline.config import stage_params
-    from pipeline.io import stage_timer, write_json, write_parquet
+    from pipeline.io import output_transaction, stage_timer, write_json, write_parquet
 
     params = stage_params(STAGE)
     fmt = args.format or params.get("format", "auto")
     with stage_timer(STAGE) as stats:
         res = ingest_paths(args.inputs, fmt=fmt, cache=bool(params.get("cache", True)) and not args.no_cache)
-        write_parquet(res.utterances, args.output)
-        if args.meetings:
-            write_parquet(res.meetings, args.meetings)
-        if args.report:
-            write_json(res.report, args.report)
+        with output_transaction():  # the tables and the report appear together, or none of them
+            write_parquet(res.utterances, args.output)
+            if args.meetings:
+                write_parquet(res.meetings, args.meetings)
+            if args.report:
+                write_json(res.report, args.report)
         stats.update(files=res.report["files"], meetings=res.report["meetings"],
                      speech_turns=res.report["speech_turns"], utterances=res.report["utterances"])
     return 0
@@ -141,14 +189,16 @@ def run(args) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("ingest", help="minutes files/directories -> utterances.parquet",
-                              description="Read minutes (PDF, PDF-extracted text, Tokyo Assembly JSON, "
-                                          "Kokkai API JSON, '名前：発言' text, HTML pages) into one utterance table.")
+                              description="Read minutes (PDF, PDF-extracted text, Tokyo Assembly / Kokkai API / "
+                                          "DiscussNet JSON, 会議録検索システム text, DB-Search and other HTML pages, "
+                                          "審議会 and '名前：発言' text) into one utterance table.")
     p.add_argument("inputs", nargs="+", metavar="FILE", help="input files or directories (recursed)")
     p.add_argument("-o", "--output", required=True, help="utterances parquet to write")
     p.add_argument("--meetings", help="meetings parquet to write")
     p.add_argument("--report", help="cleaning/accounting report JSON to write")
     p.add_argument("--format", default=None,
-                   help="auto (default: params.yaml ingest.format) or one of: pdf, pdf_text, "
-                        "tokyo_assembly_json, kokkai_json, colon_text, html")
+                   help="auto (default: params.yaml ingest.format) or one of: pdf, pdf_text, tokyo_assembly_json, "
+                        "discussnet_ssp_json, kokkai_json, dbsearch_html, html, kensakusystem_text, shingikai_text, "
+                        "colon_text")
     p.add_argument("--no-cache", action="store_true", help="recompute every file (ignore .cache/ingest)")
     p.set_defaults(func=run)

@@ -24,7 +24,13 @@ from __future__ import annotations
 
 import re
 
-from pipeline.ingest.clean import Accounting, Block, normalize_width, split_lines, split_ws
+from pipeline.ingest.clean import (
+    Accounting,
+    Block,
+    normalize_width,
+    split_lines,
+    split_ws,
+)
 from pipeline.ingest.structure import OFFICIAL_SUFFIXES, ROLE_SUFFIXES
 
 MARKS = "○◯〇◆◎"
@@ -64,10 +70,6 @@ def match_turn(line: str) -> re.Match | None:
     if not m or not is_speaker_label(m.group(2)):
         return None
     return m
-
-
-def is_note(content: str) -> bool:
-    return bool(_NOTE.match(content))
 
 
 def read_turns(text: str, acct: Accounting, *, turns: bool = True, heading_after_rule: bool = False,
@@ -183,3 +185,72 @@ def read_turns(text: str, acct: Accounting, *, turns: bool = True, heading_after
 def roster_text(header_text: str) -> str:
     """Header roster with every space removed: '区　長　　青　木　英　二' -> '区長青木英二' (for name look-up)."""
     return re.sub(r"[\s\u3000]+", "", normalize_width(header_text))
+
+
+_ITEM = re.compile(r"^(?:日程)?第[ \u3000]*([0-9]{1,3})(?:[ \u3000、.．]+(.*))?$")
+
+
+def _unspace(text: str) -> str:
+    """'議　　案　　第　１号　令和７年度…' -> '議案第1号 令和7年度…': letter-spaced words joined, other spaces one."""
+    out: list[str] = []
+    for tok in re.split(r"[ \u3000]+", text.strip(" \u3000")):
+        if out and (len(tok) == 1 or len(out[-1]) == 1 or out[-1].endswith("第")):
+            out[-1] += tok
+        elif tok:
+            out.append(tok)
+    return " ".join(out)
+
+
+def agenda_from_header(header_text: str) -> list[str]:
+    """議事日程 of the header -> ['日程第1 会議録署名議員の指名', …] (one per number, first wins).
+
+    Lines '日程第１　会期の決定' / '第１　会議録署名議員の指名' / '　第　２　　議　　案　　第　１号 …'; a
+    number alone on its line takes the next line as its item (函館: '日程第１' / '　会議録署名議員の指名').
+    """
+    lines = [normalize_width(ln).strip(" \u3000") for ln in header_text.split("\n")]
+    start = next((i for i, ln in enumerate(lines) if "議事日程" in ln), 0)
+    items: dict[int, str] = {}
+    pending: int | None = None
+    for ln in lines[start:]:
+        m = _ITEM.match(ln)
+        if m:
+            n, rest = int(m.group(1)), (m.group(2) or "").strip(" \u3000")
+            pending = None if rest else n
+            if rest and n not in items:
+                items[n] = f"日程第{n} " + _unspace(rest)
+            continue
+        if pending is not None and ln:
+            items.setdefault(pending, f"日程第{pending} " + _unspace(ln))
+            pending = None
+    return [items[k] for k in sorted(items)]
+
+
+_SEAT_ENTRY = re.compile(r"([0-9]{1,3})[ \u3000]*番[ \u3000]+(.+?)(?=[ \u3000]+[0-9]{1,3}[ \u3000]*番|$)")
+
+
+def members_from_header(header_text: str) -> tuple[list[str], list[str]]:
+    """(attendees, absentees) from the roster's ``出席議員`` / ``欠席議員`` sections: ``１番　吉　田　崇　仁``
+    seat entries (several a line) or one ``氏名君`` a line; names with their spaces and 君/議員 removed."""
+    attendees: list[str] = []
+    absentees: list[str] = []
+    target: list[str] | None = None
+    for raw in header_text.split("\n"):
+        ln = normalize_width(raw).strip(" \u3000")
+        flat = re.sub(r"[ \u3000]+", "", ln)
+        if re.match(r"^[○〇◯]?(?:[0-9]+)?(?:出席議員|出席委員)", flat):
+            target = attendees
+            continue
+        if re.match(r"^[○〇◯]?(?:[0-9]+)?(?:欠席議員|欠席委員)", flat):
+            target = absentees
+            continue
+        if target is None or not ln:
+            continue
+        seats = _SEAT_ENTRY.findall(ln)
+        if seats:
+            target.extend(re.sub(r"[ \u3000]+|(?:君|議員)$", "", name) for _, name in seats)
+        elif flat.endswith(("君", "議員")) and len(flat) <= 12:
+            target.append(re.sub(r"(?:君|議員)$", "", flat))
+        elif flat not in ("なし",) and not re.fullmatch(r"[（(]?[0-9]+名[）)]?", flat):
+            target = None          # the next section (出席説明員, 議事日程 …)
+    return attendees, absentees
+

@@ -59,7 +59,13 @@ class Accounting:
         return {"chars_in": self.chars_in, **{f"chars_{k}": v for k, v in self.counts.items()}}
 
 
-_LINE = re.compile(r"([^\n\r\f]*)(\r\n|\n|\r|\f|$)")
+#: THE line-break rule of the project (issue #13): the characters ``str.splitlines`` honours
+#: (LF, CR, CRLF, VT, FF, FS, GS, RS, NEL, LINE/PARAGRAPH SEPARATOR). Every reader, sniffer,
+#: ``tag`` and the CSV export split lines with :func:`split_lines` / :func:`lines_of`, so a
+#: format sniffer never sees turns the reader then glues together. FF stays a page break.
+LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+_LINE = re.compile(r"([^\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]*)(\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]|$)")
+_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 def split_lines(text: str) -> list[tuple[str, str]]:
@@ -69,6 +75,17 @@ def split_lines(text: str) -> list[tuple[str, str]]:
     if lines and lines[-1] == ("", ""):
         lines.pop()
     return lines
+
+
+def lines_of(text: str) -> list[str]:
+    """The lines of ``text`` by :data:`LINE_BREAKS` (what ``str.splitlines`` gives, by the same rule
+    as :func:`split_lines`)."""
+    return [line for line, _ in split_lines(text)]
+
+
+def normalize_breaks(text: str, repl: str = "\n") -> str:
+    """Every line break (CRLF, lone CR, U+2028, ...) -> ``repl`` (``\n``; ``" "`` for one-line fields)."""
+    return _BREAK.sub(repl, text)
 
 
 def split_ws(raw: str) -> tuple[str, str, str]:

@@ -1,11 +1,13 @@
 """One file -> utterance / meeting / report tables (the per-partition function)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline.errors import PipelineError
+from pipeline.ingest.clean import LINE_BREAKS, normalize_breaks
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import assign_agenda, parse_speaker
 
@@ -23,6 +25,7 @@ REPORT_COLUMNS = [
     "chars_speaker_label", "chars_header", "chars_procedural", "chars_page_marker", "chars_whitespace",
     "chars_other",
 ]
+_ANY_BREAK = re.compile(f"[{re.escape(LINE_BREAKS)}]")
 SPEAKER_FIELDS = ("speaker_name", "speaker_role", "speaker_affiliation", "speaker_title", "speaker_title_full",
                   "speaker_number")
 #: integer columns (nullable Int64)
@@ -35,7 +38,7 @@ def empty_tables() -> dict[str, pd.DataFrame]:
             "report": pd.DataFrame(columns=REPORT_COLUMNS)}
 
 
-def _typed_utterances(df: "pd.DataFrame | list[dict]") -> pd.DataFrame:
+def _typed_utterances(df: pd.DataFrame | list[dict]) -> pd.DataFrame:
     """Utterance columns typed once: nullable Int64 for numbers, plain objects (str or None) for the rest.
 
     Built column by column from Python lists: per-column ``astype``/``where`` on pandas' string dtype
@@ -52,6 +55,16 @@ def _typed_utterances(df: "pd.DataFrame | list[dict]") -> pd.DataFrame:
             cols[col] = pd.Series([None if v is None or (isinstance(v, float) and v != v) else v for v in vals],
                                   dtype=object)   # a Series keeps None (pd.array(dtype=object) makes it NaN)
     return pd.DataFrame(cols, columns=UTTERANCE_COLUMNS)
+
+
+def check_accounting(acct, rel: str) -> None:
+    """Every input character in exactly one bucket: the buckets sum to ``chars_in`` and none is
+    negative (a negative bucket hides lost characters behind a balanced sum)."""
+    for key, value in acct.as_dict().items():
+        if value < 0:
+            raise PipelineError(rel, f"internal accounting error: {key} is {value}")
+    if acct.total != acct.chars_in:
+        raise PipelineError(rel, f"internal accounting error: {acct.total} chars classified of {acct.chars_in}")
 
 
 def complete_speakers(meeting: Meeting) -> None:
@@ -96,11 +109,16 @@ def document_tables(doc: Document, rel: str, stem: str) -> dict[str, pd.DataFram
             "agenda": list(m.agenda), "n_utterances": len(m.rows), "n_speech": n_speech,
         })
     acct = doc.accounting
-    if acct.total != acct.chars_in:
-        raise PipelineError(rel, f"internal accounting error: {acct.total} chars classified of {acct.chars_in}")
+    check_accounting(acct, rel)
     n_speech = sum(u["kind"] == "speech" for u in utts)
     report = {"source_file": rel, "format": doc.format, "encoding": doc.encoding, "n_meetings": len(meets),
               "n_speech": n_speech, "n_nonspeech": len(utts) - n_speech, **acct.as_dict()}
+    for u in utts:  # one line-break rule for every format: CR/CRLF/U+2028... never reach the tables
+        for key, value in u.items():
+            if isinstance(value, str) and "\x00" in value:
+                raise PipelineError(rel, f"NUL character in {key} of {u['utterance_id']}: binary junk, not text")
+            if isinstance(value, str) and _ANY_BREAK.search(value):
+                u[key] = normalize_breaks(value, "\n" if key == "text" else " ")
     udf = _typed_utterances(utts)
     mdf = pd.DataFrame(meets, columns=MEETING_COLUMNS)
     mdf["session"] = mdf["session"].astype("Int64")
@@ -118,10 +136,7 @@ def ingest_file(payload: tuple[str, str, str]) -> dict[str, pd.DataFrame]:
     path_s, rel, fmt = payload
     path = Path(path_s)
     try:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise PipelineError(rel, f"cannot read: {exc.strerror}") from None
+        data = read_input(path, rel)
         src = Source(path=path, rel=rel, data=data)
         doc = read_source(src, fmt)
         if not doc.companion and not any(r["kind"] in ("speech", "speech_no_text") for m in doc.meetings for r in m.rows):
@@ -131,3 +146,37 @@ def ingest_file(payload: tuple[str, str, str]) -> dict[str, pd.DataFrame]:
         if exc.path == rel:
             raise
         raise PipelineError(rel, exc.problem) from None
+    except RecursionError:
+        raise PipelineError(rel, "nested too deeply (JSON/markup depth beyond Python's recursion limit)") from None
+    except MemoryError:
+        raise PipelineError(rel, "too large to read in memory") from None
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, UnicodeError, OverflowError) as exc:
+        # a reader met a shape it does not expect: still one line naming the file, and the
+        # other files of a directory run are read and reported too
+        raise PipelineError(rel, f"malformed input ({type(exc).__name__}: {exc})") from None
+
+
+#: the largest input file read (bytes); minutes files are a few MB
+MAX_INPUT_BYTES = 256 * 1024 * 1024
+
+
+def read_input(path: Path, rel: str) -> bytes:
+    """Bytes of one input file; a one-line error for devices, FIFOs, huge or unreadable files."""
+    import stat
+
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a character device" if stat.S_ISCHR(st.st_mode) else "a block device" if stat.S_ISBLK(st.st_mode)
+                    else "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                    else "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file")
+            raise PipelineError(rel, f"not a regular file ({kind})")
+        if st.st_size > MAX_INPUT_BYTES:
+            raise PipelineError(rel, f"file too large ({st.st_size:,} bytes; limit {MAX_INPUT_BYTES:,})")
+        with path.open("rb") as fh:
+            data = fh.read(MAX_INPUT_BYTES + 1)
+    except OSError as exc:
+        raise PipelineError(rel, f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise PipelineError(rel, f"file too large (more than {MAX_INPUT_BYTES:,} bytes)")
+    return data

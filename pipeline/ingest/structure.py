@@ -232,7 +232,11 @@ def parse_speaker(label: str, roster: list[str] | None = None, secretariat: str 
 
     Examples: 國領座長 -> (國領, 座長); 事務局（佐々木課長） -> (佐々木, 事務局, 事務局, 課長);
     議長（石川良一君） -> (石川良一, 議長); 笠井総務局長 -> (笠井, 説明員, 総務局, 総務局長);
-    園田様 -> (園田, presenter); 百八番（東村邦浩君） -> (東村邦浩, 議員).
+    園田様 -> (園田, presenter); 百八番（東村邦浩君） -> (東村邦浩, 議員, number 108).
+    Local assemblies: （植竹　貴副区長） -> (植竹貴, 副区長); 議長（清野一榮議員） -> (清野一榮, 議長);
+    おのせ康裕議長 -> (おのせ康裕, 議長); 関根義孝教育長 + roster '教育長関根義孝' -> (関根義孝, 説明員, 教育長);
+    デジタル戦略推進部長 -> (no name, 説明員, title デジタル戦略推進部長): a role-only label never gets a name.
+    A leading turn mark (○ ◯ ◆ ◎) is ignored.
     """
     roster = roster or []
     label = normalize_width(label.strip()).lstrip(_LABEL_MARKS).strip(" \u3000")
@@ -436,15 +440,15 @@ _OPEN_DISCUSSION = re.compile(r"質疑に入|御意見|ご意見|御質問|ご�
 
 
 def _item_number(item: str) -> int | None:
-    m = re.match(r"[（(]([0-9]{1,2})[）)]", item)
-    return int(m.group(1)) if m else None
+    m = re.match(r"[（(]([0-9]{1,2})[）)]|日程第([0-9]{1,3})", item)     # （１）… / 日程第１ … (assemblies)
+    return int(m.group(1) or m.group(2)) if m else None
 
 
 BATCH = -1
 
 
 def _item_core(item: str) -> str:
-    return re.sub(r"^[（(][0-9]{1,2}[）)]", "", item).strip("「」『』・ \u3000")
+    return re.sub(r"^(?:[（(][0-9]{1,2}[）)]|日程第[0-9]{1,3})", "", item).strip("「」『』・ \u3000")
 
 
 def _announced_item(text: str, agenda: list[str]) -> int | None:
@@ -459,7 +463,8 @@ def _announced_item(text: str, agenda: list[str]) -> int | None:
     hits: list[tuple[int, int]] = []
     pats = [r"(?:議題|議事)\s*[0-9]\s*[の、]\s*[（(]?([0-9]{1,2})[）)]?",   # 議題２の３ / 議題２、（２）
             r"[0-9]\s*の\s*[（(]([0-9]{1,2})[）)]",                          # ２の（１）
-            r"(?:議題|議事)\s*[（(]([0-9]{1,2})[）)]"]                        # 議題（２）
+            r"(?:議題|議事)\s*[（(]([0-9]{1,2})[）)]",                       # 議題（２）
+            r"(?<!追加)日程第\s*([0-9]{1,3})"]                                # 日程第２、会期の決定を議題…
     for pat in pats:
         for m in re.finditer(pat, t):
             if int(m.group(1)) in numbers:

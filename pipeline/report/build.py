@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.io import stage_timer, write_text
+from pipeline.io import output_transaction, stage_timer, write_text
 
 log = logging.getLogger("policy_topics.report")
 
@@ -45,11 +45,12 @@ def build_report(input_dir: str | Path, out: str | Path, *, markdown: str | Path
         data = subset(load_processed(input_dir, taxonomy), meetings, speakers)
         html = render_html(data, p)
         md = render_markdown(data, p)
-        written = write_tables(data, tdir, headers=str(p.get("headers", "en")),
-                               excel_headers=str(p.get("excel_headers", "ja")))
-        write_text(html, out)
-        write_text(md, md_path)
-        for path in [out, md_path, *written.values()]:  # atomic temp files are 0600; reports are for sharing
+        with output_transaction():  # HTML, Markdown and every table appear together, or none of them
+            written = write_tables(data, tdir, headers=str(p.get("headers", "en")),
+                                   excel_headers=str(p.get("excel_headers", "ja")))
+            write_text(html, out)
+            write_text(md, md_path)
+        for path in [out, md_path, *written.values()]:  # reports are for sharing, whatever the umask
             os.chmod(path, 0o644)
         size_mb = out.stat().st_size / 1e6
         stats.update(meetings=len(data.meetings), sentences=len(data.sentences), html_mb=round(size_mb, 2),

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, on_commit
 from pipeline.report import analysis as A
 from pipeline.report.data import ReportData
 from pipeline.report.sanitize import safe_frame
@@ -89,7 +89,6 @@ def write_tables(data: ReportData, out_dir: str | Path, headers: str = "en", exc
                  workbook: str = "report.xlsx") -> dict[str, Any]:
     """Write ``<name>.csv`` per table and one workbook; returns {name: path}."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     theme_names = {t.id: t.ja for t in data.themes}
     tabs = tables(data)
     written: dict[str, Any] = {}
@@ -117,10 +116,13 @@ def write_tables(data: ReportData, out_dir: str | Path, headers: str = "en", exc
             mapping = pd.DataFrame({"column": cols, "列名": [JA.get(c) or theme_names.get(c) or c for c in cols]})
             safe_frame(mapping, excel=True).to_excel(xw, sheet_name="columns", index=False)
     written["workbook"] = path
-    for name in SHEETS:  # a table absent from this run (e.g. no entities) must not survive from an older one
-        stale = out_dir / f"{name}.csv"
-        if name not in written and stale.exists():
-            stale.unlink()
+    def drop_stale():  # a table absent from this run (e.g. no entities) must not survive from an older one
+        for name in SHEETS:
+            stale = out_dir / f"{name}.csv"
+            if name not in written and stale.exists():
+                stale.unlink()
+
+    on_commit(drop_stale)
     return written
 
 

@@ -26,13 +26,24 @@ _ILLEGAL_XLSX = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
 EXCEL_MAX_CELL = 32767
 
 
-def neutralise_cell(value: Any) -> Any:
-    """Prefix a text cell that would start a formula with an apostrophe.
+#: every line break a spreadsheet (or a CSV reader) may start a new line or row at
+_BREAKS = re.compile(r"\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+#: a formula prefix at the start of the cell or of any line inside it
+_LINE_START_FORMULA = re.compile("(^|\n)(?=[" + re.escape("".join(FORMULA_PREFIXES)) + "])")
 
-    Numbers are left alone (``-3`` as a number is data, not a formula)."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
+
+def neutralise_cell(value: Any) -> Any:
+    """Make a text cell safe to open in a spreadsheet.
+
+    Line breaks of every kind become ``\n`` (so the CSV writer quotes the cell: a lone CR
+    left unquoted starts a new row in LibreOffice), and *every* line that would start a
+    formula gets an apostrophe, not only the first: an importer that splits the cell at
+    its line breaks still finds no formula. Numbers are left alone (``-3`` as a number is
+    data, not a formula)."""
+    if not isinstance(value, str):
+        return value
+    value = _BREAKS.sub("\n", value)
+    return _LINE_START_FORMULA.sub(lambda m: m.group(1) + "'", value)
 
 
 def _cell_text(value: Any) -> Any:

@@ -333,11 +333,9 @@ def run_topics(sentences: str | Path, embeddings: str | Path, out_dir: str | Pat
                model_dir: str | Path, metrics: str | Path, utterances: str | Path | None = None,
                labels: str | Path | None = None, params: dict | None = None) -> TopicResult:
     """Library form of ``policy-topics topics``: read inputs, fit, write every output atomically."""
-    import shutil
-
     from pipeline.config import stage_params
     from pipeline.embed import load_embeddings
-    from pipeline.io import atomic_path, stage_timer, write_json, write_parquet
+    from pipeline.io import output_transaction, stage_timer
     from pipeline.topics.evaluate import load_labels
 
     params = dict(stage_params("topics") if params is None else params)
@@ -356,18 +354,21 @@ def run_topics(sentences: str | Path, embeddings: str | Path, out_dir: str | Pat
                 raise PipelineError(embeddings if "embedding" in exc.problem else sentences, exc.problem) from exc
             raise
         out_dir = Path(out_dir)
-        write_parquet(res.assignments, assignments)
-        write_parquet(res.topic_info, out_dir / "topic_info.parquet")
-        write_parquet(res.topics_per_class, out_dir / "topics_per_class.parquet")
-        write_parquet(res.topics_over_time, out_dir / "topics_over_time.parquet")
-        write_parquet(res.topic_hierarchy, out_dir / "topic_hierarchy.parquet")
-        model_dir = Path(model_dir)
-        with atomic_path(model_dir) as tmp:
-            tmp.unlink()
-            res.model.save(tmp)
-            if model_dir.exists():
-                shutil.rmtree(model_dir)
-        write_json(res.metrics, metrics)
+        with output_transaction():  # every output, or none
+            _write_outputs(res, assignments, out_dir, Path(model_dir), metrics)
         st.update(sentences=res.metrics["n_sentences"], topics=res.metrics["n_topics"],
                   outliers=res.metrics["outlier_share"], nmi_test=res.metrics.get("nmi_test"))
     return res
+
+
+def _write_outputs(res, assignments, out_dir: Path, model_dir: Path, metrics) -> None:
+    from pipeline.io import atomic_path, write_json, write_parquet
+
+    write_parquet(res.assignments, assignments)
+    write_parquet(res.topic_info, out_dir / "topic_info.parquet")
+    write_parquet(res.topics_per_class, out_dir / "topics_per_class.parquet")
+    write_parquet(res.topics_over_time, out_dir / "topics_over_time.parquet")
+    write_parquet(res.topic_hierarchy, out_dir / "topic_hierarchy.parquet")
+    with atomic_path(model_dir, directory=True) as tmp:
+        res.model.save(tmp)
+    write_json(res.metrics, metrics)

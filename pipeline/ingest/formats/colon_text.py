@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.clean import Accounting, Block, normalize_width, split_lines, split_ws
+from pipeline.ingest.clean import Accounting, Block, lines_of, normalize_width, split_lines, split_ws
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import parse_date, parse_session, split_agenda
 
@@ -50,7 +50,7 @@ def sniff(src: Source) -> float:
     if src.suffix in (".pdf", ".json"):
         return 0.0
     try:
-        lines = src.text.splitlines()
+        lines = lines_of(src.text)
     except PipelineError:
         return 0.0
     labels = _speaker_labels(lines)

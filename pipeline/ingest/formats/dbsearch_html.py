@@ -29,31 +29,53 @@ from pipeline.ingest.structure import parse_date, parse_session
 
 NAME = "dbsearch_html"
 
-_BLOCK = re.compile(r'<p\s+class="(?:page-text__text\b[^"]*|js-textwrap-container|voice__text)"[^>]*>(.*?)</p>',
-                    re.S | re.I)
-_CHROME_SPAN = re.compile(r'<span\s+class="(?:page-text__number\b[^"]*|visible-print-block)"[^>]*>.*?</span>', re.S | re.I)
-_TITLE = re.compile(r'<(?:p|span)\s+class="(?:view__title|command__docname)"[^>]*>(.*?)</(?:p|span)>', re.S | re.I)
-_DATE = re.compile(r'<(?:p|span)\s+class="(?:view__date|command__date)"[^>]*>(.*?)</(?:p|span)>', re.S | re.I)
+#: start tag of a speech block; a block ends at its </p>, or at the next block if the page is cut short
+_BLOCK_START = re.compile(r'<p\s+class="(?:page-text__text\b[^"]*|js-textwrap-container|voice__text)"[^>]*>', re.I)
+_CHROME_SPAN = re.compile(r'<span\s+class="(?:page-text__number\b[^"]*|visible-print-block)"[^>]*>[^<]*</span>', re.I)
+_TITLE = re.compile(r'<(?:p|span)\s+class="(?:view__title|command__docname)"[^>]*>', re.I)
+_DATE = re.compile(r'<(?:p|span)\s+class="(?:view__date|command__date)"[^>]*>', re.I)
 
 
 def sniff(src: Source) -> float:
-    head = src.data[:300000]
-    if b"<" not in head[:2048] or not re.search(rb"dbsr\.jp|voice__text|js-textwrap-container|page-text__voice", head):
+    if b"<" not in src.data[:2048] or not re.search(rb"voice__text|js-textwrap-container|page-text__voice", src.data):
         return 0.0
     try:
         text = src.text
     except PipelineError:
         return 0.0
-    return 0.99 if _BLOCK.search(text) else 0.0
+    return 0.99 if _BLOCK_START.search(text) else 0.0
+
+
+def _blocks(page: str) -> list[str]:
+    """Inner HTML of every speech block, in one linear pass (no regex backtracking over a page
+    whose blocks never close)."""
+    starts = list(_BLOCK_START.finditer(page))
+    out = []
+    for i, m in enumerate(starts):
+        limit = starts[i + 1].start() if i + 1 < len(starts) else len(page)
+        end = page.find("</p>", m.end(), limit)
+        out.append(page[m.end(): end if end >= 0 else limit])
+    return out
+
+
+def _drop_comments(t: str) -> str:
+    """``<!-- … -->`` removed in one pass (an unterminated comment runs to the end of the block)."""
+    out, i = [], 0
+    while (j := t.find("<!--", i)) >= 0:
+        out.append(t[i:j])
+        k = t.find("-->", j + 4)
+        i = len(t) if k < 0 else k + 3
+    out.append(t[i:])
+    return "".join(out)
 
 
 def _block_text(inner: str) -> str:
     """One speech block's HTML -> its lines (template indentation around the block dropped)."""
     t = _CHROME_SPAN.sub("", inner)
-    t = re.sub(r"<!--.*?-->", "", t, flags=re.S)
+    t = _drop_comments(t)
     t = re.sub(r"[ \t\r]*\n[ \t\r]*", "", t)                 # template line breaks: markup, not text
     t = re.sub(r"<br\s*/?>", "\n", t, flags=re.I)
-    t = html.unescape(re.sub(r"<[^>]*>", "", t))
+    t = html.unescape(re.sub(r"<[^<>]*>", "", t))      # [^<>]: linear even where a tag never closes
     return t.strip(" \t\r\n")
 
 
@@ -61,13 +83,14 @@ def _field(rx: re.Pattern, page: str) -> str | None:
     m = rx.search(page)
     if not m:
         return None
-    v = html.unescape(re.sub(r"<[^>]*>", "", m.group(1)))
+    end = page.find("</", m.end(), m.end() + 2000)      # 開催日: <time>2024-12-26</time>: up to </time>
+    v = html.unescape(re.sub(r"<[^<>]*>", "", page[m.end(): end if end >= 0 else m.end()]))
     return re.sub(r"[\s\u3000]+", " ", v).strip() or None
 
 
 def read(src: Source) -> Document:
     page = src.text
-    blocks = [_block_text(m.group(1)) for m in _BLOCK.finditer(page)]
+    blocks = [_block_text(b) for b in _blocks(page)]
     if not blocks:
         raise PipelineError(src.path, "DB-Search page without speech blocks")
     text = "\n".join(b for b in blocks if b)

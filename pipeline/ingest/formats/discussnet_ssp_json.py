@@ -25,8 +25,8 @@ import re
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.assembly import read_turns, roster_text
-from pipeline.ingest.clean import Accounting, normalize_width
+from pipeline.ingest.assembly import agenda_from_header, members_from_header, read_turns, roster_text
+from pipeline.ingest.clean import Accounting, lines_of, normalize_width
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import parse_date, parse_session
 
@@ -86,7 +86,7 @@ def _companion(path: Path) -> dict:
 
 def _body_text(body: str) -> str:
     """``<pre>…</pre>`` HTML -> text (tags dropped, entities decoded)."""
-    return html.unescape(re.sub(r"<[^>]*>", "", body))
+    return html.unescape(re.sub(r"<[^<>]*>", "", body))   # [^<>]: linear even where a tag never closes
 
 
 def _str_field(src: Source, k: int, entry: dict, key: str) -> str:
@@ -132,7 +132,7 @@ def read(src: Source) -> Document:
     if not any(r["kind"] == "speech" for r in rows):
         raise PipelineError(src.path, "no speech entries in tenant_minutes")
     header_text = "\n".join(h for h in header_parts if h)
-    lines = [ln.strip(" \u3000") for ln in header_text.split("\n") if ln.strip(" \u3000")]
+    lines = [ln.strip(" \u3000") for ln in lines_of(header_text) if ln.strip(" \u3000")]
     title_line = next((ln for ln in lines if "会議録" in ln), lines[0] if lines else None)
     council = normalize_width(re.sub(r"[ \t\u3000]+", "", meta.get("councilName") or "")) or None
     title = normalize_width(re.sub(r"[ \t\u3000]+", " ", title_line)) if title_line else council
@@ -141,6 +141,7 @@ def read(src: Source) -> Document:
         m = re.match(r"([0-9]{1,2})月([0-9]{1,2})日", normalize_width(meta["scheduleName"]))
         date = parse_date(f"{meta['viewYear']}年{m.group(1)}月{m.group(2)}日") if m else None
     meeting = Meeting(title=title, date=date, session=parse_session(title or council),
-                      roster_text=roster_text(header_text))
+                      roster_text=roster_text(header_text), agenda=agenda_from_header(header_text))
+    meeting.attendees, meeting.absentees = members_from_header(header_text)
     meeting.rows = ([{"kind": "header", "speaker_raw": None, "text": header_text}] if header_text else []) + rows
     return Document([meeting], acct, NAME, src.encoding)

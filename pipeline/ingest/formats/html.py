@@ -14,7 +14,7 @@ import re
 from html.parser import HTMLParser
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.clean import normalize_width
+from pipeline.ingest.clean import lines_of, normalize_width
 from pipeline.ingest.model import Document, Source
 from pipeline.ingest.structure import parse_session
 
@@ -57,17 +57,71 @@ class _Text(HTMLParser):
             self.parts.append(data)
 
 
-def html_to_text(html: str) -> str:
+#: the largest page read (characters); minutes pages are well under 1 MB
+MAX_HTML_CHARS = 20_000_000
+
+
+def defuse_markup(html: str) -> str:
+    """Escape every '<' that opens markup but never closes it ('<a <a <a ...').
+
+    The standard library's HTMLParser re-scans such input from every '<' (quadratic: 200 KB took
+    50 s); a browser shows these characters as text, and so do we. A complete comment may hold
+    '<' ('<!-- <p>old</p> -->'). Linear: each search result is reused until passed.
+    """
+    out: list[str] = []
+    i, n = 0, len(html)
+    next_gt = next_comment_end = -2          # cached positions (-1: none left)
+    while True:
+        j = html.find("<", i)
+        if j < 0:
+            break
+        closed = True
+        if html.startswith("<!--", j):
+            if next_comment_end != -1 and next_comment_end < j + 4:
+                next_comment_end = html.find("-->", j + 4)
+            if next_comment_end >= 0:
+                out.append(html[i:next_comment_end + 3])
+                i = next_comment_end + 3
+                continue
+            closed = False
+        elif j + 1 < n and (html[j + 1].isalpha() or html[j + 1] in "/!?"):
+            if next_gt != -1 and next_gt < j:
+                next_gt = html.find(">", j)
+            nxt_lt = html.find("<", j + 1)
+            closed = next_gt >= 0 and (nxt_lt < 0 or next_gt < nxt_lt)
+        out.append(html[i:j])
+        out.append("<" if closed else "&lt;")
+        i = j + 1
+    out.append(html[i:])
+    return "".join(out)
+
+
+def html_to_text(html: str, path=None) -> str:
     """Visible text, one line per block; each block marked as its own paragraph (trailing space)."""
+    if len(html) > MAX_HTML_CHARS:
+        raise PipelineError(path, f"HTML page too large ({len(html):,} characters; limit {MAX_HTML_CHARS:,})")
     p = _Text()
-    p.feed(html)
+    p.feed(defuse_markup(html))
     p.close()
     lines = []
-    for line in "".join(p.parts).split("\n"):
-        line = re.sub(r"[ \t\r]+", " ", line).strip(" ")
+    for line in lines_of("".join(p.parts)):
+        line = re.sub(r"[ \t]+", " ", line).strip(" ")
         if line:
             lines.append(line + " ")      # trailing space: the block ends a paragraph
     return "\n".join(lines) + "\n"
+
+
+def _first_element_text(html: str, tag: str) -> str | None:
+    """Inner HTML of the first ``<tag ...>...</tag>`` (linear scans, no backtracking regex)."""
+    low = html.lower()
+    i = low.find(f"<{tag}")
+    while i >= 0 and low[i + len(tag) + 1:i + len(tag) + 2] not in (">", " ", "\t", "\n", "\r", "/"):
+        i = low.find(f"<{tag}", i + 1)
+    if i < 0:
+        return None
+    j = low.find(">", i)
+    k = low.find(f"</{tag}", j) if j >= 0 else -1
+    return html[j + 1:k] if k >= 0 else None
 
 
 def sniff(src: Source) -> float:
@@ -79,25 +133,30 @@ def sniff(src: Source) -> float:
 
 def read(src: Source) -> Document:
     from pipeline.ingest.formats.colon_text import parse_colon_text
-    from pipeline.ingest.formats.pdf_text import _is_turn, parse_minutes_text
+    from pipeline.ingest.formats.pdf_text import _is_turn, parse_minutes_meetings
 
     html = src.text
-    text = html_to_text(html)
+    text = html_to_text(html, src.path)
     if not text.strip():
         raise PipelineError(src.path, "HTML page has no visible text")
-    if any(_is_turn(line) for line in text.splitlines()):
-        meeting, acct = parse_minutes_text(text, src.path)
+    if any(_is_turn(line) for line in lines_of(text)):
+        meetings, acct = parse_minutes_meetings(text, src.path)
     else:
         meeting, acct = parse_colon_text(text, src.path)
+        meetings = [meeting]
     # the page's <h1> (else <title>) names the meeting; breadcrumbs above it are not the title
     for tag in ("h1", "title"):
-        m = re.search(rf"<{tag}[^>]*>(.*?)</{tag}>", html, re.S | re.I)
-        if m:
-            title = html_to_text(m.group(1)).strip()
-            if title:
+        inner = _first_element_text(html, tag)
+        title = html_to_text(inner).strip() if inner else ""
+        if title:
+            for meeting in meetings:
                 meeting.title = normalize_width(re.sub(r"\s+", " ", title))
                 meeting.session = parse_session(meeting.title) or meeting.session
-                break
-    acct.add("other", len(html) - len(text))
+            break
+    # html_to_text adds one space per line (the paragraph mark): not input, so not whitespace of it;
+    # the rest of the page that is not in the text is markup
+    synthetic = text.count("\n")
+    acct.add("whitespace", -synthetic)
+    acct.add("other", len(html) - (len(text) - synthetic))
     acct.chars_in = len(html)
-    return Document([meeting], acct, NAME, src.encoding)
+    return Document(meetings, acct, NAME, src.encoding)

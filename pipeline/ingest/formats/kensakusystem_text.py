@@ -22,14 +22,14 @@ from __future__ import annotations
 import re
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.assembly import match_turn, read_turns, roster_text
-from pipeline.ingest.clean import Accounting, normalize_width
+from pipeline.ingest.assembly import agenda_from_header, match_turn, members_from_header, read_turns, roster_text
+from pipeline.ingest.clean import Accounting, lines_of, normalize_width
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import parse_date, parse_session
 
 NAME = "kensakusystem_text"
 
-_FIELD = re.compile(r"^(開催日|会議名)[：:][ \t\u3000]*(.*?)[ \t\u3000]*$", re.M)
+_FIELD = re.compile(r"^(開催日|会議名)[：:][ \t\u3000]*([^\r\n]*?)[ \t\u3000\r]*$", re.M)
 
 
 def sniff(src: Source) -> float:
@@ -42,7 +42,7 @@ def sniff(src: Source) -> float:
     fields = {m.group(1) for m in _FIELD.finditer(head)}
     if fields != {"開催日", "会議名"}:
         return 0.0
-    return 0.95 if any(match_turn(line) for line in src.text.splitlines()) else 0.0
+    return 0.95 if any(match_turn(line) for line in lines_of(src.text)) else 0.0
 
 
 def read(src: Source) -> Document:
@@ -54,6 +54,8 @@ def read(src: Source) -> Document:
     fields = {m.group(1): m.group(2) for m in _FIELD.finditer(text[:400])}
     title = normalize_width(re.sub(r"[ \t\u3000]+", " ", fields.get("会議名", ""))).strip() or None
     meeting = Meeting(title=title, date=parse_date(fields.get("開催日")) or parse_date(header_text),
-                      session=parse_session(title), roster_text=roster_text(header_text))
+                      session=parse_session(title), roster_text=roster_text(header_text),
+                    agenda=agenda_from_header(header_text))
+    meeting.attendees, meeting.absentees = members_from_header(header_text)
     meeting.rows = ([{"kind": "header", "speaker_raw": None, "text": header_text}] if header_text else []) + rows
     return Document([meeting], acct, NAME, src.encoding)

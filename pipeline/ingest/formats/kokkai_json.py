@@ -25,8 +25,9 @@ import json
 import re
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.clean import Accounting, normalize_width
+from pipeline.ingest.clean import Accounting, lines_of, normalize_width
 from pipeline.ingest.formats.tokyo_assembly_json import text_block
+from pipeline.ingest.schema import check_kokkai
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import parse_date, parse_number, parse_speaker
 
@@ -52,16 +53,17 @@ def _v1_records(data) -> list | None:
     items = recs["record"]
     items = items if isinstance(items, list) else [items]
     meetings, speeches = [], []
-    for it in items:
+    for k, it in enumerate(items):
         rd = it.get("recordData") if isinstance(it, dict) else None
-        if not isinstance(rd, dict):
-            continue
-        if isinstance(rd.get("meetingRecord"), dict):
+        if isinstance(rd, dict) and isinstance(rd.get("meetingRecord"), dict):
             m = rd["meetingRecord"]
             sr = m.get("speechRecord") or []
             meetings.append({**m, "speechRecord": sr if isinstance(sr, list) else [sr]})
-        elif isinstance(rd.get("speechRecord"), dict):
+        elif isinstance(rd, dict) and isinstance(rd.get("speechRecord"), dict):
             speeches.append(rd["speechRecord"])
+        else:   # never drop a record silently
+            raise PipelineError(None, f"data.records.record[{k}] has no recordData.meetingRecord or "
+                                      "recordData.speechRecord object (old Kokkai API shape)")
     if meetings:
         return [{"meetingRecord": meetings}]
     return [{"speechRecord": speeches}]
@@ -102,7 +104,7 @@ def sniff(src: Source) -> float:
 
 
 def _header_info(text: str) -> dict:
-    lines = [ln.strip(" \u3000") for ln in text.replace("\r\n", "\n").split("\n")]
+    lines = [ln.strip(" \u3000") for ln in lines_of(text)]
     agenda, on = [], False
     for ln in lines:
         if re.match(r"本日の会議に付した(案件|事件)", ln):
@@ -157,9 +159,13 @@ def read(src: Source) -> Document:
     field_chars = 0
     meetings = []
     for meta, recs in groups:
+        if not isinstance(recs, list) or not all(isinstance(r, dict) for r in recs):
+            raise PipelineError(src.path, f"meeting {meta.get('issueID') or _meeting_key(meta)}: "
+                                          "'speechRecord' must be a list of objects")
         if "speechRecord" in meta and recs and all(isinstance(r, dict) and "speechOrder" in r and "speech" not in r
                                                    for r in recs):
             # /api/meeting_list: who spoke, in which order, and no text; the text is never invented
+            check_kokkai([(meta, recs)], src.path)
             meetings.append(_listed_meeting(meta, recs))
             continue
         for j, r in enumerate(recs):
@@ -167,6 +173,7 @@ def read(src: Source) -> Document:
             if missing:
                 raise PipelineError(src.path, f"speechRecord {j} of {meta.get('issueID') or _meeting_key(meta)}: "
                                               f"missing {', '.join(missing)}")
+        check_kokkai([(meta, recs)], src.path)   # field types: one line, not a traceback
         meeting = _meeting(meta)
         rows = []
         for r in sorted(recs, key=lambda r: int(r.get("speechOrder") or 0)):

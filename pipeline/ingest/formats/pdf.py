@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.formats.pdf_text import parse_minutes_text
+from pipeline.ingest.formats.pdf_text import parse_minutes_meetings
 from pipeline.ingest.model import Document, Source
 
 NAME = "pdf"
@@ -90,5 +90,5 @@ def extract_pdf_text(src: Source) -> str:
 
 def read(src: Source) -> Document:
     text = extract_pdf_text(src)
-    meeting, acct = parse_minutes_text(text, src.path)
-    return Document([meeting], acct, NAME, "pdf")
+    meetings, acct = parse_minutes_meetings(text, src.path)
+    return Document(meetings, acct, NAME, "pdf")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.clean import Accounting, Block, split_lines, split_ws
+from pipeline.ingest.clean import Accounting, Block, lines_of, split_lines, split_ws
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import (absentees_from_speech, parse_date, parse_minutes_header,
                                        parse_session)
@@ -58,28 +58,64 @@ def sniff(src: Source) -> float:
         text = src.text
     except PipelineError:
         return 0.0
-    turns = sum(1 for line in text.splitlines() if _is_turn(line))
+    turns = sum(1 for line in lines_of(text) if _is_turn(line))
     # grows with the number of turns, so a stray ○ bullet loses to many '名前：' turns
     return min(0.9, 0.3 + 0.1 * turns) if turns else 0.0
 
 
 def read(src: Source) -> Document:
     text = src.text
-    meeting, acct = parse_minutes_text(text, src.path)
-    return Document([meeting], acct, NAME, src.encoding)
+    meetings, acct = parse_minutes_meetings(text, src.path)
+    return Document(meetings, acct, NAME, src.encoding)
 
 
-def parse_minutes_text(text: str, path=None) -> tuple[Meeting, Accounting]:
+def parse_minutes_meetings(text: str, path=None) -> tuple[list[Meeting], Accounting]:
+    """Text of PDF minutes -> one :class:`Meeting` per closing mark (``── 了 ──``) followed by more
+    turns, and the accounting of the whole text.
+
+    A closing mark ends a meeting, not the file: two sets of minutes in one file (or an
+    appended session) become two meetings; nothing after a closing mark is dropped.
+    """
+    lines = split_lines(text)
+    turn_after = _turns_after(lines)
+    cuts = [0]
+    for i, (raw, _) in enumerate(lines):
+        if _CLOSING.match(raw) and turn_after[i] and any(_is_turn(r) for r, _ in lines[cuts[-1]:i]):
+            cuts.append(i + 1)
+    cuts.append(len(lines))
+    meetings: list[Meeting] = []
+    acct = Accounting()
+    page = 1
+    for a, b in zip(cuts, cuts[1:]):
+        seg = "".join(r + nl for r, nl in lines[a:b])
+        m, seg_acct = parse_minutes_text(seg, path, first_page=page)
+        meetings.append(m)
+        acct.merge(seg_acct)
+        page += seg.count("\f")
+    return meetings, acct
+
+
+def _turns_after(lines) -> list[bool]:
+    """``out[i]``: some line after line i opens a turn."""
+    out, seen = [False] * len(lines), False
+    for i in range(len(lines) - 1, -1, -1):
+        out[i] = seen
+        seen = seen or bool(_is_turn(lines[i][0]))
+    return out
+
+
+def parse_minutes_text(text: str, path=None, first_page: int = 1) -> tuple[Meeting, Accounting]:
     """Text of PDF minutes -> one :class:`Meeting` with header + speech rows, and the accounting."""
     acct = Accounting(chars_in=len(text))
     lines = split_lines(text)
+    turn_after = _turns_after(lines)
 
     rows: list[dict] = []
     header = Block(acct, "header")
     header_lines: list[str] = []
     current: Block | None = None
     cur_label: str | None = None
-    page = 1                       # page of the current line when form feeds are present
+    page = first_page              # page of the current line when form feeds are present
     has_ff = "\f" in text
     markers: list[tuple[int, int]] = []   # (line index, printed page number)
     line_pages: list[int] = []
@@ -129,7 +165,8 @@ def parse_minutes_text(text: str, path=None) -> tuple[Meeting, Accounting]:
             lead, content, trail = split_ws(raw)
             acct.add("whitespace", len(lead) + len(trail))
             acct.add("other", len(content))
-            closed = True
+            # only trailing matter (no turn follows) is closed off; speech after a mark is read
+            closed = not turn_after[i]
             continue
         m = _is_turn(raw)
         if m:

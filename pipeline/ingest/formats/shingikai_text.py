@@ -16,10 +16,23 @@ from __future__ import annotations
 import re
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.clean import Accounting, Block, normalize_width, split_lines, split_ws
+from pipeline.ingest.clean import (
+    Accounting,
+    Block,
+    lines_of,
+    normalize_width,
+    split_lines,
+    split_ws,
+)
 from pipeline.ingest.model import Document, Meeting, Source
-from pipeline.ingest.structure import (OFFICIAL_SUFFIXES, ROLE_SUFFIXES, parse_date, parse_minutes_header,
-                                       parse_session, parse_speaker)
+from pipeline.ingest.structure import (
+    OFFICIAL_SUFFIXES,
+    ROLE_SUFFIXES,
+    parse_date,
+    parse_minutes_header,
+    parse_session,
+    parse_speaker,
+)
 
 NAME = "shingikai_text"
 
@@ -46,7 +59,7 @@ def is_label(label: str) -> bool:
     return bool(sp.name) or lab in _CHAIR or (sp.role in _CHAIR and not sp.name and lab == sp.title)
 
 
-def _turn(line: str, prev_blank: bool = False):
+def _turn(line: str):
     """-> (label, separator, rest) when the line opens a turn."""
     m = _BRACKET.match(line)
     if m and is_label(m.group(1)):
@@ -65,10 +78,10 @@ def _turn(line: str, prev_blank: bool = False):
 def _has_labels(text: str, need: int = 2) -> bool:
     """At least ``need`` 【label】 / label-alone / label-space lines (stops at the ``need``-th)."""
     n = 0
-    for line in text.splitlines():
+    for line in lines_of(text):
         if line[:1] in " \t\u3000" or len(line) < 2:
             continue
-        t = _turn(line, False)
+        t = _turn(line)
         if t and (t[0].startswith("【") or not t[1].strip(" \t\u3000")):
             n += 1
             if n >= need:
@@ -83,7 +96,7 @@ def sniff(src: Source) -> float:
         text = src.text
     except PipelineError:
         return 0.0
-    if any(re.match(r"^[ \t\u3000]*[○〇◯][^\s\u3000]", line) for line in text.splitlines()[:400]):
+    if any(re.match(r"^[ \t\u3000]*[○〇◯][^\s\u3000]", line) for line in lines_of(text)[:400]):
         return 0.0              # ○ turns: pdf_text
     return 0.88 if _has_labels(text) else 0.0
 
@@ -117,7 +130,6 @@ def read(src: Source) -> Document:
     label = None
     closed = False
     carry = 0
-    prev_blank = True
 
     def finish():
         nonlocal cur
@@ -134,7 +146,7 @@ def read(src: Source) -> Document:
             acct.add("other", len(content))
             closed = closed or bool(rows)
             continue
-        t = _turn(raw, prev_blank) if content and not lead else None
+        t = _turn(raw) if content and not lead else None
         if t:
             finish()
             label, sep, rest = t
@@ -150,7 +162,6 @@ def read(src: Source) -> Document:
             (cur or header).add_line(lead, content, trail, force_break=True)
             if cur is None and content:
                 header_lines.append(content)
-        prev_blank = not content
     (cur or header).add_layout(carry)
     finish()
     if not rows:

@@ -21,7 +21,8 @@ import json
 import re
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.clean import Accounting, Block, normalize_width, split_ws
+from pipeline.ingest.clean import Accounting, Block, lines_of, normalize_width, split_lines, split_ws
+from pipeline.ingest.schema import check_tokyo
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import parse_date, parse_session
 
@@ -57,10 +58,10 @@ def text_block(value: str, acct: Accounting, bucket: str, every_line_breaks: boo
     """Clean one multi-line field; returns (text, procedural notes split out)."""
     block = Block(acct, bucket)
     notes: list[str] = []
-    lines = value.split("\n")
-    for i, line in enumerate(lines):
-        if i:
-            block.add_layout(1)
+    prev_nl = ""
+    for i, (line, nl) in enumerate(split_lines(value)):  # the project's one line-break rule (CR, U+2028, ...)
+        block.add_layout(len(prev_nl))
+        prev_nl = nl
         if bucket == "speech" and _NOTE.match(line):
             lead, content, trail = split_ws(line)
             acct.add("whitespace", len(lead) + len(trail))
@@ -69,6 +70,7 @@ def text_block(value: str, acct: Accounting, bucket: str, every_line_breaks: boo
             continue
         lead, content, trail = split_ws(line.replace("\t", " "))
         block.add_line(lead, content, trail, i, force_break=every_line_breaks)
+    block.add_layout(len(prev_nl))
     return block.close(), notes
 
 
@@ -97,7 +99,7 @@ def _person(entry: str) -> str:
 
 
 def parse_header(text: str) -> dict:
-    lines = text.split("\n")
+    lines = lines_of(text)
     info: dict = {}
     first = lines[0].strip(" \u3000") if lines else ""
     if first.endswith(("室", "議場", "会議室")):
@@ -139,6 +141,7 @@ def read(src: Source) -> Document:
         raise PipelineError(src.path, "not valid JSON")
     if not _is_shape(data):
         raise PipelineError(src.path, "JSON is not a list of meetings with 'Proceeding' (Tokyo Assembly shape)")
+    check_tokyo(data, src.path)   # field types: one line naming meeting/row/field, not a traceback
     acct = Accounting(chars_in=len(src.text))
     field_chars = 0
     meetings: list[Meeting] = []
@@ -149,6 +152,7 @@ def read(src: Source) -> Document:
         meeting = Meeting(key=str(k), title=normalize_width(title) if title else None,
                           date=parse_date(m.get("Date")), session=parse_session(title), url=m.get("URL"))
         rows: list[dict] = []
+        n_speakers = 0
         for j, p in enumerate(m["Proceeding"]):
             if not isinstance(p, dict) or "Utterance" not in p or "Speaker" not in p:
                 raise PipelineError(src.path, f"meeting {k} row {j}: needs 'Speaker' and 'Utterance'")
@@ -171,8 +175,12 @@ def read(src: Source) -> Document:
             field_chars += len(speaker)
             acct.add("speaker_label", len(speaker))
             text, notes = text_block(utt, acct, "speech")
-            rows.append({"kind": "speech", "speaker_raw": speaker, "text": text})
+            n_speakers += 1
+            if text:  # a speaker row whose Utterance is null/blank says nothing: no empty speech row
+                rows.append({"kind": "speech", "speaker_raw": speaker, "text": text})
             rows += [{"kind": "procedural_note", "speaker_raw": None, "text": n} for n in notes]
+        if n_speakers and not any(r["kind"] == "speech" for r in rows):
+            raise PipelineError(src.path, f"meeting {k}: no speech (the Utterance of every speaker row is null or empty)")
         meeting.rows = rows
         meetings.append(meeting)
     acct.add("other", acct.chars_in - field_chars)
