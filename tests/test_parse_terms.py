@@ -69,7 +69,7 @@ def test_ner_gate_windows_surround_trigger_tokens_and_merge():
     assert is_trigger("名詞-固有名詞-地名-一般", "東京") and is_trigger("名詞-数詞", "三")
     assert is_trigger("名詞-普通名詞-一般", "総務省") and is_trigger("名詞-普通名詞-一般", "構成員")
     assert is_trigger("名詞-普通名詞-一般", "スマートフォン") and is_trigger("名詞-普通名詞-一般", "DX")
-    assert is_trigger("名詞-普通名詞-副詞可能", "昨年") and is_trigger("名詞-普通名詞-一般", "一番")
+    assert is_trigger("名詞-普通名詞-副詞可能", "昨年") and not is_trigger("名詞-普通名詞-副詞可能", "ところ") and is_trigger("名詞-普通名詞-一般", "一番")
     assert not is_trigger("名詞-普通名詞-一般", "地域") and not is_trigger("動詞-一般", "支える")
     plain = tok("地域", NOUN)
     doc = _Doc([plain] * 5 + [tok("東京", PROPER)] + [plain] * 12 + [tok("三", "名詞-数詞", pos="NUM")] + [plain] * 3)

@@ -13,7 +13,8 @@ of spoken minutes are not part of any entity. The gate looks at what the tokeniz
   person / position / nationality (員 長 官 者 人 ... 先生 さん: 構成員, 座長, 参事官, 日本人), a
   language, place or colour (語 内 場 色 緑 ...: 英語, 都内, 競技場), and the role words
   of the shared role vocabulary;
-* adverbial nouns (``副詞可能``: 今年, 昨年, 金曜日, 午前): dates without numerals;
+* adverbial nouns (``副詞可能``) that name a time (来年, 本年, 金曜日, 午前, 下旬): dates without
+  numerals -- not the many that do not (今, ところ, ため, 今回);
 * the meeting's known people (matched by rule, pre-set as ``Person`` entities).
 
 Each trigger opens a window of ``margin`` tokens either side; overlapping windows merge.
@@ -31,6 +32,8 @@ _KATAKANA = re.compile(r"[\u30A1-\u30FA]")
 _LATIN = re.compile(r"[A-Za-zＡ-Ｚａ-ｚ]")
 _DIGIT = re.compile(r"[0-9０-９]")
 _KANJI_NUMERAL = re.compile(r"[一二三四五六七八九十百千万億兆〇]")
+#: adverbial nouns (副詞可能) that name a time: 来年, 本年, 夏, 午前, 下旬, 年末, 半分 (not 今, ところ, ため)
+_TIME_CHARS = re.compile(r"[年月日週曜時春夏秋冬朝晩夜午旬末半]")
 #: last character of organisation names Sudachi tags as common nouns (総務省, 振興課, 事務局, 委員会)
 ORG_ENDINGS = tuple("省庁局課部室院会団所館校園港駅県都府道市区町村国党社")
 #: endings of person / position / nationality words (構成員, 座長, 参事官, 責任者, 高校生, 先生, 日本人)
@@ -55,7 +58,9 @@ def ner_mode(value) -> str:
 
 def is_trigger(tag: str, text: str, roles: frozenset[str] = frozenset()) -> bool:
     """Can this token (Sudachi POS ``tag``, surface ``text``) be part of an entity?"""
-    if "固有名詞" in tag or "助数詞" in tag or "副詞可能" in tag or tag.startswith("名詞-数詞"):
+    if "固有名詞" in tag or "助数詞" in tag or tag.startswith("名詞-数詞"):
+        return True
+    if "副詞可能" in tag and _TIME_CHARS.search(text):
         return True
     if _DIGIT.search(text) or _KANJI_NUMERAL.search(text) or _KATAKANA.search(text) or _LATIN.search(text):
         return True
