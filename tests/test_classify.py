@@ -266,9 +266,9 @@ def test_embedding_backend_path_on_unseen_text(sample):
 
 # ------------------------------------------------------------------ tables, queue, CLI
 def test_classify_tables_contract_and_queue(fitted, sample):
-    from pipeline.labels import text_key
     from pipeline.classify.queue import build_queue
     from pipeline.classify.tagging import classify_tables
+    from pipeline.labels import text_key
 
     X, _ = sample
     sents = pd.DataFrame({"sentence_id": [f"m:{g}:s{i:03d}" for i, g in enumerate(X["group"])],
@@ -358,7 +358,6 @@ def test_unlabelled_rows_self_training(sample):
 def test_cross_group_held_out_part_is_never_trained_on(sample):
     """Leave-one-group-out: each part is scored by a model fitted without its labels."""
     from pipeline.classify.evaluate import cross_group
-
     from pipeline.classify.model import ThemeClassifier
 
     X, Y = sample
@@ -429,8 +428,9 @@ def test_cli_tag_json_lines_turn_context(fitted, tmp_path):
 
 def test_label_queue_round_trip_new_labels_count(fitted, sample, tmp_path):
     """label-queue -> fill `labels` -> CSV into the labels folder -> train: the answers count."""
-    import joblib
     import shutil
+
+    import joblib
 
     X, Y = sample
     labels = tmp_path / "labels"
@@ -467,3 +467,28 @@ def test_label_queue_round_trip_new_labels_count(fitted, sample, tmp_path):
     _, Y1, info = training_data(sents, labels, tax)  # what `dvc repro` (train) reads
     assert len(Y1) == len(Y0) + 20 and "queue_answered.csv" in info["files"]
     assert info["unmatched"] == 0
+
+
+def test_per_meeting_cache_tags_only_new_meetings(fitted, sample, tmp_path):
+    """Adding a meeting tags only that meeting; results equal tagging everything at once."""
+    from pipeline.classify.cache import tag_by_meeting
+    from pipeline.classify.tagging import classify_tables
+
+    X, _ = sample
+    turns = list(pd.unique(X["group"]))
+    meeting = X["group"].map({g: f"m{i * 5 // len(turns)}" for i, g in enumerate(turns)})
+    sents = pd.DataFrame({"sentence_id": [f"s{i:04d}" for i in range(len(X))], "meeting_id": meeting,
+                          "utterance_id": X["group"], "text": X["text"], "terms": X["terms"]})
+    four = sents[sents["meeting_id"] != "m4"]
+    classify_tables(fitted, four, model_key="model-a", cache_dir=tmp_path)
+    Xf = X.assign(group=X["group"].astype(str))
+    tags, P, ev, stats = tag_by_meeting(fitted, Xf, meeting.tolist(), "model-a", tmp_path)
+    assert stats == {"meetings": 5, "cached": 4, "computed": 1}
+    ref_tags, ref_P, ref_ev = fitted.tag(Xf, return_details=True)
+    assert tags == ref_tags and np.allclose(P, ref_P, atol=0) and json.dumps(ev, default=list) == json.dumps(
+        ref_ev, default=list)
+    cached = classify_tables(fitted, sents, model_key="model-a", cache_dir=tmp_path)["sentences"]
+    plain = classify_tables(fitted, sents)["sentences"]
+    pd.testing.assert_frame_equal(cached, plain)
+    # another model never reads these entries
+    assert tag_by_meeting(fitted, Xf, meeting.tolist(), "model-b", tmp_path)[3]["computed"] == 5

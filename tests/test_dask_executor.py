@@ -79,7 +79,7 @@ def dask_client(tmp_path_factory):
 
     address = None
     try:
-        for attempt in range(3):  # a port taken between probing and binding: try another
+        for _attempt in range(3):  # a port taken between probing and binding: try another
             port = _free_port()
             sched = start("scheduler", [*cli, "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                         "--no-dashboard"])

@@ -7,8 +7,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.dataset import (DatasetWriter, count_rows, iter_parts, open_datasets, part_files, read_table,
-                              write_dataset)
+from pipeline.dataset import DatasetWriter, count_rows, iter_parts, open_datasets, part_files, read_table, write_dataset
 from pipeline.errors import PipelineError
 
 

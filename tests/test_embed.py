@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.embed import (BACKENDS, DEFAULT_BACKEND, embed_sentences, get_backend, load_embeddings,
-                            save_embeddings)
+from pipeline.embed import BACKENDS, DEFAULT_BACKEND, embed_sentences, get_backend, load_embeddings, save_embeddings
 from pipeline.errors import PipelineError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,7 +21,8 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import PipelineError
-from pipeline.fetch.kokkai import API_URL_ENV, MANIFEST_DIR, FetchSettings, KokkaiQuery, fetch_kokkai, is_saved
+from pipeline.fetch.kokkai import API_URL_ENV, MANIFEST_DIR, KokkaiQuery, fetch_kokkai, fetch_settings, is_saved
+from pipeline.settings import FetchSettings
 from tests.kokkai_api import ERR_INPUT, ERR_LENGTH, FakeClock, FakeKokkaiAPI, Fault, available, serve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,10 +202,11 @@ def test_api_error_is_reported_in_its_words(tmp_path, url, capsys):
     assert saved_files(out) == []
 
 
-def test_api_error_details_are_kept(tmp_path, api, url, clock):
-    api.fail(Fault(status=400, body=json.dumps({"message": ERR_INPUT, "details": ["詳細1", "詳細2"]},
-                                               ensure_ascii=False).encode()))
-    with pytest.raises(PipelineError, match=f"HTTP 400: the API says: {ERR_INPUT} \\(詳細1 / 詳細2\\)$"):
+@pytest.mark.parametrize("status", [400, 200])   # an error body is the API's refusal whatever the status
+def test_api_error_details_are_kept(tmp_path, api, url, clock, status):
+    api.fail(Fault(status=status, body=json.dumps({"message": ERR_INPUT, "details": ["詳細1", "詳細2"]},
+                                                  ensure_ascii=False).encode()))
+    with pytest.raises(PipelineError, match=f"HTTP {status}: the API says: {ERR_INPUT} \\(詳細1 / 詳細2\\)$"):
         fetch_kokkai(QUERY, tmp_path / "k", settings(url), clock=clock, show_progress=False)
     assert len(api.requests) == 1          # a refused query is not retried
 
@@ -273,10 +275,10 @@ def test_resume_after_the_process_is_killed_mid_page(tmp_path, api, url, clock):
 
 def test_settings_and_query_are_checked_before_any_request(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv(API_URL_ENV, "http://127.0.0.1:9/mirror/api/")
-    assert FetchSettings.resolve().api_url == "http://127.0.0.1:9/mirror/api"
-    assert FetchSettings.resolve(api_url="http://127.0.0.1:8/api").api_url == "http://127.0.0.1:8/api"
+    assert fetch_settings().api_url == "http://127.0.0.1:9/mirror/api"
+    assert fetch_settings(api_url="http://127.0.0.1:8/api").api_url == "http://127.0.0.1:8/api"
     monkeypatch.delenv(API_URL_ENV)
-    assert FetchSettings.resolve().api_url == "https://kokkai.ndl.go.jp/api"
+    assert fetch_settings().api_url == "https://kokkai.ndl.go.jp/api"
     assert FetchSettings().pause_seconds >= 1 and FetchSettings().page_size == 10
     cases = [(["--any", "x", "--pause", "0.5"], "--pause"),     # too fast for the official host
              (["--house", "県議会", "--any", "x"], "--house: must be one of"),
@@ -353,11 +355,15 @@ def test_records_that_are_not_minutes_are_listed_not_saved(tmp_path, api, url, c
     index["issueID"], index["imageKind"] = "122105367X00020260521", "索引"   # an index volume of the same committee
     index["speechRecord"] = index["speechRecord"][:1]
     api.meetings.insert(3, index)
+    header_only = next(json.loads(json.dumps(m)) for m in api.meetings if m["speechRecord"][0]["speechOrder"] == 0)
+    header_only["issueID"], header_only["speechRecord"] = "122115382X00920260424", header_only["speechRecord"][:1]
+    api.meetings.insert(5, header_only)
     out = tmp_path / "k"
     res = fetch_kokkai(QUERY, out, settings(url), clock=clock, show_progress=False)
-    assert res.not_saved == ["122105367X00020260521"] and len(res.files) == 13
-    assert "122105367X00020260521.json" not in saved_files(out)
-    assert manifest(out)["not_saved"][0]["imageKind"] == "索引"
+    assert res.not_saved == ["122105367X00020260521", "122115382X00920260424"] and len(res.files) == 13
+    assert not {"122105367X00020260521.json", "122115382X00920260424.json"} & set(saved_files(out))
+    reasons = [e["reason"] for e in manifest(out)["not_saved"]]
+    assert "imageKind 索引" in reasons[0] and "only the 会議録情報 header" in reasons[1]
 
 
 def test_progress_bar_counts_meetings_against_the_api_total(tmp_path, api, url, clock, capsys, monkeypatch):

@@ -49,7 +49,7 @@ def ingest_cli(tmp_path, capsys, *inputs, extra=()):
     return code, errors, out
 
 
-def ingest_ok(path) -> "IngestResult":  # noqa: F821
+def ingest_ok(path) -> IngestResult:  # noqa: F821
     from pipeline.ingest import ingest_paths
 
     res = ingest_paths([path], cache=False)
@@ -301,7 +301,7 @@ def test_null_utterances_among_speech_make_no_empty_rows(tmp_path):
 # ------------------------------------------------------------------ junk bytes, encodings, odd files
 def test_nul_bytes_after_the_first_4kb_are_not_speech(tmp_path, capsys):
     p = tmp_path / "nul.txt"
-    p.write_bytes((OTEXT * 200).encode("utf-8") + b"\x00\x00\x01\x02" + "○鈴木委員　賛成です。\n".encode("utf-8"))
+    p.write_bytes((OTEXT * 200).encode("utf-8") + b"\x00\x00\x01\x02" + "○鈴木委員　賛成です。\n".encode())
     assert p.read_bytes().index(b"\x00") > 4096
     code, errors, _ = ingest_cli(tmp_path, capsys, p)
     assert_one_line_error(code, errors, "nul.txt", r"NUL byte at character [0-9,]+: binary data")
@@ -404,7 +404,7 @@ def test_tag_decodes_input_as_ingest_does(tmp_path, capsys, monkeypatch, theme_m
 
 def test_tag_lone_cr_does_not_split_a_record(tmp_path, capsys, monkeypatch, theme_model_path):
     code, errors, out = tag_cli(capsys, monkeypatch, theme_model_path,
-                                stdin=f"{CYBER}\r{DATA}\r\n{DATA}\n".encode("utf-8"))
+                                stdin=f"{CYBER}\r{DATA}\r\n{DATA}\n".encode())
     assert code == 0, errors
     assert [o["text"] for o in out] == [f"{CYBER}\r{DATA}", DATA]
 

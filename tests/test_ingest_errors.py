@@ -27,14 +27,14 @@ BAD = {
     "empty.txt": (b"", "empty file"),
     "blank.txt": (b" \n\n \r\n", "empty file"),
     "binary.dat": (bytes(range(256)) * 4, "binary file"),
-    "undecodable.txt": ("議事録".encode("utf-8") + b"\n\xff\xfe\x80\x81 abc \xff", "cannot decode"),
-    "prose.txt": ("これは議事録ではなく、ただの文章です。\n発言者の記号もありません。\n".encode("utf-8"),
+    "undecodable.txt": ("議事録".encode() + b"\n\xff\xfe\x80\x81 abc \xff", "cannot decode"),
+    "prose.txt": ("これは議事録ではなく、ただの文章です。\n発言者の記号もありません。\n".encode(),
                   "no recognisable speaker turns"),
     "wrong_shape.json": (b'{"records": [{"text": "x"}]}', "JSON of unrecognised shape"),
     "broken.json": (b'[{"Date": "2020/2/19", "Proceeding": [', "invalid JSON"),
     "tokyo_bad_row.json": ('[{"Date": "2020/2/19", "ProceedingTitle": "t", "Proceeding": [{"Speaker": "議長"}]}]'
-                           .encode("utf-8"), "needs 'Speaker' and 'Utterance'"),
-    "kokkai_bad.json": ('{"speechRecord": [{"speaker": "x"}]}'.encode("utf-8"), "missing speechOrder, speech"),
+                           .encode(), "needs 'Speaker' and 'Utterance'"),
+    "kokkai_bad.json": (b'{"speechRecord": [{"speaker": "x"}]}', "missing speechOrder, speech"),
     "broken.pdf": (b"%PDF-1.4\n1 0 obj garbage\n", "PDF"),
     "scan.pdf": (None, "no text layer"),
 }

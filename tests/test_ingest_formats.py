@@ -296,7 +296,6 @@ def test_cache_reuses_per_file_results(tmp_path):
     d = tmp_path / "raw"
     d.mkdir()
     (d / "a.txt").write_bytes((FIX / "colon_minutes.txt").read_bytes())
-    stats: dict = {}
     cache = tmp_path / "cache"
     r1 = ingest_paths([d], cache_dir=cache)
     r2 = ingest_paths([d], cache_dir=cache)
@@ -433,3 +432,17 @@ def test_kokkai_old_api_record_without_record_data_is_one_line(tmp_path):
         ingest_paths([f], cache=False)
     assert ei.value.lines() == ["v1.json: data.records.record[1] has no recordData.meetingRecord or "
                                 "recordData.speechRecord object (old Kokkai API shape)"]
+
+
+def test_ingest_settings_know_every_reader():
+    """params.yaml ingest.format is validated against the reader registry (one list of formats)."""
+    from pydantic import ValidationError
+
+    from pipeline.ingest.formats import format_names
+    from pipeline.settings import IngestSettings
+
+    for name in ["auto", *format_names()]:
+        assert IngestSettings(format=name).format == name
+    assert {"kensakusystem_text", "discussnet_ssp_json", "dbsearch_html", "shingikai_text"} <= set(format_names())
+    with pytest.raises(ValidationError, match="unknown format 'docx'"):
+        IngestSettings(format="docx")

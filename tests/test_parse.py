@@ -249,8 +249,9 @@ def test_gated_ner_in_worker_processes_equals_in_process(sample_tables):
 
 
 def test_unknown_ner_mode_is_a_one_line_error():
-    with pytest.raises(PipelineError, match="parse.ner must be one of gated, full, off"):
+    with pytest.raises(PipelineError, match="ner") as err:
         parse.resolve_params({"ner": "sometimes"})
+    assert "\n" not in str(err.value)
     assert parse.resolve_params({"ner": True})["ner"] == "full" and parse.resolve_params({"ner": False})["ner"] == "off"
 
 

@@ -122,7 +122,7 @@ def test_markdown_has_headline_per_theme_and_quotes(built, processed):
     present = {t for ts in s["themes"] for t in ts if t != "procedural"}
     assert present
     for tid in present:
-        assert f"### " in md and f"({tid})" in md, tid  # a headline per theme present in the outputs
+        assert "### " in md and f"({tid})" in md, tid  # a headline per theme present in the outputs
     heads = md.split("\n### ")[1:]
     for block in heads:
         n_quotes = block.count("\n> 「")
@@ -152,14 +152,15 @@ def test_tables_csv_and_excel(built, processed):
 def test_japanese_headers_option(processed, tmp_path):
     from pipeline.report import build_report
 
-    build_report(processed, tmp_path / "r.html", params={"headers": "ja"})
+    build_report(processed, tmp_path / "r.html", settings={"headers": "ja"})
     head = (tmp_path / "tables/sentences.csv").read_text(encoding="utf-8-sig").splitlines()[0]
     assert head.startswith("文ID,会議ID")
 
 
 def test_cli_subset_by_speaker_and_meeting(processed, tmp_path):
-    from pipeline.report import register
     import argparse
+
+    from pipeline.report import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())

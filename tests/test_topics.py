@@ -121,11 +121,11 @@ def test_metrics_quality_gates(result):
 
 
 def test_topics_over_time_when_several_dates(result, inputs):
-    from pipeline.topics.stage import _topics_over_time
+    from pipeline.topics.tables import topics_over_time
 
     frame = inputs["sentences"].reset_index(drop=True).copy()
     frame["meeting_date"] = np.where(np.arange(len(frame)) < len(frame) // 2, "2024-04-24", "2024-05-17")
-    tot = _topics_over_time(result.model, frame)
+    tot = topics_over_time(result.model, frame)
     assert tot["timestamp"].nunique() == 2 and tot["frequency"].sum() == len(frame)
     assert list(tot.columns) == ["topic_id", "timestamp", "frequency", "terms"]
 
@@ -225,3 +225,158 @@ def test_tiny_inputs(inputs):
     assert res.metrics["n_topics"] >= 1 and res.metrics["outlier_share"] <= 0.15  # hdbscan -> k-means fallback
     with pytest.raises(PipelineError, match="too few sentences"):
         fit_topics(s.head(3), (inputs["ids"], inputs["X"]))
+
+
+# --------------------------------------------------------------------------- the BERTopic adapter
+
+def test_bertopic_private_names_only_in_the_adapter():
+    """All BERTopic access goes through pipeline/topics/adapter.py: nothing else imports bertopic
+    or touches a private BERTopic name (e.g. ``_outliers``, ``_map_predictions``)."""
+    import re
+
+    from bertopic import BERTopic
+
+    private = sorted({n for n in dir(BERTopic) if n.startswith("_") and not n.startswith("__")})
+    assert "_outliers" in private and "_map_predictions" in private
+    pattern = re.compile(r"\.({})\b".format("|".join(re.escape(n) for n in private)))
+    adapter = ROOT / "pipeline/topics/adapter.py"
+    files = [p for d in ("pipeline", "benchmarks", "notebooks") for p in (ROOT / d).rglob("*")
+             if p.suffix in (".py", ".ipynb") and p != adapter]
+    assert len(files) > 20
+    for p in files:
+        src = p.read_text(encoding="utf-8")
+        assert not re.search(r"^\s*(from|import) bertopic\b|[\"']\s*(from|import) bertopic\b", src, re.M), p
+        assert "bertopic._bertopic" not in src, p
+        assert not pattern.search(src), (p, pattern.search(src).group(0))
+
+
+def test_bertopic_contract_the_adapter_relies_on(result, inputs):
+    """Behaviour of the locked BERTopic (0.17.4) that pipeline/topics/adapter.py depends on."""
+    from pipeline.topics.adapter import BERTOPIC_VERSION
+    from pipeline.topics.terms import norm_text
+
+    assert BERTOPIC_VERSION == "0.17.4"
+    model = result.model
+    bt = model.bertopic
+    s = inputs["sentences"].reset_index(drop=True)
+    docs = [norm_text(t) for t in s["text"]]
+    # an embedding model given -> no English-only text cleaning: Japanese words reach c-TF-IDF
+    assert bt.language is None
+    last = int(result.topic_info.topic_id.max())
+    assert any(any("\u3040" <= ch <= "\u9fff" for ch in w) for w, _ in model.topic_words(last))
+    # update_topics(topics=...) makes the custom assignment the fitted one
+    assert model.bertopic_.fitted_topics.tolist() == result.assignments["topic_id"].tolist()
+    # c_tf_idf_ rows follow the sorted topic ids
+    assert bt.c_tf_idf_.shape[0] == len(bt.get_topics())
+    # after fit the representation models are applied; per-class words are plain c-TF-IDF and our
+    # words_per_class (any assignment) equals BERTopic's topics_per_class on the fitted one
+    assert bt.representation_model is None
+    classes = s["speaker"].astype(str).tolist()
+    theirs = bt.topics_per_class(docs, classes=classes).sort_values(["Class", "Topic"]).reset_index(drop=True)
+    ours = model.bertopic_.words_per_class(docs, bt.topics_, classes).sort_values(["Class", "Topic"])
+    pd.testing.assert_frame_equal(theirs[["Topic", "Words", "Frequency", "Class"]],
+                                  ours.reset_index(drop=True)[["Topic", "Words", "Frequency", "Class"]],
+                                  check_dtype=False)
+    # transform(docs, embeddings) = umap_model.transform -> hdbscan_model.predict -> the fit's topic mapping
+    terms = model._clean(s["terms"].tolist())
+    proc = model._procedural(s["text"].tolist(), terms)
+    C = model._features(inputs["X"], terms, s["utterance_id"].astype(str).tolist(), proc, fit=False)[:80]
+    raw = bt.hdbscan_model.predict(bt.umap_model.transform(C))
+    mapping = bt.topic_mapper_.get_mappings(original_topics=True)
+    assert model.bertopic_.predict(docs[:80], C).tolist() == [mapping.get(r, -1) for r in raw.tolist()]
+
+
+# --------------------------------------------------------------------------- a new meeting without a refit
+
+@pytest.fixture(scope="module")
+def incremental(inputs, tmp_path_factory):
+    """The sample split into 5 pseudo-meetings at turn boundaries; the CLI fits on 4, then the
+    second (m4: the mostly substantive second fifth of the turns) is added (assign only), then
+    ``--refit``."""
+    from pipeline.cli import main
+
+    d = tmp_path_factory.mktemp("incremental")
+    s = inputs["sentences"].reset_index(drop=True).copy()
+    turns = pd.unique(s["utterance_id"])
+    part = {u: f"m{[0, 4, 2, 3, 1][i * 5 // len(turns)]}" for i, u in enumerate(turns)}
+    s["meeting_id"] = s["utterance_id"].map(part)
+    s[s["meeting_id"] != "m4"].to_parquet(d / "four.parquet")
+    s.to_parquet(d / "five.parquet")
+
+    def run(name: str, sentences: str, *extra: str) -> dict:
+        out = d / name
+        argv = ["-q", "topics", "--sentences", str(d / sentences), "--embeddings",
+                str(inputs["dir"] / "embeddings.npz"), "--labels", str(LABELS), "--out-dir", str(out),
+                "--assignments", str(out / "st.parquet"), "--model", str(d / "model"),
+                "--metrics", str(out / "metrics.json"), *extra]
+        assert main(argv) == 0
+        return {"st": pd.read_parquet(out / "st.parquet"),
+                "metrics": json.loads((out / "metrics.json").read_text(encoding="utf-8")),
+                "info": pd.read_parquet(out / "topic_info.parquet"),
+                "model_json": json.loads((out / "topic_model.json").read_text(encoding="utf-8")),
+                "pickle": (d / "model" / "bertopic.pkl").read_bytes()}
+
+    runs = {"fit": run("fit", "four.parquet")}
+    import shutil
+
+    shutil.copytree(d / "model", d / "model-after-fit")
+    runs["add"] = run("add", "five.parquet")
+    runs["refit"] = run("refit", "five.parquet", "--refit")
+    return {"dir": d, "sentences": s, **runs}
+
+
+def test_adding_a_meeting_assigns_only_its_sentences(incremental):
+    fit, add = incremental["fit"], incremental["add"]
+    assert fit["metrics"]["model"]["mode"] == "fit" and fit["metrics"]["model"]["n_meetings_fitted"] == 4
+    m = add["metrics"]["model"]
+    assert m["mode"] == "assign", m
+    assert m["fitted_at"] == fit["metrics"]["model"]["fitted_at"] and m["n_meetings_fitted"] == 4
+    assert m["drift"]["meetings_added"] == ["m4"] and 0 <= m["drift"]["unfamiliar_share"] <= 0.5
+    assert add["model_json"] == m  # what the report shows
+    assert add["pickle"] == fit["pickle"]  # the BERTopic model itself is not rewritten
+    s = incremental["sentences"]
+    new_ids = set(s.loc[s["meeting_id"] == "m4", "sentence_id"].astype(str))
+    old = fit["st"].set_index("sentence_id")
+    after = add["st"].set_index("sentence_id")
+    assert set(after.index) == set(old.index) | new_ids and len(new_ids) > 20
+    pd.testing.assert_frame_equal(after.loc[old.index], old)  # earlier assignments unchanged
+    known = set(fit["info"]["topic_id"])
+    assert set(after.loc[sorted(new_ids), "topic_id"]) <= known  # new sentences get the fitted topics
+    assert after.loc[sorted(new_ids), "topic_prob"].between(0, 1).all()
+    assert add["info"]["size"].sum() == len(s)
+    assert add["metrics"]["n_sentences"] == len(s) and add["metrics"]["n_fit"] == len(old)
+
+
+def test_refit_on_request(incremental):
+    ref = incremental["refit"]["metrics"]["model"]
+    assert ref["mode"] == "fit" and ref["reason"].startswith("requested") and ref["n_meetings_fitted"] == 5
+    assert ref["fitted_at"] >= incremental["fit"]["metrics"]["model"]["fitted_at"]
+    assert incremental["refit"]["metrics"]["n_fit"] == len(incremental["sentences"])
+
+
+def test_drift_over_a_threshold_refits(incremental, inputs):
+    """Both drift signals, on the model fitted on 4 meetings and the corpus with the 5th added."""
+    from pipeline.config import stage_params
+    from pipeline.topics import incremental as inc
+    from pipeline.topics.model import load_topic_model
+    from pipeline.topics.runner import assign_new
+    from pipeline.topics.stage import align_embeddings, prepare_frame
+
+    model_dir = incremental["dir"] / "model-after-fit"
+    frame = prepare_frame(incremental["sentences"], None)
+    E = align_embeddings(frame, (inputs["ids"], inputs["X"]))
+    params = stage_params("topics")
+    key = inc.fit_key(params, "use_multilingual")
+    ok = inc.plan(frame, model_dir, key, params)
+    assert not ok.refit and len(ok.new_rows) == (frame["meeting_id"] == "m4").sum()
+    # 1 new meeting on 4 fitted = 0.25: over a 0.2 threshold -> refit
+    low = {**params, "incremental": {"max_new_meeting_share": 0.2}}
+    p = inc.plan(frame, model_dir, inc.fit_key(low, "use_multilingual"), low)
+    assert p.refit and p.reason.startswith("drift: meetings changed")
+    # unfamiliar share of the new sentences over the threshold -> refit
+    strict = {**params, "incremental": {"max_unfamiliar_share": 0.01}}
+    res, p = assign_new(load_topic_model(model_dir), frame, E, inc.plan(frame, model_dir, key, strict), strict, None)
+    assert res is None and p.refit and p.reason.startswith("drift: unfamiliar share"), p.reason
+    # other settings -> the saved model is stale
+    other = {**params, "top_n_words": 7}
+    assert inc.plan(frame, model_dir, inc.fit_key(other, "use_multilingual"), other).reason.startswith("saved model is stale")

@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics", required=True, help="metrics JSON (metrics/classifier.json)")
     p.add_argument("--plots-dir", default=None, help="folder for DVC plot CSVs")
     p.add_argument("--no-eval", action="store_true", help="skip cross-validation (fit only)")
-    p.set_defaults(func=_run("cmd_train"))
+    p.set_defaults(func=_run("run_train_cli"))
 
     p = subparsers.add_parser(
         "classify", help="tag every sentence with themes and assemble the processed tables")
@@ -62,7 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--meetings", default=None)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--queue-size", type=int, default=None, help="rows in label_queue.csv (params: classify.queue_size)")
-    p.set_defaults(func=_run("cmd_classify"))
+    p.add_argument("--no-cache", action="store_true",
+                   help="tag every meeting again (default: meetings already tagged by this model come from .cache/classify)")
+    p.set_defaults(func=_run("run_classify_cli"))
 
     p = subparsers.add_parser(
         "tag", help="tag text (one per line, or JSON lines) with policy themes; prints one JSON object per line",
@@ -73,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "using the last trained model.")
     p.add_argument("file", nargs="?", default="-")
     p.add_argument("--model", default="models/classifier.joblib")
-    p.set_defaults(func=_run("cmd_tag"))
+    p.set_defaults(func=_run("run_tag_cli"))
 
     p = subparsers.add_parser(
         "label-queue", help="export the N most uncertain / rules-vs-model disagreeing sentences as CSV",
@@ -89,4 +91,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--meeting", action="append", default=None,
                    help="only sentences of this meeting_id (repeatable); default: meetings with no labels yet")
     p.add_argument("-o", "--out", default="-", help="CSV path or '-' for stdout")
-    p.set_defaults(func=_run("cmd_label_queue"))
+    p.set_defaults(func=_run("run_label_queue_cli"))

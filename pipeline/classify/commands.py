@@ -10,17 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.config import stage_params
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path, stage_timer, write_json, write_parquet, write_text
 
 log = logging.getLogger("policy_topics.classify")
-
-#: ThemeClassifier constructor arguments settable from params.yaml (classify: section)
-MODEL_PARAMS = ("use_rules", "use_coding_rules", "use_terms", "use_embeddings", "use_context", "C_lex", "C_emb", "C_meta", "meta",
-                "inner_folds", "rule_weight", "context_max_chars", "context_window", "embedding_backend",
-                "label_interactions", "threshold_shrinkage", "use_definitions", "self_training", "pseudo_min_proba")
-
 
 def _read_parquet(path) -> pd.DataFrame:
     path = Path(path)
@@ -31,17 +24,25 @@ def _read_parquet(path) -> pd.DataFrame:
     return read_table(path)  # a single file or a partitioned dataset directory (pyarrow.dataset)
 
 
-def make_model(params: dict, taxonomy=None):
+def make_model(settings=None, taxonomy=None):
+    """The ThemeClassifier of ``settings`` (:class:`~pipeline.settings.ClassifySettings`, a dict of
+    overrides, or None: params.yaml ``classify``)."""
     from pipeline.classify.model import ThemeClassifier
+    from pipeline.settings import resolve
 
-    kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items() if k in MODEL_PARAMS}
-    return ThemeClassifier(taxonomy=taxonomy, random_state=int(params.get("seed", 42)), **kw)
+    return ThemeClassifier(taxonomy=taxonomy, **resolve("classify", settings).model_kwargs())
+
+
+def _settings():
+    from pipeline.settings import load_settings
+
+    return load_settings().classify
 
 
 def training_data(sentences: pd.DataFrame, labels_dir, taxonomy, embeddings=None, model=None):
     """(X, Y, info) for the labelled sentences, in document order."""
-    from pipeline.labels import load_labels, match_labels
     from pipeline.classify.tagging import _frame_for
+    from pipeline.labels import load_labels, match_labels
 
     ids = taxonomy.ids
     for col in ("text", "utterance_id", "sentence_id"):
@@ -72,8 +73,8 @@ def unlabelled_data(sentences: pd.DataFrame, X_labelled: pd.DataFrame, embedding
                     max_rows: int = 20000, seed: int = 42) -> pd.DataFrame:
     """Sentences without a label (e.g. a new council's meetings) for self-training: whole speaker
     turns (so the turn context is intact), at most ``max_rows`` sentences (turns sampled with a seed)."""
-    from pipeline.labels import text_key
     from pipeline.classify.tagging import _frame_for
+    from pipeline.labels import text_key
 
     have = {text_key(t) for t in X_labelled["text"]}
     rest = sentences[[text_key(t) not in have for t in sentences["text"].fillna("").astype(str)]]
@@ -86,14 +87,14 @@ def unlabelled_data(sentences: pd.DataFrame, X_labelled: pd.DataFrame, embedding
     return _frame_for(model, rest.reset_index(drop=True), embeddings)
 
 
-def cmd_train(args) -> int:
+def run_train_cli(args) -> int:
     import joblib
 
     from pipeline.classify.evaluate import evaluate
-    from pipeline.labels import agreement
     from pipeline.classify.taxonomy import load_taxonomy
+    from pipeline.labels import agreement
 
-    params = stage_params("classify")
+    params = _settings()
     with stage_timer("train") as stats:
         tax = load_taxonomy(args.taxonomy)
         sentences = _read_parquet(args.sentences)
@@ -108,13 +109,11 @@ def cmd_train(args) -> int:
         stats["labelled"] = len(Y)
         metrics: dict = {}
         if not args.no_eval:
-            n_boot = int(params.get("n_boot", 1000))
-            res = evaluate(model, X, Y, n_splits=int(params.get("n_splits", 5)), n_boot=n_boot,
-                           seed=int(params.get("seed", 42)))
+            res = evaluate(model, X, Y, n_splits=params.n_splits, n_boot=params.n_boot, seed=params.seed)
             res.pop("oof")
             metrics.update(res)
-            metrics["cross_group"] = _cross_group(model, X, Y, params, n_boot)
-            if params.get("ablations", True):
+            metrics["cross_group"] = _cross_group(model, X, Y, params, params.n_boot)
+            if params.ablations:
                 metrics["ablations"] = _ablations(model, X, Y, params)
         metrics["annotator_agreement"] = agreement(args.labels, tax.ids)
         metrics["labels"] = info
@@ -152,15 +151,15 @@ def _cross_group(model, X, Y, params, n_boot) -> dict | None:
     plus the label-queue round trip on each held-out unit large enough for a full queue."""
     from pipeline.classify.evaluate import cross_group, simulate_queue
 
-    col = str(params.get("cross_group", "agenda_item"))
+    col = params.cross_group
     if col == "agenda_item" and "meeting_id" in X.columns and X["meeting_id"].nunique() > 1:
         col = "meeting_id"
     if col not in X.columns or X[col].nunique() < 2:
         return None
     what = "meeting" if col == "meeting_id" else "agenda item"
-    res = cross_group(model, X, Y, X[col].to_numpy(), n_boot=n_boot, seed=int(params.get("seed", 42)), what=what)
+    res = cross_group(model, X, Y, X[col].to_numpy(), n_boot=n_boot, seed=params.seed, what=what)
     res.pop("oof")
-    n = int(params.get("queue_size", 50))
+    n = params.queue_size
     plain_model = model.__class__(**{**model.get_params(), "use_coding_rules": False})
     sents = pd.DataFrame({"sentence_id": [str(i) for i in range(len(X))], "text": X["text"],
                           "utterance_id": X["group"], "speaker": X.get("speaker", X["group"]),
@@ -178,7 +177,7 @@ def _cross_group(model, X, Y, params, n_boot) -> dict | None:
     res["column"] = col
     # the coding rules were written while reading this meeting: the same scheme with only the
     # taxonomy's plain cue lists (from policy-themes.md) is the less optimistic reading
-    plain = cross_group(plain_model, X, Y, X[col].to_numpy(), n_boot=1, seed=int(params.get("seed", 42)), what=what)
+    plain = cross_group(plain_model, X, Y, X[col].to_numpy(), n_boot=1, seed=params.seed, what=what)
     res["plain_cues_only"] = {"micro_f1": plain["micro_f1"], "macro_f1": plain["macro_f1"],
                               "per_label_f1": plain["per_label_f1"]}
     return res
@@ -205,8 +204,8 @@ def _ablations(model, X, Y, params) -> dict:
     for name, kw in variants.items():
         if name != "reference" and not getattr(model, next(iter(kw))):
             continue
-        r = evaluate(model.__class__(**{**model.get_params(), **mid, **kw}), X, Y, n_splits=int(params.get("n_splits", 5)),
-                     n_boot=1, seed=int(params.get("seed", 42)), with_baselines=False)
+        r = evaluate(model.__class__(**{**model.get_params(), **mid, **kw}), X, Y, n_splits=params.n_splits,
+                     n_boot=1, seed=params.seed, with_baselines=False)
         out[name] = {"macro_f1": r["macro_f1"], "micro_f1": r["micro_f1"]}
     return out
 
@@ -221,19 +220,25 @@ def _write_plots(metrics: dict, plots: Path) -> None:
     write_text(df[["pair", "count", "gold", "predicted"]].to_csv(index=False), plots / "classifier_confusion_pairs.csv")
 
 
-def cmd_classify(args) -> int:
-    from pipeline.labels import load_labels
+def run_classify_cli(args) -> int:
     from pipeline.classify.queue import build_queue
     from pipeline.classify.tagging import classify_tables, load_model
+    from pipeline.labels import load_labels
 
-    params = stage_params("classify")
+    params = _settings()
     with stage_timer("classify") as stats:
         model = load_model(args.model)
         sentences = _read_parquet(args.sentences)
         topics = _read_parquet(args.topics) if args.topics else None
         utterances = _read_parquet(args.utterances) if args.utterances else None
         emb = args.embeddings if args.embeddings and Path(args.embeddings).exists() else None
-        tables = classify_tables(model, sentences, embeddings=emb, topics=topics, utterances=utterances)
+        model_key = None
+        if not getattr(args, "no_cache", False):
+            from pipeline.partition import hash_file
+
+            model_key = hash_file(args.model)  # cached tags are valid for this exact model only
+        tables = classify_tables(model, sentences, embeddings=emb, topics=topics, utterances=utterances,
+                                 model_key=model_key)
         out = Path(args.out_dir)
         write_parquet(tables["sentences"], out / "sentences.parquet")
         if "utterances" in tables:
@@ -241,10 +246,10 @@ def cmd_classify(args) -> int:
         if args.meetings:
             write_parquet(_read_parquet(args.meetings), out / "meetings.parquet")
         labelled = set()
-        labels_dir = Path(params.get("labels_dir", "data/labels"))
+        labels_dir = Path(params.labels_dir)
         if labels_dir.is_dir():
             labelled = load_labels(labels_dir, [str(c) for c in model.classes_]).labels
-        n = args.queue_size or int(params.get("queue_size", 50))
+        n = args.queue_size or params.queue_size
         emb_m = None
         if emb and getattr(model, "use_embeddings", False):
             from pipeline.classify.features import load_embeddings_for
@@ -262,20 +267,20 @@ def _jsonl_record(line: str, path, n: int) -> dict:
     try:
         rec = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise PipelineError(path, f"line {n}: invalid JSON ({exc.msg}); JSON-lines input needs one object per line")
+        raise PipelineError(path, f"line {n}: invalid JSON ({exc.msg}); JSON-lines input needs one object per line") from None
     if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
         raise PipelineError(path, f"line {n}: expected an object with a string `text` (and optional `id`, `turn`)")
     return rec
 
 
-def cmd_tag(args) -> int:
+def run_tag_cli(args) -> int:
     """Plain lines (one text each) or JSON lines ``{"id", "text", "turn"}`` (detected from the
     first non-blank line): consecutive JSON lines with the same ``turn`` are tagged as one
     speaker turn. The whole input is read and checked first, so a bad line gives one error
     (exit 2) and no output."""
-    from pipeline.classify.tagging import load_model, tag_records, tag_texts
-
     import io
+
+    from pipeline.classify.tagging import load_model, tag_records, tag_texts
 
     model = load_model(args.model)
     src, lines = read_tag_input(args.file)
@@ -365,12 +370,12 @@ def read_tag_input(file) -> tuple[str | Path, list[str]]:
     return src, [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def cmd_label_queue(args) -> int:
-    from pipeline.labels import load_labels
+def run_label_queue_cli(args) -> int:
     from pipeline.classify.queue import build_queue
     from pipeline.classify.tagging import _frame_for, load_model
+    from pipeline.labels import load_labels
 
-    params = stage_params("classify")
+    params = _settings()
     model = load_model(args.model)
     sentences = _read_parquet(args.sentences)
     if getattr(args, "meeting", None):
@@ -386,7 +391,7 @@ def cmd_label_queue(args) -> int:
     if args.labels and Path(args.labels).is_dir():
         labelled = load_labels(args.labels, [str(c) for c in model.classes_]).labels
     emb = np.vstack(X["embedding"].to_numpy()) if "embedding" in X.columns and len(X) else None
-    q = build_queue(model, sentences, P, rule_ev, labelled, args.n or int(params.get("queue_size", 50)),
+    q = build_queue(model, sentences, P, rule_ev, labelled, args.n or params.queue_size,
                     embeddings=emb)
     if args.out in (None, "-"):
         sys.stdout.write(q.to_csv(index=False))

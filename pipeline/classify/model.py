@@ -624,14 +624,11 @@ def _cached_embeddings(texts: tuple[str, ...], backend: str) -> np.ndarray:
 
 def _best_threshold(y, p) -> float:
     """Threshold maximising F1 on out-of-fold scores (middle of the best plateau)."""
+    from sklearn.metrics import f1_score
+
     grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
-    f1s = []
-    for t in grid:
-        pred = p >= t
-        tp = np.sum(pred & (y == 1))
-        fp = np.sum(pred & (y == 0))
-        fn = np.sum(~pred & (y == 1))
-        f1s.append(2 * tp / max(2 * tp + fp + fn, 1))
+    y = np.asarray(y) == 1
+    f1s = [f1_score(y, p >= t, zero_division=0) for t in grid]
     f1s = np.array(f1s)
     best = np.flatnonzero(f1s >= f1s.max() - 1e-9)
     return float(grid[best[len(best) // 2]])

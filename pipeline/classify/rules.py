@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 
 class RuleSyntaxError(ValueError):
@@ -51,7 +51,7 @@ class Doc:
         return j
 
     @classmethod
-    def make(cls, text: str, terms: Sequence[str] | None = None) -> "Doc":
+    def make(cls, text: str, terms: Sequence[str] | None = None) -> Doc:
         return cls(normalize(text), [normalize(t) for t in (terms or []) if t])
 
 

@@ -170,12 +170,23 @@ def theme_shares(sent: pd.DataFrame, ids: list[str]) -> dict[str, dict[str, floa
 
 
 def classify_tables(model, sentences: pd.DataFrame, *, embeddings=None, topics: pd.DataFrame | None = None,
-                    utterances: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
-    """Tag every sentence; add topic columns; per-utterance themes and shares."""
+                    utterances: pd.DataFrame | None = None, model_key: str | None = None,
+                    cache_dir=None) -> dict[str, pd.DataFrame]:
+    """Tag every sentence; add topic columns; per-utterance themes and shares.
+
+    With ``model_key`` (hash of the saved model) meetings already tagged by that model come from
+    the per-meeting cache (:mod:`pipeline.classify.cache`): only new or changed meetings are tagged."""
     ids = [str(c) for c in model.classes_]
     sent = sentences.reset_index(drop=True).copy()
     X = _frame_for(model, sent, embeddings)
-    tags, P, rule_ev = model.tag(X, return_details=True) if len(X) else ([], np.zeros((0, len(ids))), [])
+    if not len(X):
+        tags, P, rule_ev = [], np.zeros((0, len(ids))), []
+    elif model_key and "meeting_id" in sent.columns:
+        from pipeline.classify.cache import tag_by_meeting
+
+        tags, P, rule_ev, _ = tag_by_meeting(model, X, sent["meeting_id"].astype(str).tolist(), model_key, cache_dir)
+    else:
+        tags, P, rule_ev = model.tag(X, return_details=True)
     sent["themes"] = [t["themes"] for t in tags]
     sent["theme_scores"] = [json.dumps(t["scores"], ensure_ascii=False) for t in tags]
     sent["theme_evidence"] = [json.dumps(t["evidence"], ensure_ascii=False) for t in tags]

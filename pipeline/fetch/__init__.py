@@ -14,15 +14,14 @@ log = logging.getLogger("policy_topics.fetch")
 DEFAULT_OUT = "data/raw/kokkai"
 
 
-def run_kokkai(args) -> int:
-    from pipeline.fetch.kokkai import FetchSettings, KokkaiQuery, fetch_kokkai
+def run_fetch_kokkai_cli(args) -> int:
+    from pipeline.fetch.kokkai import KokkaiQuery, fetch_kokkai, fetch_settings
     from pipeline.io import QUIET
 
     query = KokkaiQuery.build(any=args.any, meeting=args.meeting, speaker=args.speaker, house=args.house,
                               from_date=args.from_date, until_date=args.until_date)
-    settings = FetchSettings.resolve(api_url=args.api_url, pause_seconds=args.pause,
-                                     max_failures=args.max_failures, timeout_seconds=args.timeout,
-                                     page_size=args.page_size)
+    settings = fetch_settings(api_url=args.api_url, pause_seconds=args.pause, max_failures=args.max_failures,
+                              timeout_seconds=args.timeout, page_size=args.page_size)
     res = fetch_kokkai(query, args.output, settings, max_meetings=args.max_meetings, show_progress=not QUIET)
     if res.total == 0:
         log.warning("kokkai: no meeting matches %s", query.api_params())
@@ -63,4 +62,4 @@ def register(subparsers) -> None:
                         "giving up (default 5; retries back off exponentially)")
     k.add_argument("--timeout", type=float, metavar="SECONDS", help="time-out of one request (default 60)")
     k.add_argument("--page-size", type=int, metavar="N", help="meetings per request, 1-10 (default 10, the API's maximum)")
-    k.set_defaults(func=run_kokkai)
+    k.set_defaults(func=run_fetch_kokkai_cli)

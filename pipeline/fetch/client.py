@@ -18,11 +18,14 @@ from urllib.parse import quote, urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pipeline import __version__
 from pipeline.errors import PipelineError
-from pipeline.fetch.settings import FetchSettings
+from pipeline.settings import FetchSettings
 
 log = logging.getLogger("policy_topics.fetch")
 
+#: names the tool to the API's operators
+USER_AGENT = f"policy-topics/{__version__} (meeting-minutes pipeline; fetch kokkai)"
 #: 会議録ID: 21 alphanumerics (also what makes ``{issueID}.json`` a safe file name)
 ISSUE_ID = re.compile(r"^[0-9A-Za-z]{21}$")
 
@@ -122,7 +125,7 @@ class KokkaiClient:
         self.requests = 0
         self.last_request = ""          # the last request, as shown in errors
         self._last_done: float | None = None
-        self._http = httpx.Client(headers={"User-Agent": settings.user_agent, "Accept": "application/json"},
+        self._http = httpx.Client(headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
                                   timeout=settings.timeout_seconds, follow_redirects=True, transport=transport)
 
     def close(self) -> None:

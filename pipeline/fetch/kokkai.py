@@ -29,17 +29,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.fetch.client import ApiRefusal, Clock, KokkaiClient, Page, SystemClock
-from pipeline.fetch.settings import API_URL_ENV, FetchSettings, KokkaiQuery
+from pipeline.fetch.client import USER_AGENT, ApiRefusal, Clock, KokkaiClient, Page, SystemClock
+from pipeline.fetch.query import API_URL_ENV, KokkaiQuery, fetch_settings
+from pipeline.settings import FetchSettings
 
 #: the library's surface (settings and client re-exported: one import for notebooks and tests)
 __all__ = ["API_URL_ENV", "MANIFEST_DIR", "ApiRefusal", "Clock", "FetchResult", "FetchSettings", "KokkaiClient",
-           "KokkaiQuery", "SystemClock", "fetch_kokkai", "is_saved", "meeting_file"]
+           "KokkaiQuery", "SystemClock", "fetch_kokkai", "fetch_settings", "is_saved", "meeting_file"]
 
 log = logging.getLogger("policy_topics.fetch")
 
 MANIFEST_DIR = ".fetch"
-#: imageKind of minutes; 目次 / 索引 / 附録 / 追録 records hold no speaker turns and are not saved
+#: imageKind of minutes; 目次 / 索引 / 附録 / 追録 records hold no speaker turns and are not saved (nor are
+#: minutes records holding only the speechOrder-0 header): ingest would reject them and stop `dvc repro`
 MINUTES_KIND = "会議録"
 #: times one run pages again from the first because the API's total moved under it
 MAX_RESTARTS = 3
@@ -62,6 +64,16 @@ def is_saved(path: Path, issue_id: str) -> bool:
             data["meetingRecord"][0]["speechRecord"], list)
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         return False
+
+
+def not_minutes(record: dict) -> str | None:
+    """Why a record holds no speaker turns (so ingest would reject its file), or None."""
+    kind = record.get("imageKind", MINUTES_KIND)
+    if kind != MINUTES_KIND:
+        return f"imageKind {kind} (目次/索引/附録/追録 are not minutes)"
+    if not any(str(s.get("speechOrder")) not in ("0", "None") for s in record.get("speechRecord") or []):
+        return "no speech: only the 会議録情報 header (speechOrder 0)"
+    return None
 
 
 def _entry(record: dict) -> dict:
@@ -104,7 +116,7 @@ class FetchResult:
     files: list[str] = field(default_factory=list)  # every meeting file of this query (in API order)
     saved: list[str] = field(default_factory=list)  # written by this run
     skipped: list[str] = field(default_factory=list)  # already there
-    not_saved: list[str] = field(default_factory=list)  # issueIDs of records that are not minutes (imageKind)
+    not_saved: list[str] = field(default_factory=list)  # issueIDs of records with no speaker turns
     requests: int = 0
     requests_ok: int = 0                            # requests answered with a valid page
     status: str = "running"                         # complete | limit_reached at the end
@@ -135,7 +147,7 @@ class _Run:
                          "started_at": (prev or {}).get("started_at") if self.start > 1 else _now(),
                          "updated_at": None, "finished_at": None, "status": "running",
                          "number_of_records": self.total, "next_record_position": self.start,
-                         "user_agent": settings.user_agent, "pause_seconds": settings.pause_seconds,
+                         "user_agent": USER_AGENT, "pause_seconds": settings.pause_seconds,
                          "files": [], "not_saved": []}
 
     def _reset(self) -> None:
@@ -206,10 +218,10 @@ class _Run:
                                 mininterval=0, **({} if self.show_progress else {"disable": True}))
         for rec in page.records:
             entry = _entry(rec)
-            if rec.get("imageKind", MINUTES_KIND) != MINUTES_KIND:
-                # 目次/索引/附録/追録: not minutes (no speaker turns); listed in the manifest, not saved
+            reason = not_minutes(rec)
+            if reason:   # nothing ingest could read: listed in the manifest, not saved
                 self.other[rec["issueID"]] = {**{k: v for k, v in entry.items() if k != "file"},
-                                              "imageKind": rec.get("imageKind")}
+                                              "imageKind": rec.get("imageKind"), "reason": reason}
             else:
                 path = self.out_dir / entry["file"]
                 if is_saved(path, rec["issueID"]):
@@ -231,7 +243,7 @@ def fetch_kokkai(query: KokkaiQuery, out_dir: str | Path, settings: FetchSetting
     response or after ``max_failures`` failed attempts; every file saved before stays valid and the
     manifest says where a re-run continues.
     """
-    settings = settings or FetchSettings.resolve()
+    settings = settings or fetch_settings()
     if max_meetings is not None and max_meetings < 1:
         raise PipelineError("--max-meetings", f"must be at least 1 (got {max_meetings})")
     out_dir = Path(out_dir)
@@ -258,6 +270,6 @@ def fetch_kokkai(query: KokkaiQuery, out_dir: str | Path, settings: FetchSetting
     res = run.result
     res.files, res.not_saved = list(run.files), list(run.other)
     if res.not_saved:
-        log.warning("%d record(s) of the result are not minutes (imageKind 目次/索引/附録/追録) and were not "
-                    "saved; they are listed in %s", len(res.not_saved), run.manifest_path)
+        log.warning("%d record(s) of the result have no speaker turns (目次/索引/附録/追録, or only the header) "
+                    "and were not saved; they are listed with the reason in %s", len(res.not_saved), run.manifest_path)
     return res

@@ -9,7 +9,6 @@ parsing in :mod:`pipeline.ingest.structure`.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,18 +26,9 @@ STAGE = "ingest"
 
 @dataclass
 class IngestResult:
-    utterances: "pd.DataFrame"
-    meetings: "pd.DataFrame"
+    utterances: pd.DataFrame
+    meetings: pd.DataFrame
     report: dict
-
-
-def _package_digest() -> str:
-    """Hash of every module of this package: any code change invalidates cached partitions."""
-    h = hashlib.sha256()
-    for p in sorted(Path(__file__).parent.rglob("*.py")):
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:16]
 
 
 def collect_inputs(paths, skipped: list[dict] | None = None) -> list[tuple[Path, str]]:
@@ -99,22 +89,28 @@ def collect_inputs(paths, skipped: list[dict] | None = None) -> list[tuple[Path,
     return out
 
 
-def ingest_paths(paths, fmt: str = "auto", *, cache: bool = True, cache_dir=None,
-                 params: dict | None = None) -> IngestResult:
+def ingest_paths(paths, fmt: str | None = None, *, cache: bool | None = None, cache_dir=None,
+                 settings=None) -> IngestResult:
     """Read every file (directories recursively) -> :class:`IngestResult`.
+
+    ``settings``: :class:`~pipeline.settings.IngestSettings`, a dict of overrides or None
+    (params.yaml ``ingest``); ``fmt`` / ``cache`` override its ``format`` / ``cache``.
 
     Raises :class:`MultiFileError` listing every bad file (nothing is returned then).
     """
     import pandas as pd
 
-    from pipeline.config import stage_params
     from pipeline.ingest.core import INT_COLUMNS, REPORT_COLUMNS, empty_tables, ingest_file
     from pipeline.ingest.formats import format_names
     from pipeline.partition import Partition, hash_file, map_partitions
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    params = {**stage_params(STAGE), **(params or {})}
+    from pipeline.settings import resolve
+
+    settings = resolve(STAGE, settings)
+    fmt = fmt or settings.format
+    cache = settings.cache if cache is None else cache
     if fmt not in ("auto", *format_names()):
         raise PipelineError(None, f"unknown format {fmt!r} (known: auto, {', '.join(format_names())})")
     skipped: list[dict] = []
@@ -129,8 +125,7 @@ def ingest_paths(paths, fmt: str = "auto", *, cache: bool = True, cache_dir=None
              for p, rel in inputs]
     try:
         results = map_partitions(ingest_file, parts, stage=STAGE, cache=cache, cache_dir=cache_dir,
-                                 params={"fmt": fmt, "code": _package_digest(),
-                                         **{k: v for k, v in params.items() if k not in ("raw_dir", "format", "cache")}})
+                                 params={"fmt": fmt})
     except MultiFileError:
         raise
     except PipelineError as exc:  # one bad file: same shape as several
@@ -168,14 +163,18 @@ def ingest_paths(paths, fmt: str = "auto", *, cache: bool = True, cache_dir=None
     return IngestResult(utts, meets, report)
 
 
-def run(args) -> int:
-    from pipeline.config import stage_params
+def run_ingest_cli(args) -> int:
+    """``policy-topics ingest``: params.yaml ``ingest`` with the command-line overrides."""
     from pipeline.io import output_transaction, stage_timer, write_json, write_parquet
+    from pipeline.settings import load_settings
 
-    params = stage_params(STAGE)
-    fmt = args.format or params.get("format", "auto")
+    settings = load_settings().ingest
+    if args.format:
+        settings.format = args.format
+    if args.no_cache:
+        settings.cache = False
     with stage_timer(STAGE) as stats:
-        res = ingest_paths(args.inputs, fmt=fmt, cache=bool(params.get("cache", True)) and not args.no_cache)
+        res = ingest_paths(args.inputs, settings=settings)
         with output_transaction():  # the tables and the report appear together, or none of them
             write_parquet(res.utterances, args.output)
             if args.meetings:
@@ -201,4 +200,4 @@ def register(subparsers) -> None:
                         "discussnet_ssp_json, kokkai_json, dbsearch_html, html, kensakusystem_text, shingikai_text, "
                         "colon_text")
     p.add_argument("--no-cache", action="store_true", help="recompute every file (ignore .cache/ingest)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run_ingest_cli)

@@ -46,7 +46,7 @@ class Accounting:
             raise KeyError(bucket)
         self.counts[bucket] += n
 
-    def merge(self, other: "Accounting") -> None:
+    def merge(self, other: Accounting) -> None:
         self.chars_in += other.chars_in
         for k, v in other.counts.items():
             self.counts[k] += v

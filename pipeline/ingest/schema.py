@@ -8,16 +8,16 @@ Kokkai API's XML-derived JSON sends them.
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
 
 from pipeline.errors import PipelineError
 
-Text = Union[StrictStr, None]
+Text = StrictStr | None
 #: an integer, or a string of digits ("12"); not null, not "abc"
-Number = Union[StrictInt, Annotated[StrictStr, Field(pattern=r"^\s*[0-9０-９]+\s*$")]]
-OptNumber = Union[Number, None]
+Number = StrictInt | Annotated[StrictStr, Field(pattern=r"^\s*[0-9０-９]+\s*$")]
+OptNumber = Number | None
 
 
 class _Model(BaseModel):
@@ -43,11 +43,11 @@ class KokkaiSpeech(_Model):
     speakerRole: Text = None
     speakerGroup: Text = None
     speakerPosition: Text = None
-    startPage: Union[OptNumber, None] = None
+    startPage: OptNumber | None = None
 
 
 class KokkaiMeeting(_Model):
-    issueID: Union[StrictStr, StrictInt, None] = None
+    issueID: StrictStr | StrictInt | None = None
     nameOfHouse: Text = None
     nameOfMeeting: Text = None
     issue: Text = None

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 
 from pipeline.ingest.clean import normalize_width
+from pipeline.vocab import role_vocabulary
 
 # ---------------------------------------------------------------- numerals / dates
 
@@ -105,29 +106,16 @@ def parse_session(text: str | None) -> int | None:
 
 # ---------------------------------------------------------------- speakers
 
-#: role words recognised at the end of a speaker label, longest first when matching.
-#: value = canonical role written to ``speaker_role``.
-ROLE_SUFFIXES = {
-    "座長代理": "座長代理", "座長": "座長", "副座長": "副座長", "会長代理": "会長代理", "会長": "会長",
-    "副会長": "副会長", "主査": "主査", "構成員": "構成員", "副委員長": "副委員長", "委員長": "委員長",
-    "委員": "委員", "専門委員": "専門委員", "臨時委員": "臨時委員", "副議長": "副議長", "議長": "議長",
-    "副知事": "副知事", "知事": "知事", "オブザーバー": "オブザーバー", "参考人": "参考人", "政府参考人": "政府参考人",
-    "事務局長": "事務局", "事務局": "事務局", "様": "presenter", "氏": "presenter", "さん": "presenter",
-    "先生": "presenter", "議員": "議員", "大臣": "大臣", "副大臣": "副大臣", "大臣政務官": "大臣政務官",
-    "内閣総理大臣": "内閣総理大臣", "君": "議員",
-    # municipal executives and assembly offices, as printed in local-assembly minutes
-    "区長": "区長", "副区長": "副区長", "市長": "市長", "副市長": "副市長", "町長": "町長", "副町長": "副町長",
-    "村長": "村長", "副村長": "副村長", "教育委員": "教育委員", "教育委員長": "教育委員長", "監査委員": "監査委員",
-    "代表監査委員": "代表監査委員", "部会長": "部会長", "分科会長": "分科会長", "部会長代理": "部会長代理",
-}
-#: official titles (executive side): role "説明員" (answering official), title kept verbatim
-OFFICIAL_SUFFIXES = ("局長", "部長", "課長", "室長", "次長", "参事官", "審議官", "統括官", "補佐", "教育長", "技監",
-                     "理事", "所長", "センター長", "本部長", "監", "長官", "担当", "参事", "主事", "係長", "企画官",
-                     "調整官", "管理者", "理事者", "兼務")
+#: role words recognised at the end of a speaker label (longest first when matching) -> canonical
+#: ``speaker_role``, and official titles (executive side: role "説明員", title kept verbatim). One
+#: vocabulary, configs/roles.yaml (pipeline.vocab), shared with parse and topics: add words there.
+_ROLES = role_vocabulary()
+ROLE_SUFFIXES = dict(_ROLES.roles)
+OFFICIAL_SUFFIXES = _ROLES.officials
 #: bodies that appear as 'affiliation（person）'
 AFFILIATION_WORDS = ("事務局", "総務省", "内閣府", "内閣官房", "省", "庁", "府", "委員会", "部会")
 
-_HONORIFIC = re.compile(r"(君|様|氏|さん)$")
+_HONORIFIC = re.compile("(" + "|".join(map(re.escape, _ROLES.honorifics)) + ")$")
 #: honorifics stripped from a name printed inside brackets: 議長（清野一榮議員）, （白井正子君）
 _INNER_HONORIFIC = re.compile(r"(君|様|氏|さん|議員)$")
 #: turn marks that may still lead a label (○議長, ◆質問 and ◎答弁 marks of DiscussNet, ◯ of DB-Search)
@@ -478,11 +466,8 @@ def _announced_item(text: str, agenda: list[str]) -> int | None:
                 if pos >= 0:
                     hits.append((pos, i))
             if core.startswith("報告事項"):     # 理事者から報告の申し出があります / 報告を聴取
-                m = None
-                for m in re.finditer(r"報告の申し出|報告を聴取|報告事項に入", t):
-                    pass
-                if m:
-                    hits.append((m.start(), i))
+                last = [m.start() for m in re.finditer(r"報告の申し出|報告を聴取|報告事項に入", t)][-1:]
+                hits += [(pos, i) for pos in last]
     if len({i for _, i in hits}) >= 3:
         return BATCH  # several items taken together (一括議題): no single item
     return max(hits)[1] if hits else None

@@ -44,21 +44,37 @@ from __future__ import annotations
 from pipeline.parse.entities import ENTITY_COLUMNS, KnownPersons, coarse_label, known_person_names
 from pipeline.parse.meeting import TOKEN_COLUMNS, parse_partition, pipe_settings
 from pipeline.parse.models import KNOWN_PERSONS, load_nlp
-from pipeline.parse.sentences import (SENTENCE_COLUMNS, SUDACHI_MAX_BYTES, byte_chunks, check_bytes,
-                                      clean_sentence_text, sentence_spans, split_utterances)
-from pipeline.parse.settings import DEFAULT_PARAMS, STAGE, resolve_params
-from pipeline.parse.stage import (ParseReport, ParseResult, build_report, entity_counts, iter_parse, parse_to_datasets,
-                                  parse_utterances, register, run)
+from pipeline.parse.sentences import (
+                                      SENTENCE_COLUMNS,
+                                      SUDACHI_MAX_BYTES,
+                                      byte_chunks,
+                                      check_bytes,
+                                      clean_sentence_text,
+                                      sentence_spans,
+                                      split_utterances,
+)
+from pipeline.parse.settings import STAGE, resolve_params
+from pipeline.parse.stage import (
+                                      ParseReport,
+                                      ParseResult,
+                                      build_report,
+                                      entity_counts,
+                                      iter_parse,
+                                      parse_to_datasets,
+                                      parse_utterances,
+                                      register,
+                                      run_parse_cli,
+)
 from pipeline.parse.terms import ContentTerms, content_terms, terms_for_texts
 from pipeline.parse.vocab import TermVocab, load_vocab
 
 __all__ = [
-    "DEFAULT_PARAMS", "ENTITY_COLUMNS", "KNOWN_PERSONS", "SENTENCE_COLUMNS", "STAGE", "SUDACHI_MAX_BYTES",
+    "ENTITY_COLUMNS", "KNOWN_PERSONS", "SENTENCE_COLUMNS", "STAGE", "SUDACHI_MAX_BYTES",
     "TOKEN_COLUMNS", "ContentTerms", "KnownPersons", "ParseReport", "ParseResult", "TermVocab", "build_report", "byte_chunks",
     "check_bytes", "clean_sentence_text", "coarse_label", "content_terms", "entity_counts", "iter_parse",
     "known_person_names", "parse_to_datasets",
     "load_nlp", "load_vocab", "parse_partition", "parse_utterances", "pipe_settings", "register",
-    "resolve_params", "run", "sentence_spans", "split_utterances", "terms_for_texts",
+    "resolve_params", "run_parse_cli", "sentence_spans", "split_utterances", "terms_for_texts",
 ]
 
 _check_bytes = check_bytes  # former private name (pipeline/parse.py), kept for existing callers

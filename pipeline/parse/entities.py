@@ -11,6 +11,7 @@ import itertools
 import re
 
 from pipeline.parse.vocab import nfkc
+from pipeline.vocab import person_suffixes
 
 #: OntoNotes-style labels (ginza.ENE_ONTONOTES_MAPPING) -> coarse labels
 _COARSE_FROM_ONTONOTES = {
@@ -44,12 +45,8 @@ def coarse_label(ene_label: str) -> str:
     return _COARSE_FROM_ONTONOTES.get(ENE_ONTONOTES_MAPPING.get(ene_label, "OTHERS"), "other")
 
 
-#: role words that follow (or stand for) a person's name in minutes: stripped from attendee strings,
-#: and NER-gate triggers (pipeline.parse.gate)
-ROLE_WORDS = ("構成員", "座長代理", "座長", "委員長", "副委員長", "委員", "議長", "副議長", "会長", "部会長", "主査",
-              "様", "君", "氏", "さん", "先生", "知事", "副知事", "大臣", "副大臣", "政務官", "理事", "参考人",
-              "説明員", "オブザーバー")
-_ROLE_SUFFIX = re.compile(f"(?:{'|'.join(ROLE_WORDS)})$")
+#: any word that follows a name (configs/roles.yaml: roles, official titles, honorifics), longest first
+_ROLE_SUFFIX = re.compile("(?:" + "|".join(map(re.escape, person_suffixes())) + ")$")
 _NAME_CHARS = re.compile(r"^[\u3040-\u30FF\u4E00-\u9FFF々ヶー]+$")
 
 

@@ -6,15 +6,14 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from pipeline.parse.entities import (ENTITY_COLUMNS, ROLE_WORDS, coarse_label, known_spans, names_pattern,
-                                     set_known_entities)
+from pipeline.parse.entities import ENTITY_COLUMNS, coarse_label, known_spans, names_pattern, set_known_entities
 from pipeline.parse.gate import NerGate, ner_mode
 from pipeline.parse.models import KNOWN_PERSONS, STRIP, load_nlp
-from pipeline.parse.sentences import (SENTENCE_COLUMNS, SUDACHI_MAX_BYTES, byte_chunks, check_bytes,
-                                      split_utterances)
-from pipeline.parse.settings import DEFAULT_PARAMS
+from pipeline.parse.sentences import SENTENCE_COLUMNS, SUDACHI_MAX_BYTES, byte_chunks, check_bytes, split_utterances
 from pipeline.parse.terms import extractor
 from pipeline.parse.vocab import TermVocab
+from pipeline.settings import ParseSettings
+from pipeline.vocab import person_suffixes
 
 TOKEN_COLUMNS = ["sentence_id", "i", "surface", "lemma", "norm", "pos", "tag", "is_stop", "start"]
 
@@ -46,7 +45,7 @@ class Chunks:
     text: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, sents: pd.DataFrame, max_bytes: int) -> "Chunks":
+    def of(cls, sents: pd.DataFrame, max_bytes: int) -> Chunks:
         out, where = cls(), []
         for si, (sid, text) in enumerate(zip(sents["sentence_id"], sents["text"])):
             for a, b in byte_chunks(text, max_bytes):
@@ -154,7 +153,7 @@ def _parse_gated(nlp, chunks: Chunks, out: MeetingTables, pattern, params: dict)
     for si, off, doc in zip(chunks.sent, chunks.offset, docs):
         out.add_tokens(si, off, doc)
         known.append(set_known_entities(doc, pattern))
-    gate = NerGate(margin=int(params.get("ner_context", 4)), roles=frozenset(ROLE_WORDS))
+    gate = NerGate(margin=int(params["ner_context"]), roles=frozenset(person_suffixes()))
     for si, off, ents, kn in zip(chunks.sent, chunks.offset, gated_entities(nlp, docs, gate, params), known):
         out.add_entities(si, off, ents, kn)
 
@@ -165,7 +164,7 @@ def parse_partition(payload: dict) -> dict[str, pd.DataFrame]:
     Module-level and picklable (runs in pool / Dask workers); the GiNZA model loads
     lazily once per process (:func:`~pipeline.parse.models.load_nlp`).
     """
-    params: dict = {**DEFAULT_PARAMS, **(payload.get("params") or {})}
+    params: dict = {**ParseSettings().to_params(), **(payload.get("params") or {})}
     sents = split_utterances(payload["rows"], params)
     mode = ner_mode(params.get("ner"))
     nlp = load_nlp(params["model"], ner=mode != "off")

@@ -1,43 +1,23 @@
-"""Parse-stage parameters (params.yaml ``parse:``)."""
+"""Parse-stage parameters: :class:`pipeline.settings.ParseSettings` (params.yaml ``parse:``)
+declares them and their defaults; this module gives the parse package its dict view."""
 from __future__ import annotations
 
 from typing import Any
 
+from pipeline.settings import ParseSettings
+
 STAGE = "parse"
 
-DEFAULT_PARAMS: dict[str, Any] = {
-    "model": "ja_ginza",
-    "batch_size": 64,
-    "n_process": 1,
-    "split_long_sentences": False,
-    "max_sentence_chars": 200,
-    "split_on_newline": False,
-    "max_chunk_bytes": 30000,
-    "ner": "gated",
-    "ner_context": 4,
-    "max_compound_parts": 6,
-}
 #: params that change speed only, never results (left out of the cache key)
-SPEED_ONLY = ("batch_size", "n_process")
+SPEED_ONLY = tuple(sorted(ParseSettings.SPEED_ONLY))
+#: distributions whose version changes the output, besides the spaCy model named in the settings
+#: (imported libraries are found from the imports): part of the per-meeting cache key
+MODEL_PACKAGES = ("ginza", "SudachiPy", "SudachiDict-core", "spacy")
 
 
-def resolve_params(params: dict | None = None) -> dict:
-    """DEFAULT_PARAMS, overridden by params.yaml ``parse:`` (when ``params`` is None) or ``params``."""
-    if params is None:
-        from pipeline.config import stage_params
+def resolve_params(params: ParseSettings | dict[str, Any] | None = None) -> dict[str, Any]:
+    """params.yaml ``parse`` validated (ParseSettings), overridden by ``params`` (a ParseSettings or a
+    dict of overrides; unknown keys are errors), as a fresh dict with every key."""
+    from pipeline.settings import resolve
 
-        try:
-            params = stage_params(STAGE)
-        except Exception:  # outside the project
-            params = {}
-    out = {**DEFAULT_PARAMS, **params}
-    from pipeline.parse.gate import ner_mode
-
-    try:
-        out["ner"] = ner_mode(out["ner"])
-    except ValueError as exc:
-        from pipeline.config import ROOT
-        from pipeline.errors import PipelineError
-
-        raise PipelineError(ROOT / "params.yaml", str(exc)) from exc
-    return out
+    return resolve(STAGE, params).to_params()

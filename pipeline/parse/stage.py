@@ -4,7 +4,6 @@ written out as it finishes), its report, and the ``policy-topics parse`` CLI."""
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
 from collections import Counter
@@ -20,19 +19,9 @@ from pipeline.parse.gate import ner_mode
 from pipeline.parse.meeting import TOKEN_COLUMNS, parse_partition
 from pipeline.parse.models import load_nlp
 from pipeline.parse.sentences import SENTENCE_COLUMNS
-from pipeline.parse.settings import SPEED_ONLY, STAGE, resolve_params
+from pipeline.parse.settings import MODEL_PACKAGES, SPEED_ONLY, STAGE, resolve_params
 from pipeline.parse.vocab import TermVocab, load_vocab
-
-
-def package_digest() -> str:
-    """Hash of every module of this package: editing any of them invalidates cached partitions
-    (the partition cache itself hashes only the module defining ``parse_partition``)."""
-    h = hashlib.sha256()
-    for p in sorted(Path(__file__).parent.rglob("*.py")):
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:16]
-
+from pipeline.vocab import person_suffixes
 
 # --------------------------------------------------------------------------- library
 
@@ -113,9 +102,10 @@ def iter_parse(utterances: pd.DataFrame, meetings: pd.DataFrame | None = None,
         for part in parts:
             part.payload["params"] = {**params, "n_process": 1}
     key = {**{k: v for k, v in params.items() if k not in SPEED_ONLY}, "vocab": _vocab_key(vocab),
-           "code": package_digest()}
+           "roles": list(person_suffixes())}  # NER-gate triggers (configs/roles.yaml)
     for _, tables in iter_partitions(parse_partition, parts, stage=STAGE, params=key, cache=cache,
-                                     cache_dir=cache_dir, executor=executor, n_workers=n_workers, stats=stats):
+                                     cache_dir=cache_dir, executor=executor, n_workers=n_workers, stats=stats,
+                                     libraries=(params["model"], *MODEL_PACKAGES)):
         yield tables
 
 
@@ -245,7 +235,7 @@ def build_report(utterances, sentences, tokens, entities, stats: dict | None = N
 
 # --------------------------------------------------------------------------- CLI
 
-def run(args: argparse.Namespace) -> int:
+def run_parse_cli(args: argparse.Namespace) -> int:
     from pipeline.dataset import read_table
     from pipeline.io import output_transaction, stage_timer, write_json
 
@@ -290,4 +280,4 @@ def register(subparsers) -> None:
     p.add_argument("--report", help="output metrics JSON")
     p.add_argument("--n-process", type=int, default=None, help="override params.yaml parse.n_process")
     p.add_argument("--no-cache", action="store_true", help="ignore the per-meeting parse cache")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run_parse_cli)

@@ -39,8 +39,10 @@ class TermVocab:
 
 def load_vocab(stopwords_path: str | Path | None = None, compounds_path: str | Path | None = None,
                max_parts: int = 6) -> TermVocab:
-    """Read ``configs/stopwords.yaml`` and ``configs/compounds.yaml`` (or the given files)."""
+    """Read ``configs/stopwords.yaml`` (the shared loader, :func:`pipeline.vocab.load_stopwords`) and
+    ``configs/compounds.yaml`` (or the given files)."""
     from pipeline.config import CONFIGS, ConfigError, load_config
+    from pipeline.vocab import load_stopwords
 
     def _load(name, path):
         p = Path(path) if path else CONFIGS / f"{name}.yaml"
@@ -52,11 +54,7 @@ def load_vocab(stopwords_path: str | Path | None = None, compounds_path: str | P
             raise PipelineError(p, "expected a YAML mapping")
         return data
 
-    sw = _load("stopwords", stopwords_path)
-    stop: set[str] = set()
-    for key, words in sw.items():
-        if key == "stopwords" or isinstance(words, list):
-            stop |= {nfkc(str(w)) for w in (words or [])}
+    stop = load_stopwords(stopwords_path)
     cp = _load("compounds", compounds_path)
     # longest first; ties in a fixed order (set order varies with PYTHONHASHSEED, which made the
     # parse cache key -- and so every re-run -- differ between processes)
@@ -66,5 +64,5 @@ def load_vocab(stopwords_path: str | Path | None = None, compounds_path: str | P
     for name in ("drop_prefixes", "break_suffixes"):
         if cp.get(name) is not None:
             kw[name] = frozenset(nfkc(str(p)) for p in cp[name])
-    return TermVocab(stopwords=frozenset(stop), compounds=compounds, aliases=aliases,
+    return TermVocab(stopwords=stop, compounds=compounds, aliases=aliases,
                      max_parts=int(cp.get("max_parts", max_parts)), **kw)

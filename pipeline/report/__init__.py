@@ -24,12 +24,15 @@ def load_processed(input_dir, taxonomy=None):
     return _load(input_dir, taxonomy)
 
 
-def _run(args: argparse.Namespace) -> int:
-    params: dict[str, Any] = {}
+def run_report_cli(args: argparse.Namespace) -> int:
+    """``policy-topics report``: params.yaml ``report`` with the command-line overrides."""
+    from pipeline.settings import load_settings
+
+    settings = load_settings().report
     if args.headers:
-        params["headers"] = params["excel_headers"] = args.headers
+        settings.headers = settings.excel_headers = args.headers
     res = build_report(args.input, args.out, markdown=args.md, tables_dir=args.tables, meetings=args.meeting,
-                       speakers=args.speaker, taxonomy=args.taxonomy, params=params)
+                       speakers=args.speaker, taxonomy=args.taxonomy, settings=settings)
     print(f"wrote {res.html} ({res.stats.get('html_mb')} MB), {res.markdown}, "
           f"{len(res.tables)} tables in {Path(next(iter(res.tables.values()))).parent}")
     return 0
@@ -50,4 +53,4 @@ def register(subparsers) -> None:
     p.add_argument("--taxonomy", type=Path, default=None, help="taxonomy YAML (default configs/taxonomy.yaml)")
     p.add_argument("--headers", choices=["en", "ja"], default=None,
                    help="column headers of CSV and Excel exports (default: params report.headers / excel_headers)")
-    p.set_defaults(func=_run)
+    p.set_defaults(func=run_report_cli)

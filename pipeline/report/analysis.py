@@ -346,8 +346,9 @@ def _classical_mds(X: np.ndarray) -> np.ndarray:
     n = len(X)
     if n <= 1:
         return np.zeros((n, 2))
-    norm = np.linalg.norm(X, axis=1, keepdims=True)
-    Xn = X / np.where(norm == 0, 1, norm)
+    from pipeline.vectors import l2_normalize
+
+    Xn = l2_normalize(X, dtype=np.float64)
     D2 = np.clip(1 - Xn @ Xn.T, 0, None) ** 2
     J = np.eye(n) - 1.0 / n
     B = -0.5 * J @ D2 @ J

@@ -26,18 +26,18 @@ class ReportResult:
 def build_report(input_dir: str | Path, out: str | Path, *, markdown: str | Path | None = None,
                  tables_dir: str | Path | None = None, meetings: list[str] | None = None,
                  speakers: list[str] | None = None, taxonomy: str | Path | None = None,
-                 params: dict[str, Any] | None = None) -> ReportResult:
+                 settings: Any = None) -> ReportResult:
     """Build the HTML report ``out`` plus ``report.md`` and ``tables/`` beside it from a
     pipeline output directory (e.g. data/processed); optionally for a subset of meetings /
-    speakers. Nothing of the pipeline is recomputed."""
-    from pipeline.config import stage_params
+    speakers. Nothing of the pipeline is recomputed. ``settings``: a
+    :class:`~pipeline.settings.ReportSettings`, a dict of overrides, or None (params.yaml ``report``)."""
     from pipeline.report.data import load_processed, subset
     from pipeline.report.exports import write_tables
     from pipeline.report.html import render_html
     from pipeline.report.markdown import render_markdown
+    from pipeline.settings import resolve
 
-    p = stage_params("report")
-    p.update(params or {})
+    p = resolve("report", settings).to_params()
     out = Path(out)
     md_path = Path(markdown) if markdown else out.with_suffix(".md")
     tdir = Path(tables_dir) if tables_dir else out.parent / "tables"
@@ -46,8 +46,8 @@ def build_report(input_dir: str | Path, out: str | Path, *, markdown: str | Path
         html = render_html(data, p)
         md = render_markdown(data, p)
         with output_transaction():  # HTML, Markdown and every table appear together, or none of them
-            written = write_tables(data, tdir, headers=str(p.get("headers", "en")),
-                                   excel_headers=str(p.get("excel_headers", "ja")))
+            written = write_tables(data, tdir, headers=p["headers"],
+                                   excel_headers=p["excel_headers"])
             write_text(html, out)
             write_text(md, md_path)
         for path in [out, md_path, *written.values()]:  # reports are for sharing, whatever the umask

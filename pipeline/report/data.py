@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import PipelineError
+from pipeline.taxonomy import Theme, load_taxonomy
 
 log = logging.getLogger("policy_topics.report")
 
@@ -37,17 +38,6 @@ LIST_COLUMNS = {
 PROCEDURAL = "procedural"
 
 
-@dataclass(frozen=True)
-class Theme:
-    id: str
-    ja: str
-    en: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.ja}" if self.ja else self.id
-
-
 @dataclass
 class ReportData:
     """The processed tables of one pipeline run (or a subset of it)."""
@@ -63,6 +53,8 @@ class ReportData:
     topics_over_time: pd.DataFrame | None = None
     topic_hierarchy: pd.DataFrame | None = None
     label_queue: pd.DataFrame | None = None
+    #: topics stage's topic_model.json: when / on how many meetings the topic model was fitted
+    topic_model: dict | None = None
     #: human-readable description of the subset ("" = everything)
     subset: str = ""
     missing: list[str] = field(default_factory=list)
@@ -93,20 +85,6 @@ class ReportData:
         if substantive_only:
             long = long[long["theme"] != PROCEDURAL]
         return long
-
-
-def load_taxonomy(path: str | Path | None = None) -> list[Theme]:
-    """Themes (ID, Japanese and English names) from configs/taxonomy.yaml or ``path``."""
-    from pipeline.config import ConfigError, load_config
-
-    try:
-        tax = load_config("taxonomy", path)
-    except ConfigError as exc:
-        raise PipelineError(path or "configs/taxonomy.yaml", str(exc)) from exc
-    themes = (tax or {}).get("themes") or []
-    if not themes:
-        raise PipelineError(path or "configs/taxonomy.yaml", "taxonomy has no themes")
-    return [Theme(str(t["id"]), str(t.get("ja") or t["id"]), str(t.get("en") or t["id"])) for t in themes]
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -159,6 +137,30 @@ def _normalise(name: str, df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _topic_model(d: Path) -> dict | None:
+    p = d / "topic_model.json"
+    if not p.exists():
+        return None
+    try:
+        obj = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PipelineError(p, f"cannot read JSON: {exc}") from exc
+    return obj if isinstance(obj, dict) else None
+
+
+def topic_model_note(data: ReportData) -> str:
+    """One line on the topic model in use: when and on how many meetings it was fitted."""
+    m = data.topic_model
+    if not m or not m.get("fitted_at"):
+        return ""
+    added = len((m.get("drift") or {}).get("meetings_added") or [])
+    tail = (f"; {added} meeting(s) added since, assigned without refitting" if m.get("mode") == "assign" and added
+            else "")
+    return (f"トピックモデル: {str(m['fitted_at'])[:10]} に {m.get('n_meetings_fitted')} 会議で学習 "
+            f"(topic model fitted {m['fitted_at']} on {m.get('n_meetings_fitted')} meeting(s), "
+            f"{m.get('n_sentences_fitted')} sentences{tail})")
+
+
 def load_processed(input_dir: str | Path, taxonomy: str | Path | list[Theme] | None = None) -> ReportData:
     """Read a pipeline output directory into :class:`ReportData`.
 
@@ -196,8 +198,9 @@ def load_processed(input_dir: str | Path, taxonomy: str | Path | list[Theme] | N
         except Exception as exc:
             raise PipelineError(lq, f"cannot read CSV: {exc}") from exc
 
-    themes = taxonomy if isinstance(taxonomy, list) else load_taxonomy(taxonomy)
-    data = ReportData(input_dir=d, themes=list(themes), label_queue=label_queue,
+    themes = taxonomy if isinstance(taxonomy, list) else \
+        [replace(t, ja=t.ja or t.id, en=t.en or t.id) for t in load_taxonomy(taxonomy).themes]
+    data = ReportData(input_dir=d, themes=list(themes), label_queue=label_queue, topic_model=_topic_model(d),
                       missing=missing_optional, **tables)  # type: ignore[arg-type]
     _complete(data)
     return data

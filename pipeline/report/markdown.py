@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.report import analysis as A
-from pipeline.report.data import ReportData
+from pipeline.report.data import ReportData, topic_model_note
 from pipeline.report.html import report_title
 from pipeline.report.sanitize import md_text as t
 
@@ -25,8 +25,9 @@ def _quote(q: dict[str, Any], with_meeting: bool = True) -> str:
 
 
 def render_markdown(data: ReportData, params: dict[str, Any] | None = None) -> str:
-    p = {"top_quotes": 3, "md_topics": 10, "top_entities": 15}
-    p.update(params or {})
+    from pipeline.settings import resolve
+
+    p = resolve("report", params).to_params()  # ReportSettings declares the defaults
     k = int(p["top_quotes"])
     ctx = A.context(data)
     c = A.summary_counts(data)
@@ -58,8 +59,9 @@ def render_markdown(data: ReportData, params: dict[str, Any] | None = None) -> s
 
     topics = [x for x in A.topic_table(ctx, 1) if x["topic_id"] >= 0]
     if topics:
-        out += ["## トピック Topics (BERTopic)", "", "| # | ラベル label | 文 size | 上位語 top terms | 例 example |",
-                "|---:|---|---:|---|---|"]
+        note = topic_model_note(data)
+        out += ["## トピック Topics (BERTopic)", ""] + ([t(note), ""] if note else []) + [
+                "| # | ラベル label | 文 size | 上位語 top terms | 例 example |", "|---:|---|---:|---|---|"]
         for x in topics[: int(p["md_topics"])]:
             ex = x["quotes"][0] if x["quotes"] else None
             exs = f"{t(_short(ex['text'], 60))} — {t(ex['speaker'])}" if ex else ""

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.labels import load_labels as load_label_set
-from pipeline.topics.model import norm_text
+from pipeline.labels import text_key as norm_text  # no BERTopic import for a text key
 
 
 def load_labels(labels_dir: str | Path | None) -> dict[str, list[str]]:

@@ -18,8 +18,7 @@ import re
 from pipeline.errors import PipelineError
 from pipeline.ingest.clean import Accounting, Block, lines_of, split_lines, split_ws
 from pipeline.ingest.model import Document, Meeting, Source
-from pipeline.ingest.structure import (absentees_from_speech, parse_date, parse_minutes_header,
-                                       parse_session)
+from pipeline.ingest.structure import absentees_from_speech, parse_date, parse_minutes_header, parse_session
 
 NAME = "pdf_text"
 
@@ -145,19 +144,8 @@ def parse_minutes_text(text: str, path=None, first_page: int = 1) -> tuple[Meeti
             acct.add("whitespace", len(lead) + len(trail))
             acct.add("other", len(content))
             continue
-        g = _GLUED_PAGE.match(raw)
-        if g and not _PAGE.match(raw):
-            # a page number glued to the page's last line: 'ございます。 -18-'
-            sep, num = g.group(2), g.group(3)
-            acct.add("whitespace", len(sep))
-            acct.add("page_marker", len(num))
-            markers.append((i, int(re.search(r"[0-9０-９]+", num).group().translate(_DIG))))
-            raw = g.group(1) + g.group(4)
-        if _PAGE.match(raw) or (_PAGE_BARE.match(raw) and _looks_like_bare_page(lines, i, has_ff)):
-            lead, content, trail = split_ws(raw)
-            acct.add("whitespace", len(lead) + len(trail))
-            acct.add("page_marker", len(content))
-            markers.append((i, int(re.search(r"[0-9０-９]+", content).group().translate(_DIG))))
+        raw = _page_marker(raw, lines, i, has_ff, acct, markers)
+        if raw is None:
             continue
         if _CLOSING.match(raw) or (_CLOSING_SOFT.match(raw) and all(
                 not r.strip(" \t\u3000") or _PAGE.match(r) for r, _ in lines[i + 1:])):
@@ -189,10 +177,44 @@ def parse_minutes_text(text: str, path=None, first_page: int = 1) -> tuple[Meeti
     (current if current is not None else header).add_layout(carry)
     finish()
     header_text = header.close()
-
     if not rows:
         raise PipelineError(path, "no speaker turns found (expected lines opening with ○名前)")
+    page_of = _PageInfo(lines, has_ff, line_pages, markers)
+    return _meeting(header_lines, header_text, (header.first_line, header.last_line), rows, page_of), acct
 
+
+def _page_marker(raw: str, lines, i: int, has_ff: bool, acct: Accounting, markers: list) -> str | None:
+    """Account a printed page number on line ``i``: None when the whole line is one, else the line
+    without a number glued to its end ('ございます。 -18-')."""
+    g = _GLUED_PAGE.match(raw)
+    if g and not _PAGE.match(raw):
+        sep, num = g.group(2), g.group(3)
+        acct.add("whitespace", len(sep))
+        acct.add("page_marker", len(num))
+        markers.append((i, int(re.search(r"[0-9０-９]+", num).group().translate(_DIG))))
+        raw = g.group(1) + g.group(4)
+    if _PAGE.match(raw) or (_PAGE_BARE.match(raw) and _looks_like_bare_page(lines, i, has_ff)):
+        lead, content, trail = split_ws(raw)
+        acct.add("whitespace", len(lead) + len(trail))
+        acct.add("page_marker", len(content))
+        markers.append((i, int(re.search(r"[0-9０-９]+", content).group().translate(_DIG))))
+        return None
+    return raw
+
+
+class _PageInfo:
+    """Where the page numbers are: line -> page (form feeds) or printed page markers."""
+
+    def __init__(self, lines, has_ff: bool, line_pages: list[int], markers: list[tuple[int, int]]):
+        self.has_ff, self.line_pages, self.markers = has_ff, line_pages, markers
+        self.soft_pages = None if has_ff else _soft_pages(lines, markers)
+
+    def span(self, first, last):
+        return _page_span(first, last, self.has_ff, self.line_pages, self.markers, self.soft_pages)
+
+
+def _meeting(header_lines: list[str], header_text: str, header_span, rows: list[dict], pages: _PageInfo) -> Meeting:
+    """The meeting of parsed minutes: header fields, the header row + speech rows with page spans."""
     info = parse_minutes_header(header_lines)
     meeting = Meeting(title=info.title, date=info.date or parse_date(header_text),
                       session=parse_session(info.title or header_text), venue=info.venue,
@@ -202,16 +224,14 @@ def parse_minutes_text(text: str, path=None, first_page: int = 1) -> tuple[Meeti
     out: list[dict] = []
     if header_text:
         out.append({"kind": "header", "speaker_raw": None, "text": header_text,
-                    "_first": header.first_line, "_last": header.last_line})
+                    "_first": header_span[0], "_last": header_span[1]})
     out += rows
     if not meeting.absentees:
         meeting.absentees = absentees_from_speech([r["text"] for r in rows[:3]]) or []
-    soft_pages = None if has_ff else _soft_pages(lines, markers)
     for r in out:
-        first, last = r.pop("_first"), r.pop("_last")
-        r["page_start"], r["page_end"] = _page_span(first, last, has_ff, line_pages, markers, soft_pages)
+        r["page_start"], r["page_end"] = pages.span(r.pop("_first"), r.pop("_last"))
     meeting.rows = out
-    return meeting, acct
+    return meeting
 
 
 _DIG = str.maketrans("０１２３４５６７８９", "0123456789")

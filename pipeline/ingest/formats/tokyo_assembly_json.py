@@ -22,8 +22,8 @@ import re
 
 from pipeline.errors import PipelineError
 from pipeline.ingest.clean import Accounting, Block, lines_of, normalize_width, split_lines, split_ws
-from pipeline.ingest.schema import check_tokyo
 from pipeline.ingest.model import Document, Meeting, Source
+from pipeline.ingest.schema import check_tokyo
 from pipeline.ingest.structure import parse_date, parse_session
 
 NAME = "tokyo_assembly_json"

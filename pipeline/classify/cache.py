@@ -1,0 +1,83 @@
+"""Per-meeting cache of the classifier's output, so adding a meeting tags only that meeting.
+
+A meeting's tags depend only on the fitted model and that meeting's model input (text, terms,
+speaker turn, embedding: context features never cross a speaker turn, so never a meeting).
+The cache key is (hash of the saved model file, hash of the meeting's input rows); entries live
+in ``<cache_dir>/classify/<model hash>/<meeting hash>.parquet`` (``scale.cache_dir``, default
+``.cache/``). Only the model's public ``tag(X, return_details=True)`` is used.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger("policy_topics.classify")
+
+
+def _digest(X: pd.DataFrame) -> str:
+    h = hashlib.sha256()
+    for col in ("text", "terms", "group"):
+        if col in X.columns:
+            h.update(json.dumps([list(v) if col == "terms" else str(v) for v in X[col]], ensure_ascii=False).encode())
+    if "embedding" in X.columns and len(X):
+        h.update(np.ascontiguousarray(np.vstack(X["embedding"].to_numpy()), dtype=np.float32).tobytes())
+    return h.hexdigest()[:32]
+
+
+def _store(path: Path, tags: list[dict], P: np.ndarray, rule_ev: list) -> None:
+    df = pd.DataFrame({"tag": [json.dumps(t, ensure_ascii=False) for t in tags],
+                       "proba": [list(map(float, row)) for row in P],
+                       "rule_evidence": [json.dumps(e, ensure_ascii=False, default=list) for e in rule_ev]})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    df.to_parquet(tmp, index=False)
+    tmp.replace(path)
+
+
+def _load(path: Path) -> tuple[list[dict], np.ndarray, list]:
+    df = pd.read_parquet(path)
+    P = np.array([list(r) for r in df["proba"]], dtype=float)
+    return [json.loads(t) for t in df["tag"]], P, [json.loads(e) for e in df["rule_evidence"]]
+
+
+def tag_by_meeting(model, X: pd.DataFrame, meetings: Sequence[str], model_key: str,
+                   cache_dir: str | Path | None = None) -> tuple[list[dict], np.ndarray, list, dict]:
+    """``model.tag(X, return_details=True)`` computed only for meetings not in the cache.
+
+    Returns (tags, P, rule_evidence, stats) in ``X`` row order; stats: meetings cached / computed."""
+    from pipeline.partition import cache_root
+
+    root = cache_root(cache_dir) / "classify" / model_key[:32]
+    meetings = np.asarray([str(m) for m in meetings])
+    order = list(pd.unique(meetings))
+    rows = {m: np.where(meetings == m)[0] for m in order}
+    paths = {m: root / f"{_digest(X.iloc[rows[m]])}.parquet" for m in order}
+    todo = [m for m in order if not paths[m].exists()]
+    if todo:
+        idx = np.concatenate([rows[m] for m in todo])
+        tags, P, ev = model.tag(X.iloc[idx].reset_index(drop=True), return_details=True)
+        start = 0
+        for m in todo:
+            n = len(rows[m])
+            _store(paths[m], tags[start:start + n], np.asarray(P)[start:start + n], ev[start:start + n])
+            start += n
+    L = len(model.classes_)
+    out_tags: list = [None] * len(X)
+    out_P = np.zeros((len(X), L))
+    out_ev: list = [None] * len(X)
+    for m in order:
+        tags, P, ev = _load(paths[m])
+        for j, i in enumerate(rows[m]):
+            out_tags[i], out_ev[i] = tags[j], ev[j]
+        if len(P):
+            out_P[rows[m]] = P
+    stats = {"meetings": len(order), "cached": len(order) - len(todo), "computed": len(todo)}
+    log.info("classify: %d meeting(s), %d from cache, %d computed", stats["meetings"], stats["cached"],
+             stats["computed"])
+    return out_tags, out_P, out_ev, stats

@@ -1,0 +1,78 @@
+"""Vector geometry of the topic model (numpy only): context mixing, centroids, similarity-based
+outlier re-assignment and topic probabilities."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from pipeline import vectors
+
+
+def l2_normalize(X: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), float32: :func:`pipeline.vectors.l2_normalize`."""
+    return vectors.l2_normalize(X)
+
+
+def context_embeddings(X: np.ndarray, groups: Sequence[Any], mask: np.ndarray | None = None,
+                       window: int = 1, weight: float = 0.5) -> np.ndarray:
+    """x_i + weight * mean(neighbours within ``window`` rows in the same group, not masked), re-normalised.
+
+    Rows must be in document order (sentences.parquet order). ``weight=0`` returns X normalised.
+    """
+    Xn = l2_normalize(X)
+    if not weight or not window or len(Xn) == 0:
+        return Xn
+    groups = np.asarray(list(groups), dtype=object)
+    mask = np.zeros(len(Xn), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    Y = Xn.copy()
+    n = len(Xn)
+    for i in range(n):
+        nb = [j for j in range(max(0, i - window), min(n, i + window + 1))
+              if j != i and groups[j] == groups[i] and not mask[j]]
+        if nb:
+            Y[i] = Xn[i] + weight * Xn[nb].mean(axis=0)
+    return l2_normalize(Y)
+
+
+def centroids(C: np.ndarray, topics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(topic ids without -1, unit-length mean vector of each topic's rows)."""
+    ids = sorted(int(t) for t in set(np.asarray(topics).tolist()) if t != -1)
+    cents = []
+    for t in ids:
+        c = C[topics == t].mean(axis=0)
+        cents.append(c / max(np.linalg.norm(c), 1e-12))  # 1-D norm (BLAS dot): not vectors.l2_normalize's row norm
+    return (np.array(ids, dtype=int),
+            np.vstack(cents).astype(np.float32) if cents else np.zeros((0, C.shape[1]), np.float32))
+
+
+def softmax_rows(S: np.ndarray, temperature: float) -> np.ndarray:
+    Z = (S - S.max(axis=1, keepdims=True)) / max(temperature, 1e-6)
+    E = np.exp(Z)
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def topic_probabilities(C: np.ndarray, topics: np.ndarray, proc: np.ndarray, centroid_ids: np.ndarray,
+                        cents: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(cosine to the topic centroids / T) at the assigned topic; procedural rows 1.0."""
+    if not len(centroid_ids):
+        return np.zeros(len(topics), dtype=np.float32)
+    P = softmax_rows(C @ cents.T, temperature)
+    pos = {t: i for i, t in enumerate(centroid_ids.tolist())}
+    probs = np.array([P[i, pos[t]] if t in pos else P[i].max() for i, t in enumerate(topics.tolist())],
+                     dtype=np.float32)
+    probs[np.asarray(proc, dtype=bool)] = 1.0
+    return probs
+
+
+def reassign(topics: np.ndarray, todo: np.ndarray, S: np.ndarray, candidates: np.ndarray,
+             threshold: float) -> np.ndarray:
+    """Rows ``todo`` go to the candidate topic of highest similarity ``S`` when it reaches ``threshold``."""
+    out = topics.copy()
+    if not len(todo) or not len(candidates):
+        return out
+    best = S.argmax(axis=1)
+    ok = S[np.arange(len(todo)), best] >= threshold
+    out[todo[ok]] = candidates[best[ok]]
+    return out

@@ -1,0 +1,157 @@
+"""``policy-topics topics`` as a library call: read inputs, refit or assign new sentences, write
+every output atomically (see :mod:`pipeline.topics.incremental` for when it refits)."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import PipelineError
+from pipeline.topics import incremental as inc
+from pipeline.topics.stage import (
+    EmbeddingsMismatch,
+    TopicResult,
+    align_embeddings,
+    build_result,
+    fit_topics,
+    prepare_frame,
+)
+
+log = logging.getLogger("policy_topics.topics")
+
+
+def _read_parquet(path: str | Path, what: str) -> pd.DataFrame:
+    p = Path(path)
+    if not p.exists():
+        raise PipelineError(p, f"{what} file not found")
+    from pipeline.dataset import read_table
+
+    return read_table(p)  # a single file or a partitioned dataset directory (pyarrow.dataset)
+
+
+def assign_new(model, frame: pd.DataFrame, E: np.ndarray, plan: inc.Plan, params: dict,
+               labels: dict | None) -> tuple[TopicResult | None, inc.Plan]:
+    """Earlier sentences keep their saved topic; new ones get ``transform``. Returns (None, refit
+    plan) when the new sentences' unfamiliar share passes the drift threshold."""
+    keys = frame["sentence_id"].astype(str) + "\0" + pd.Series(inc.text_hashes(frame["text"]), index=frame.index)
+    led = plan.ledger.assign(key=plan.ledger["sentence_id"].astype(str) + "\0" + plan.ledger["text_hash"].astype(str))
+    led = led.drop_duplicates("key").set_index("key").reindex(keys.to_numpy())
+    topics = led["topic_id"].fillna(-1).to_numpy(dtype=int, copy=True)
+    probs = led["topic_prob"].fillna(0.0).to_numpy(dtype=float, copy=True)
+    proc = led["is_procedural"].astype("boolean").fillna(False).to_numpy(dtype=bool, copy=True)
+    rows = plan.new_rows
+    since = None
+    if len(rows):
+        sub = frame.iloc[rows]
+        model.analyzer_.extend(sub["text"].tolist(), sub["terms"].tolist())
+        groups = sub["utterance_id"].astype(str).tolist() if "utterance_id" in sub.columns else None
+        t, p, det = model.transform(sub["text"].tolist(), embeddings=E[rows], terms=sub["terms"].tolist(),
+                                    groups=groups, return_details=True)
+        since, over = inc.drift(det, plan.state, params)
+        limit = inc.incremental_settings(params)["max_unfamiliar_share"]
+        plan.signals.update(unfamiliar_share=since["unfamiliar_share"], max_unfamiliar_share=limit,
+                            n_substantive_since_fit=since["substantive"])
+        if over:
+            return None, inc.Plan(True, f"drift: unfamiliar share of the sentences added since the fit "
+                                        f"{since['unfamiliar_share']:.2f} > {limit} "
+                                        "(topics.incremental.max_unfamiliar_share)", signals=plan.signals)
+        topics[rows], probs[rows], proc[rows] = t, p, det["procedural"]
+        plan.state["since_fit"] = {"substantive": since["substantive"], "unfamiliar": since["unfamiliar"]}
+    res = build_result(model, frame, E, topics, probs, proc, params, labels)
+    res.metrics["n_fit"] = int(plan.state["n_sentences_fitted"])
+    plan.state["updates"].append({"at": inc.now(), "n_new_sentences": int(len(rows)),
+                                  "meetings_added": plan.signals.get("meetings_added", []),
+                                  "meetings_removed": plan.signals.get("meetings_removed", []),
+                                  "unfamiliar_share_since_fit": since["unfamiliar_share"] if since else None})
+    return res, plan
+
+
+def _fit(sent, E_pair, frame, E, params, utt, labs, backend, key, reason):
+    res = fit_topics(sent, E_pair, params, utterances=utt, labels=labs, backend=backend)
+    return res, inc.new_state(res.model, frame, key, reason)
+
+
+def run_topics(sentences: str | Path, embeddings: str | Path, out_dir: str | Path, assignments: str | Path,
+               model_dir: str | Path, metrics: str | Path, utterances: str | Path | None = None,
+               labels: str | Path | None = None, params: dict | None = None, refit: bool = False) -> TopicResult:
+    """Library form of ``policy-topics topics``: read inputs, refit or assign, write every output atomically."""
+    from pipeline.embed import load_embeddings
+    from pipeline.io import output_transaction, stage_timer
+    from pipeline.settings import resolve
+    from pipeline.topics.evaluate import load_labels
+
+    params = resolve("topics", params).to_params()  # TopicsSettings, a dict of overrides, or None: params.yaml
+    sent = _read_parquet(sentences, "sentences")
+    for col in ("sentence_id", "text", "terms"):
+        if col not in sent.columns:
+            raise PipelineError(sentences, f"sentences table lacks column {col!r}")
+    ids, vecs, backend = load_embeddings(embeddings, with_backend=True)
+    utt = _read_parquet(utterances, "utterances") if utterances else None
+    labs = load_labels(labels) if labels else None
+    model_dir = Path(model_dir)
+    with stage_timer("topics") as st:
+        t0 = time.perf_counter()
+        try:
+            frame = prepare_frame(sent, utt)
+            E = align_embeddings(frame, (ids, vecs))
+            key = inc.fit_key(params, backend)
+            plan = inc.plan(frame, model_dir, key, params, refit)
+            res = None
+            if not plan.refit:
+                res, plan = _assign(model_dir, frame, E, plan, params, labs)
+            if plan.refit:
+                log.info("fitting the topic model: %s", plan.reason)
+                res, state = _fit(sent, (ids, vecs), frame, E, params, utt, labs, backend, key, plan.reason)
+                state["fit_signals"] = plan.signals
+            else:
+                state = plan.state
+        except EmbeddingsMismatch as exc:
+            raise PipelineError(embeddings, exc.problem) from exc
+        except PipelineError as exc:
+            if exc.path is None:
+                raise PipelineError(sentences, exc.problem) from exc
+            raise
+        mode = "fit" if plan.refit else "assign"
+        res.metrics["model"] = inc.model_summary(state, mode, plan.reason, plan.signals)
+        res.metrics["stage_seconds"] = round(time.perf_counter() - t0, 2)
+        with output_transaction():  # every output, or none
+            _write(res, state, frame, Path(out_dir), assignments, model_dir, metrics, refit=plan.refit)
+        st.update(mode=mode, sentences=res.metrics["n_sentences"], new=len(plan.new_rows) if not plan.refit else None,
+                  topics=res.metrics["n_topics"], outliers=res.metrics["outlier_share"],
+                  nmi_test=res.metrics.get("nmi_test"))
+    return res
+
+
+def _assign(model_dir: Path, frame, E, plan: inc.Plan, params, labs):
+    from pipeline.topics.model import load_topic_model
+
+    try:
+        model = load_topic_model(model_dir)
+    except Exception as exc:  # noqa: BLE001 - any unloadable pickle means: fit again
+        return None, inc.Plan(True, f"saved model unloadable ({type(exc).__name__})", signals=plan.signals)
+    log.info("assigning %d new sentence(s) with the saved topic model (fitted %s on %d meeting(s))",
+             len(plan.new_rows), plan.state["fitted_at"], plan.state["n_meetings"])
+    return assign_new(model, frame, E, plan, params, labs)
+
+
+def _write(res: TopicResult, state: dict, frame, out_dir: Path, assignments, model_dir: Path, metrics,
+           refit: bool) -> None:
+    from pipeline.io import atomic_path, write_json, write_parquet
+
+    write_parquet(res.assignments, assignments)
+    write_parquet(res.topic_info, out_dir / "topic_info.parquet")
+    write_parquet(res.topics_per_class, out_dir / "topics_per_class.parquet")
+    write_parquet(res.topics_over_time, out_dir / "topics_over_time.parquet")
+    write_parquet(res.topic_hierarchy, out_dir / "topic_hierarchy.parquet")
+    write_json(res.metrics["model"], out_dir / "topic_model.json")
+    ledger = inc.ledger_frame(frame, res.assignments)
+    if refit:
+        with atomic_path(model_dir, directory=True) as tmp:
+            res.model.save(tmp)
+            inc.save_state(tmp, state, ledger, direct=True)
+    else:
+        inc.save_state(model_dir, state, ledger)
+    write_json(res.metrics, metrics)

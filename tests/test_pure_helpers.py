@@ -1,0 +1,99 @@
+"""Fast tests of pure helpers on tiny inputs: no GiNZA, no BERTopic, no encoder loads."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def test_l2_normalize_is_unit_rows_and_keeps_zero_rows():
+    from pipeline.vectors import l2_normalize
+
+    x = np.array([[3.0, 4.0], [0.0, 0.0], [1e-3, 0.0]])
+    y = l2_normalize(x)
+    assert y.dtype == np.float32 and y.shape == (3, 2)
+    np.testing.assert_allclose(y, [[0.6, 0.8], [0.0, 0.0], [1.0, 0.0]], atol=1e-6)
+    assert l2_normalize(np.array([0.0, 2.0])).shape == (1, 2)  # one vector -> one row
+
+
+def test_fast_bootstrap_f1_equals_sklearn():
+    from sklearn.metrics import f1_score
+
+    from pipeline.classify.evaluate import f1_from_counts, multilabel_counts, prf
+
+    rng = np.random.default_rng(0)
+    Y = rng.random((60, 5)) < 0.3
+    P = rng.random((60, 5)) < 0.3
+    Y[:, 2] = False  # a label without support is left out of macro F1
+    micro, macro = f1_from_counts(*multilabel_counts(Y, P))
+    assert micro == pytest.approx(f1_score(Y, P, average="micro", zero_division=0))
+    keep = Y.sum(0) > 0
+    assert macro == pytest.approx(f1_score(Y[:, keep], P[:, keep], average="macro", zero_division=0))
+    m = prf(Y, P)
+    assert m["micro_f1"] == pytest.approx(micro) and m["macro_f1"] == pytest.approx(macro)
+    np.testing.assert_allclose(m["f1"], f1_score(Y, P, average=None, zero_division=0))
+
+
+def test_best_threshold_sits_in_the_separating_gap():
+    from pipeline.classify.model import _best_threshold
+
+    y = np.array([0] * 10 + [1] * 10)
+    p = np.r_[np.linspace(0.05, 0.3, 10), np.linspace(0.6, 0.9, 10)]
+    t = _best_threshold(y, p)
+    assert 0.3 < t <= 0.6
+
+
+def test_stopwords_one_loader_nfkc(tmp_path):
+    from pipeline.vocab import load_stopwords
+
+    p = tmp_path / "stopwords.yaml"
+    p.write_text("a: [思う, ＡＢＣ]\nb: [こと]\n", encoding="utf-8")
+    assert load_stopwords(p, extra=["ｶﾀｶﾅ"]) == {"思う", "ABC", "こと", "カタカナ"}
+    shipped = load_stopwords()
+    assert "思う" in shipped and all(isinstance(w, str) for w in shipped)
+
+
+def test_role_vocabulary_is_the_one_ingest_reads(tmp_path):
+    from pipeline.vocab import person_suffixes, role_vocabulary
+
+    v = role_vocabulary()
+    assert v.roles["君"] == "議員" and v.roles["事務局長"] == "事務局" and "課長" in v.officials
+    suf = person_suffixes()
+    assert suf.index("座長代理") < suf.index("座長")  # longest first
+    assert {"君", "様", "課長", "知事", "センター長"} <= set(suf)
+    bad = tmp_path / "roles.yaml"
+    bad.write_text("roles: [a, b]\n", encoding="utf-8")
+    from pipeline.errors import PipelineError
+
+    with pytest.raises(PipelineError, match="roles.yaml"):
+        role_vocabulary(bad)
+
+
+def test_taxonomy_one_model_for_classify_and_report():
+    from pipeline import taxonomy
+    from pipeline.classify.taxonomy import load_taxonomy as checked
+    from pipeline.report.data import Theme as ReportTheme
+
+    plain, ruled = taxonomy.load_taxonomy(), checked()
+    assert ReportTheme is taxonomy.Theme and plain == ruled
+    assert all(t.label for t in plain.themes)
+
+
+def test_bad_rule_fails_in_the_classifier_loader_only(tmp_path):
+    from pipeline import taxonomy
+    from pipeline.classify.taxonomy import load_taxonomy
+    from pipeline.errors import PipelineError
+
+    p = tmp_path / "tax.yaml"
+    p.write_text("themes:\n  - id: a\n    rules: ['x AND']\n", encoding="utf-8")
+    assert taxonomy.load_taxonomy(p).ids == ["a"]  # the report only needs ids and names
+    with pytest.raises(PipelineError, match="tax.yaml.*bad rule"):
+        load_taxonomy(p)
+
+
+def test_topics_evaluation_does_not_import_bertopic():
+    import subprocess
+    import sys
+
+    code = "import sys, pipeline.topics.evaluate; print('bertopic' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

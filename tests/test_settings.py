@@ -1,0 +1,187 @@
+"""Typed settings (pipeline/settings.py): one declaration of every default, strict params.yaml,
+fresh copies, the generated reference in docs/ARCHITECTURE.md. No model loads: fast."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import ConfigError, stage_params
+from pipeline.settings import STAGES, Settings, load_settings, resolve
+from pipeline.settings_doc import settings_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "params.yaml"
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_stage_loads_from_an_empty_and_from_the_shipped_params(stage, tmp_path):
+    empty = tmp_path / "params.yaml"
+    empty.write_text("", encoding="utf-8")
+    from_empty = getattr(load_settings(empty), stage)
+    shipped = getattr(load_settings(SHIPPED), stage)
+    assert from_empty == getattr(Settings(), stage)
+    # params.yaml states the defaults declared in the models (it is what `dvc repro` runs), so a
+    # library call without settings, inside or outside the project, fits the same model as dvc repro
+    assert shipped == from_empty, stage
+    # a section left out entirely is the same as an empty one
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump({stage: {}}), encoding="utf-8")
+    assert getattr(load_settings(tmp_path / "other.yaml"), stage) == from_empty
+
+
+def test_shipped_params_name_every_section_dvc_tracks():
+    raw = yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))
+    assert set(raw) == set(STAGES)
+
+
+@pytest.mark.parametrize("text, key", [
+    ("topics:\n  clustering:\n    metod: kmeans\n", "topics.clustering.metod"),
+    ("parse:\n  n_proces: 2\n", "parse.n_proces"),
+    ("reprot:\n  top_quotes: 3\n", "reprot"),
+])
+def test_misspelled_key_is_a_one_line_error_naming_key_and_file(tmp_path, text, key):
+    p = tmp_path / "params.yaml"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_settings(p)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{p}: ") and repr(key) in msg
+
+
+def test_wrong_value_type_names_the_key(tmp_path):
+    p = tmp_path / "params.yaml"
+    p.write_text("parse:\n  n_process: two\nembed:\n  backend: bert\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_settings(p)
+    msg = str(err.value)
+    assert "\n" not in msg and "parse.n_process" in msg and "+1 more" in msg
+
+
+def test_cli_exits_2_with_one_line_on_a_bad_params_file(tmp_path, monkeypatch, capsys):
+    import pipeline.config as config
+    from pipeline.cli import main
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "params.yaml").write_text("embed:\n  bakend: use_multilingual\n", encoding="utf-8")
+    monkeypatch.setattr(config, "ROOT", root)
+    out = tmp_path / "e.npz"
+    pd_sent = tmp_path / "s.parquet"
+    import pandas as pd
+
+    pd.DataFrame({"sentence_id": ["a"], "text": ["テスト"]}).to_parquet(pd_sent)
+    assert main(["-q", "embed", str(pd_sent), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "params.yaml: unknown key 'embed.bakend'" in err[0]
+    assert not out.exists()
+
+
+def test_loading_returns_a_fresh_deep_copy():
+    a = load_settings()
+    a.topics.clustering.method = "kmeans"
+    a.topics.extra_stopwords.append("xyz")
+    b = load_settings()
+    assert b.topics.clustering.method == "hdbscan" and "xyz" not in b.topics.extra_stopwords
+    d = stage_params("topics")
+    d["clustering"]["method"] = "kmeans"
+    assert stage_params("topics")["clustering"]["method"] == "hdbscan"
+
+
+def test_assignment_is_validated():
+    from pydantic import ValidationError
+
+    s = load_settings().embed
+    with pytest.raises(ValidationError):
+        s.backend = "bert"
+
+
+def test_resolve_merges_overrides_over_params_and_rejects_unknown_keys():
+    t = resolve("topics", {"clustering": {"method": "kmeans"}})
+    assert t.clustering.method == "kmeans" and t.clustering.min_samples == load_settings().topics.clustering.min_samples
+    assert resolve("topics", None) == load_settings().topics
+    given = load_settings().report
+    got = resolve("report", given)
+    assert got == given and got is not given
+    with pytest.raises(ConfigError, match="clustering.metod"):
+        resolve("topics", {"clustering": {"metod": "kmeans"}})
+    with pytest.raises(TypeError):
+        resolve("topics", load_settings().parse)
+
+
+def test_classifier_constructor_defaults_are_the_settings_defaults():
+    """sklearn needs constructor defaults; they must be the ones declared in ClassifySettings."""
+    from pipeline.classify.commands import make_model
+    from pipeline.classify.model import ThemeClassifier
+
+    from_settings = make_model(Settings().classify).get_params()
+    bare = ThemeClassifier().get_params()
+    for k, v in from_settings.items():
+        if k in ("taxonomy",):
+            continue
+        assert (list(v) if isinstance(v, tuple) else v) == (list(bare[k]) if isinstance(bare[k], tuple) else bare[k]), k
+
+
+def test_architecture_doc_settings_reference_is_up_to_date():
+    doc = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    assert settings_markdown() in doc, "run: python -m pipeline.settings_doc --write docs/ARCHITECTURE.md"
+    for stage in STAGES:
+        assert f"### `{stage}`" in settings_markdown()
+
+
+@pytest.mark.parametrize("stage", ["topics", "embed", "parse"])
+def test_library_without_settings_gets_what_the_cli_gets(stage, tmp_path, monkeypatch):
+    """The settings a stage function resolves when called bare (notebooks, tests) are the ones the
+    `policy-topics` command (= `dvc repro`) hands it: recorded at pipeline.settings.resolve."""
+    import pandas as pd
+
+    import pipeline.settings as S
+    from pipeline.cli import main
+
+    seen = []
+
+    class Seen(Exception):
+        pass
+
+    real = S.resolve
+
+    def spy(st, settings=None):
+        out = real(st, settings)
+        if st == stage:
+            seen.append(out)
+            raise Seen
+        return out
+
+    monkeypatch.setattr(S, "resolve", spy)
+    sent = pd.DataFrame({"sentence_id": ["m:u0:s000"], "text": ["テスト"], "terms": [["テスト"]],
+                         "meeting_id": ["m"], "utterance_id": ["m:u0"]})
+    sent.to_parquet(tmp_path / "s.parquet")
+    import numpy as np
+    np.savez(tmp_path / "e.npz", sentence_id=np.array(["m:u0:s000"]), vectors=np.ones((1, 4), np.float32))
+    utt = pd.DataFrame({"utterance_id": ["m:u0"], "meeting_id": ["m"], "kind": ["speech"], "text": ["テスト"]})
+    utt.to_parquet(tmp_path / "u.parquet")
+    o = str(tmp_path / "out")
+    argv = {"topics": ["topics", "--sentences", str(tmp_path / "s.parquet"), "--embeddings", str(tmp_path / "e.npz"),
+                       "--out-dir", o, "--assignments", o + "/a.parquet", "--model", o + "/m", "--metrics", o + "/t.json"],
+            "embed": ["embed", str(tmp_path / "s.parquet"), "-o", o + "/e.npz"],
+            "parse": ["parse", str(tmp_path / "u.parquet"), "--sentences", o + "/s.parquet", "--tokens", o + "/t.parquet",
+                      "--entities", o + "/e.parquet"]}[stage]
+    with pytest.raises(Seen):
+        main(["-q", *argv])
+    if stage == "topics":
+        from pipeline.topics import fit_topics
+
+        with pytest.raises(Seen):
+            fit_topics(sent, (sent["sentence_id"].to_numpy(), np.ones((1, 4), np.float32)))
+    elif stage == "embed":
+        from pipeline.embed import embed_sentences
+
+        with pytest.raises(Seen):
+            embed_sentences(sent)
+    else:
+        from pipeline.parse import parse_utterances
+
+        with pytest.raises(Seen):
+            parse_utterances(utt)
+    cli, lib = seen[0], seen[-1]
+    assert len(seen) >= 2 and cli == lib == getattr(Settings(), stage)
