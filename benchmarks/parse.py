@@ -199,9 +199,9 @@ def _print(rows: list[dict]) -> None:
 
 def _summary(rows: list[dict], corpora: list[str], subset: int, ents: dict) -> dict:
     """Per corpus: stage / baseline ratios (CPU and wall) and the gated entities' agreement with full NER."""
-    from pipeline.parse.gate import entity_agreement
-
     import pandas as pd
+
+    from pipeline.parse.gate import entity_agreement
 
     summary = {}
     for corpus in corpora:
