@@ -113,6 +113,10 @@ def _children_cpu() -> float:
 
 
 def _git_head() -> str | None:
+    """The commit measured: $POLICY_TOPICS_BENCH_COMMIT (a run from an exported snapshot says what it
+    was made from), else ``git rev-parse HEAD``."""
+    if os.environ.get("POLICY_TOPICS_BENCH_COMMIT"):
+        return os.environ["POLICY_TOPICS_BENCH_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                               timeout=10).stdout.strip() or None
@@ -258,12 +262,20 @@ def _speech_chars(meeting: dict) -> int:
 
 
 def write_typical_meeting(corpus: Path, raw: Path) -> Path:
-    """A new one-meeting file for the incremental run: the corpus meeting whose speech is closest to the
-    corpus's mean speech per meeting, under a new file name (new meeting id, typical parse cost)."""
+    """A new one-meeting file for the incremental run, under a new file name (new meeting id): the
+    next meeting of the same committees when the run holds only part of the corpus
+    (``--limit-chars``: a meeting of those files that is not in the run), else a copy of a corpus
+    meeting; among those, the one whose speech is closest to the mean speech per meeting."""
+    in_run: dict[str, int] = {}
+    for f in raw.glob("*.json"):
+        if "-x" not in f.stem and not f.stem.startswith("added-"):
+            in_run[f.stem] = len(json.loads(f.read_text(encoding="utf-8")))
     meetings = [(_speech_chars(m), f.stem, i, m) for f in sorted(corpus.glob("*.json"))
                 for i, m in enumerate(json.loads(f.read_text(encoding="utf-8")))]
-    mean = sum(x[0] for x in meetings) / len(meetings)
-    chars, stem, i, m = min(meetings, key=lambda x: (abs(x[0] - mean), x[1], x[2]))
+    unseen = [x for x in meetings if x[1] in in_run and x[2] >= in_run[x[1]]]
+    pool = unseen or meetings
+    mean = sum(x[0] for x in pool) / len(pool)
+    chars, stem, i, m = min(pool, key=lambda x: (abs(x[0] - mean), x[1], x[2]))
     out = raw / f"added-{stem}-{i:03d}.json"
     out.write_text(json.dumps([m], ensure_ascii=False), encoding="utf-8")
     return out
@@ -433,13 +445,23 @@ def main(argv: list[str] | None = None) -> int:
         embed_baseline_child(args._embed_baseline[0], args._embed_baseline[1], int(args._embed_baseline[2]))
         return 0
 
-    niceness = None
+    niceness = autogroup = None
     if args.nice is not None:
         try:
             niceness = os.nice(args.nice)
         except OSError as exc:
             print(f"nice {args.nice} not allowed ({exc}); running at the default priority", flush=True)
             niceness = os.nice(0)
+        # Linux autogroups: the scheduler shares CPU between sessions first, so a process nice value
+        # only counts inside its session. Started as a session leader (`setsid`, as `make bench`
+        # does), the run sets its own session's autogroup nice too; never another session's.
+        ag = Path("/proc/self/autogroup")
+        if os.getsid(0) == os.getpid() and ag.exists():
+            try:
+                ag.write_text(str(args.nice))
+                autogroup = ag.read_text().strip()
+            except OSError as exc:
+                autogroup = f"not set ({exc.strerror})"
     if not args.corpus.is_dir():
         sys.exit(f"corpus not found: {args.corpus}")
     replicates = sorted({int(x) for x in args.replicate.split(",") if x.strip()})
@@ -456,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {"info": {
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
         "uptime_start": _uptime(), "load_avg_start": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(), "niceness": niceness,
+        "python": platform.python_version(), "niceness": niceness, "autogroup": autogroup,
         "executor": env.get("POLICY_TOPICS_EXECUTOR", "params.yaml"),
         "n_workers": env.get("POLICY_TOPICS_N_WORKERS", "params.yaml"),
         "commit": _git_head(), "limit_chars": args.limit_chars, "replicates": replicates,
@@ -530,8 +552,11 @@ def _summarise(result: dict, runs: dict, replicates: list[int]) -> None:
     result["scale"] = {k: {kk: vv for kk, vv in v.items() if kk != "incremental"} for k, v in runs.items()}
     targets: dict = {}
     p1 = first["pipeline"]
-    if replicates[0] == 1:
+    if replicates[0] == 1 and not result["info"].get("limit_chars"):
         targets["x1_pipeline_under_240s"] = {"value": p1["seconds"], "ok": p1["seconds"] < 240}
+    elif replicates[0] == 1:
+        targets["x1_pipeline_under_240s"] = {"value": None, "ok": None,
+                                             "note": "not measured: the 1x run was a --limit-chars subset"}
     big = runs.get(f"x{replicates[-1]}") if len(replicates) > 1 else None
     if big and big["pipeline"]["stages_ok"] == len(big["stages"]) and p1["seconds"]:
         n = replicates[-1] / replicates[0]
@@ -588,7 +613,11 @@ def _print_summary(result: dict) -> None:
         print(f"+1 meeting: {i['seconds']:.0f}s (own ingest/parse/embed {i['own_stages_seconds']:.0f}s, "
               f"topics+classify+report {i['topics_classify_report_seconds']:.0f}s)")
     for name, t in (result.get("targets") or {}).items():
-        print(f"  {'PASS' if t['ok'] else 'FAIL'}  {name}: {t['value']}")
+        print(f"  {_verdict(t)}  {name}: {t['value'] if t['ok'] is not None else t.get('note')}")
+
+
+def _verdict(t: dict) -> str:
+    return "n/a " if t["ok"] is None else "PASS" if t["ok"] else "FAIL"
 
 
 def markdown(result: dict) -> str:
@@ -616,7 +645,7 @@ def markdown(result: dict) -> str:
                                                   f"{r.get('partitions', '-')})" for n, r in inc["stages"].items())
                    + f" | total {inc['seconds']} s |")
     for name, t in (result.get("targets") or {}).items():
-        out.append(f"- {'PASS' if t['ok'] else 'FAIL'} `{name}`: {t['value']}")
+        out.append(f"- {_verdict(t)} `{name}`: {t['value'] if t['ok'] is not None else t.get('note')}")
     return "\n\n".join(out)
 
 

@@ -68,15 +68,8 @@ class IngestSettings(StageModel):
     format: str = Field("auto", description="auto | pdf_text | pdf | tokyo_assembly_json | discussnet_ssp_json | "
                                             "kokkai_json | dbsearch_html | html | kensakusystem_text | "
                                             "shingikai_text | colon_text (auto: detected per file)")
-
-    @field_validator("format")
-    @classmethod
-    def _known_format(cls, v: str) -> str:
-        from pipeline.ingest.formats import format_names  # the reader registry is the list of formats
-
-        if v != "auto" and v not in format_names():
-            raise ValueError(f"unknown format {v!r} (known: auto, {', '.join(format_names())})")
-        return v
+    # (an unknown format is rejected by ingest_paths, a one-line error; validating it here would make
+    # every stage import the ingest package's reader registry: tests/test_sources.py)
     cache: bool = Field(True, description="per-file cache (.cache/ingest, keyed by file hash + ingest code): "
                                           "re-runs read only new files")
 
@@ -228,11 +221,13 @@ class IncrementalSettings(StageModel):
     """When a saved topic model is reused for new meetings instead of refitted (see README Topics)."""
 
     refit: bool = Field(False, description="always refit")
-    max_new_meeting_share: float = Field(0.25, ge=0.0, le=1.0, description="refit when more meetings than this "
-                                                                           "share were added since the fit")
-    max_unfamiliar_share: float = Field(0.5, ge=0.0, le=1.0, description="refit when more new sentences than "
-                                                                        "this share are unlike the fitted topics")
-    min_new_sentences: int = Field(20, ge=0, description="below this many new sentences, only assign")
+    max_new_meeting_share: float = Field(0.25, ge=0.0, description="refit when meetings added, removed or "
+                                                                  "changed since the fit / meetings fitted exceed this")
+    max_unfamiliar_share: float = Field(0.5, ge=0.0, le=1.0, description="refit when more substantive sentences "
+                                        "added since the fit than this share are farther from every topic centroid "
+                                        "than 95 % of the fitted ones")
+    min_new_sentences: int = Field(20, ge=0, description="the unfamiliar share is judged once this many "
+                                                         "substantive sentences were added since the fit")
 
 
 class TopicsEvaluationSettings(StageModel):

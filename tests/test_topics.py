@@ -373,6 +373,10 @@ def test_drift_over_a_threshold_refits(incremental, inputs):
     low = {**params, "incremental": {"max_new_meeting_share": 0.2}}
     p = inc.plan(frame, model_dir, inc.fit_key(low, "use_multilingual"), low)
     assert p.refit and p.reason.startswith("drift: meetings changed")
+    # a fitted meeting whose sentences changed (re-parsed) counts as changed: m4 added + m0 edited = 2/4
+    edited = frame.assign(text=[t + "。" if m == "m0" else t for t, m in zip(frame["text"], frame["meeting_id"])])
+    p = inc.plan(edited, model_dir, key, params)
+    assert p.refit and p.signals["meetings_modified"] == ["m0"] and p.signals["new_meeting_share"] == 0.5
     # unfamiliar share of the new sentences over the threshold -> refit
     strict = {**params, "incremental": {"max_unfamiliar_share": 0.01}}
     res, p = assign_new(load_topic_model(model_dir), frame, E, inc.plan(frame, model_dir, key, strict), strict, None)

@@ -142,7 +142,7 @@ def split_utterances(rows: pd.DataFrame, params: dict) -> pd.DataFrame:
     for r in speech.itertuples(index=False):
         text = r.text if isinstance(r.text, str) else ""
         spans = sentence_spans(text, split_long=bool(params.get("split_long_sentences")),
-                               max_chars=int(params.get("max_sentence_chars", 200)),
+                               max_chars=int(params["max_sentence_chars"]),
                                split_on_newline=bool(params.get("split_on_newline")))
         speaker = _str_or_none(getattr(r, "speaker_name", None)) or _str_or_none(getattr(r, "speaker_raw", None))
         for k, (a, b) in enumerate(spans):

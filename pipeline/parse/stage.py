@@ -90,7 +90,7 @@ def iter_parse(utterances: pd.DataFrame, meetings: pd.DataFrame | None = None,
     from pipeline.partition import iter_partitions, resolve_executor
 
     params = resolve_params(params)
-    vocab = vocab or load_vocab(max_parts=int(params.get("max_compound_parts", 6)))
+    vocab = vocab or load_vocab(max_parts=int(params["max_compound_parts"]))
     missing = {"meeting_id", "utterance_id", "text"} - set(utterances.columns)
     if missing:
         raise PipelineError(None, f"utterances table lacks column(s) {sorted(missing)}")

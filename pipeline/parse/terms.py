@@ -256,9 +256,9 @@ def terms_for_texts(texts, model: str | None = None, max_bytes: int | None = Non
     from pipeline.parse.settings import resolve_params
 
     params = resolve_params()
-    nlp = load_nlp(model or params.get("model", "ja_ginza"), ner=False)
-    vocab = _vocab_for(int(params.get("max_compound_parts", 6)))
-    limit = int(max_bytes or params.get("max_chunk_bytes", 30000))
+    nlp = load_nlp(model or params["model"], ner=False)
+    vocab = _vocab_for(int(params["max_compound_parts"]))
+    limit = int(max_bytes or params["max_chunk_bytes"])
     out = []
     for text in texts:
         text = str(text or "")

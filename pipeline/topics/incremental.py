@@ -14,8 +14,9 @@ text). A run then:
   context), keeps every earlier assignment unchanged and drops sentences no longer in the
   corpus, unless a **drift signal** passes its threshold (then it refits):
 
-  - ``new_meeting_share``: meetings added or removed since the fit / meetings fitted on,
-    above ``topics.incremental.max_new_meeting_share`` (default 0.25);
+  - ``new_meeting_share``: meetings added, removed or changed (sentences re-parsed or edited)
+    since the fit / meetings fitted on, above ``topics.incremental.max_new_meeting_share``
+    (default 0.25);
   - ``unfamiliar_share``: among the substantive sentences added since the fit (counted over
     every update, judged once there are ``min_new_sentences``, default 20), the share whose
     cosine to the nearest topic centroid is below the fit's 5th percentile of the same figure,
@@ -112,13 +113,19 @@ def plan(frame: pd.DataFrame, model_dir: Path, key: dict, params: dict, refit: b
     if changed:
         return Plan(True, f"saved model is stale ({', '.join(changed)} changed)")
     keys = pd.Series(frame["sentence_id"].astype(str).to_numpy()) + "\0" + pd.Series(text_hashes(frame["text"]))
-    known = set(ledger["sentence_id"].astype(str) + "\0" + ledger["text_hash"].astype(str))
-    new_rows = np.where(~keys.isin(known).to_numpy())[0]
-    meetings = set(frame["meeting_id"].astype(str)) if "meeting_id" in frame.columns else set()
+    ledger_keys = ledger["sentence_id"].astype(str) + "\0" + ledger["text_hash"].astype(str)
+    new_rows = np.where(~keys.isin(set(ledger_keys)).to_numpy())[0]
+    has_meeting = "meeting_id" in frame.columns
+    meetings = set(frame["meeting_id"].astype(str)) if has_meeting else set()
     fitted = set(state.get("meetings") or [])
-    share = len(meetings ^ fitted) / max(1, len(fitted))
+    # a fitted meeting whose sentences changed (re-parsed, edited) counts as changed too
+    gone = ledger.loc[~ledger_keys.isin(set(keys)).to_numpy(), "meeting_id"].astype(str)
+    came = frame["meeting_id"].astype(str).to_numpy()[new_rows] if has_meeting else []
+    modified = (set(gone) | set(came)) & fitted & meetings | set(state.get("meetings_modified") or [])
+    share = len((meetings ^ fitted) | modified) / max(1, len(fitted))
     signals = {"new_meeting_share": round(share, 4), "max_new_meeting_share": inc["max_new_meeting_share"],
-               "meetings_added": sorted(meetings - fitted), "meetings_removed": sorted(fitted - meetings)}
+               "meetings_added": sorted(meetings - fitted), "meetings_removed": sorted(fitted - meetings),
+               "meetings_modified": sorted(modified)}
     if share > float(inc["max_new_meeting_share"]):
         return Plan(True, f"drift: meetings changed since the fit {share:.2f} > "
                           f"{inc['max_new_meeting_share']} (topics.incremental.max_new_meeting_share)",

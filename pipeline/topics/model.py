@@ -48,48 +48,47 @@ class PolicyTopicModel:
     """BERTopic configured for Japanese minutes, plus the procedural rule and outlier handling.
 
     ``fit(texts, embeddings, terms, groups)`` / ``transform(texts)``; ``save(dir)`` /
-    :func:`load_topic_model`. ``params`` is the params.yaml ``topics`` section.
+    :func:`load_topic_model`. ``settings``: :class:`pipeline.settings.TopicsSettings`, a dict of
+    overrides merged over params.yaml ``topics``, or None (params.yaml), as every stage function.
     """
 
-    def __init__(self, params: dict | None = None, stopwords: Sequence[str] = (),
+    def __init__(self, settings=None, stopwords: Sequence[str] = (),
                  backend: str = "use_multilingual", backend_kw: dict | None = None):
-        self.params = dict(params or {})
+        from pipeline.settings import resolve
+
+        self.s = resolve("topics", settings)
         self.stopwords = list(stopwords)
         self.backend = backend
         self.backend_kw = dict(backend_kw or {})
 
-    # ---------------------------------------------------------------- params
-    def _p(self, *keys, default=None):
-        d: Any = self.params
-        for k in keys:
-            if not isinstance(d, dict) or k not in d:
-                return default
-            d = d[k]
-        return d
+    @property
+    def params(self) -> dict[str, Any]:
+        """The settings as a plain dict (saved with the model, part of the fit key)."""
+        return self.s.to_params()
 
     @property
     def seed(self) -> int:
-        return int(self._p("seed", default=42))
+        return int(self.s.seed)
 
     def _procedural(self, texts, terms) -> np.ndarray:
-        if not self._p("procedural", "enabled", default=True):
+        if not self.s.procedural.enabled:
             return np.zeros(len(texts), dtype=bool)
-        return procedural_mask(texts, terms, min_terms=int(self._p("procedural", "min_terms", default=2)),
-                               max_chars=int(self._p("procedural", "max_chars", default=45)),
-                               cues=self._p("procedural", "cues", default=()) or ())
+        return procedural_mask(texts, terms, min_terms=int(self.s.procedural.min_terms),
+                               max_chars=int(self.s.procedural.max_chars),
+                               cues=self.s.procedural.cues or ())
 
     def _representation(self):
         from pipeline.topics.adapter import representation_chain
 
         return representation_chain(
-            self._p("representation", "models", default=["keybert", "mmr"]) or [],
-            top_n_words=int(self._p("top_n_words", default=10)),
-            nr_repr_docs=int(self._p("representation", "nr_repr_docs", default=5)),
-            nr_candidate_words=int(self._p("representation", "nr_candidate_words", default=30)),
-            mmr_diversity=float(self._p("representation", "mmr_diversity", default=0.3)), seed=self.seed)
+            self.s.representation.models or [],
+            top_n_words=int(self.s.top_n_words),
+            nr_repr_docs=int(self.s.representation.nr_repr_docs),
+            nr_candidate_words=int(self.s.representation.nr_candidate_words),
+            mmr_diversity=float(self.s.representation.mmr_diversity), seed=self.seed)
 
     def _analyzer(self, lookup: dict[str, list[str]] | None = None) -> TermAnalyzer:
-        suffixes = self._p("name_suffixes", default=()) or ()
+        suffixes = self.s.name_suffixes or ()
         pattern = "(?:" + "|".join(re.escape(x) for x in suffixes) + ")$" if suffixes else None
         return TermAnalyzer(lookup, self.stopwords, pattern)
 
@@ -101,43 +100,43 @@ class PolicyTopicModel:
         from pipeline.topics.clustering import ProceduralAwareClusterer
 
         self.analyzer_ = self._analyzer(lookup)
-        nn = max(2, min(int(self._p("umap", "n_neighbors", default=15)), n_docs - 1))
-        nc = max(2, min(int(self._p("umap", "n_components", default=5)), n_docs - 2))
-        umap_model = UMAP(n_neighbors=nn, n_components=nc, min_dist=float(self._p("umap", "min_dist", default=0.0)),
-                          metric=self._p("umap", "metric", default="cosine"), random_state=self.seed,
+        nn = max(2, min(int(self.s.umap.n_neighbors), n_docs - 1))
+        nc = max(2, min(int(self.s.umap.n_components), n_docs - 2))
+        umap_model = UMAP(n_neighbors=nn, n_components=nc, min_dist=float(self.s.umap.min_dist),
+                          metric=self.s.umap.metric, random_state=self.seed,
                           low_memory=True)
         clusterer = ProceduralAwareClusterer(
-            method=self._p("clustering", "method", default="hdbscan"),
-            n_clusters=self._p("clustering", "n_clusters", default="auto"),
-            min_cluster_size=self._p("clustering", "min_cluster_size", default="auto"),
-            min_samples=self._p("clustering", "min_samples", default=None),
-            cluster_selection_method=self._p("clustering", "cluster_selection_method", default="eom"),
+            method=self.s.clustering.method,
+            n_clusters=self.s.clustering.n_clusters,
+            min_cluster_size=self.s.clustering.min_cluster_size,
+            min_samples=self.s.clustering.min_samples,
+            cluster_selection_method=self.s.clustering.cluster_selection_method,
             random_state=self.seed, procedural=procedural)
-        vectorizer = CountVectorizer(analyzer=self.analyzer_, min_df=int(self._p("min_df", default=1)),
+        vectorizer = CountVectorizer(analyzer=self.analyzer_, min_df=int(self.s.min_df),
                                      lowercase=False)
         return BERTopicAdapter.build(embedder=BackendEmbedder(self.backend, **self.backend_kw),
                                      umap_model=umap_model, cluster_model=clusterer, vectorizer=vectorizer,
-                                     top_n_words=int(self._p("top_n_words", default=10)))
+                                     top_n_words=int(self.s.top_n_words))
 
     def _features(self, E: np.ndarray, clean_terms: list[list[str]], groups: Sequence[Any] | None,
                   proc: np.ndarray, fit: bool) -> np.ndarray:
         """What UMAP sees: context-mixed embeddings (+ the context-mixed lexical view, weighted).
 
         ``groups=None`` (transform of independent sentences): no context mixing."""
-        window = int(self._p("context", "window", default=1))
-        weight = float(self._p("context", "weight", default=0.5)) if groups is not None else 0.0
+        window = int(self.s.context.window)
+        weight = float(self.s.context.weight) if groups is not None else 0.0
         groups = list(range(len(E))) if groups is None else groups
 
         def ctx(X):
             return context_embeddings(X, groups, proc, window=window, weight=weight) if weight else X
 
         C = context_embeddings(E, groups, proc, window=window, weight=weight)
-        tw = float(self._p("term_features", "weight", default=0.5) or 0.0)
+        tw = float(self.s.term_features.weight or 0.0)
         if fit:
             self.term_features_ = None
             if tw > 0:
-                self.term_features_ = TermFeatures(dims=int(self._p("term_features", "dims", default=100)),
-                                                   min_df=int(self._p("term_features", "min_df", default=2)),
+                self.term_features_ = TermFeatures(dims=int(self.s.term_features.dims),
+                                                   min_df=int(self.s.term_features.min_df),
                                                    random_state=self.seed)
                 C = np.hstack([C, tw * ctx(self.term_features_.fit_transform(clean_terms))])
         elif getattr(self, "term_features_", None) is not None:
@@ -186,14 +185,14 @@ class PolicyTopicModel:
         self.centroid_ids_, self.centroids_ = centroids(C, topics)
         topics = self._reduce_outliers(C, topics, proc, docs)
         self.hierarchy_ = self.bertopic_.set_assignment(docs, topics, self._representation(),
-                                                        int(self._p("top_n_words", default=10)))
+                                                        int(self.s.top_n_words))
         self.centroid_ids_, self.centroids_ = centroids(C, topics)
         self.reference_ = self._reference(C, outlier_before, proc)
         self.topics_ = topics
         self.probs_ = self._probabilities(C, topics, proc)
         self.procedural_ = proc
         self.labels_ = topic_labels(topics, self.procedural_topic_, self.topic_words,
-                                    int(self._p("label_terms", default=3)), int(self._p("label_max_chars", default=12)))
+                                    int(self.s.label_terms), int(self.s.label_max_chars))
         self.bertopic_.set_labels(self.labels_)
         return self
 
@@ -212,7 +211,7 @@ class PolicyTopicModel:
 
     def _reduce_outliers(self, C: np.ndarray, topics: np.ndarray, proc: np.ndarray, docs: list[str]) -> np.ndarray:
         """Re-assign outliers (not procedural) to the most similar substantive topic (>= threshold)."""
-        strategy = self._p("outliers", "strategy", default="embeddings")
+        strategy = self.s.outliers.strategy
         if strategy in (None, "none", False) or not (topics == -1).any():
             return topics
         cand = self._substantive()
@@ -226,11 +225,11 @@ class PolicyTopicModel:
             S = self.bertopic_.ctfidf_similarity([docs[i] for i in todo], cand)
         else:
             raise ValueError(f"outliers.strategy must be embeddings | c-tf-idf | none, got {strategy!r}")
-        return reassign(topics, todo, S, cand, float(self._p("outliers", "threshold", default=0.0)))
+        return reassign(topics, todo, S, cand, float(self.s.outliers.threshold))
 
     def _probabilities(self, C, topics, proc) -> np.ndarray:
         return topic_probabilities(C, topics, proc, self.centroid_ids_, self.centroids_,
-                                   float(self._p("prob_temperature", default=0.05)))
+                                   float(self.s.prob_temperature))
 
     def _predict_geometry(self, docs: list[str], C: np.ndarray, proc: np.ndarray) -> np.ndarray:
         topics = self.bertopic_.predict(docs, C)

@@ -60,6 +60,7 @@ def assign_new(model, frame: pd.DataFrame, E: np.ndarray, plan: inc.Plan, params
                                         "(topics.incremental.max_unfamiliar_share)", signals=plan.signals)
         topics[rows], probs[rows], proc[rows] = t, p, det["procedural"]
         plan.state["since_fit"] = {"substantive": since["substantive"], "unfamiliar": since["unfamiliar"]}
+    plan.state["meetings_modified"] = plan.signals.get("meetings_modified", [])
     res = build_result(model, frame, E, topics, probs, proc, params, labels)
     res.metrics["n_fit"] = int(plan.state["n_sentences_fitted"])
     plan.state["updates"].append({"at": inc.now(), "n_new_sentences": int(len(rows)),

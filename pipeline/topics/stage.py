@@ -109,7 +109,7 @@ def _groups(frame: pd.DataFrame) -> list[str] | None:
 
 def _stopwords(params: dict, frame: pd.DataFrame, stopwords: list[str] | None) -> list[str]:
     stop = load_stopwords(params) if stopwords is None else list(stopwords)
-    if params.get("drop_speaker_names", True) and "speaker" in frame.columns:
+    if params["drop_speaker_names"] and "speaker" in frame.columns:
         names = {str(x).strip() for x in frame["speaker"].dropna().unique()}
         stop = sorted(set(stop) | {x for x in names if len(x) >= 2})
     return stop
@@ -135,7 +135,7 @@ def fit_topics(sentences: pd.DataFrame, embeddings, params: dict | None = None, 
     E = align_embeddings(frame, embeddings)
     if backend is None:
         backend = load_settings().embed.backend
-    fit_idx = fit_sample(frame, params.get("fit_sample_size"), int(params.get("seed", 42)))
+    fit_idx = fit_sample(frame, params["fit_sample_size"], int(params["seed"]))
     model = PolicyTopicModel(params, _stopwords(params, frame, stopwords), backend=backend)
     try:
         model.fit(frame["text"].tolist(), E, frame["terms"].tolist(), groups=_groups(frame), fit_idx=fit_idx)
@@ -163,7 +163,7 @@ def build_result(model, frame: pd.DataFrame, E: np.ndarray, topics: np.ndarray, 
                  procedural: np.ndarray, params: dict, labels: dict | None) -> TopicResult:
     """Tables and metrics of an assignment (fitted or transformed) of every sentence in ``frame``."""
     topics = np.asarray(topics, dtype=int)
-    info = tables.topic_info(model, frame, E, topics, int(params.get("representative_docs", 3)))
+    info = tables.topic_info(model, frame, E, topics, int(params["representative_docs"]))
     res = TopicResult(assignments_frame(model, frame, topics, probs, procedural), info,
                       tables.topics_per_class(model, frame, topics), tables.topics_over_time(model, frame, topics),
                       tables.topic_hierarchy(model), {}, model)
@@ -192,13 +192,13 @@ def topic_metrics(model, frame: pd.DataFrame, info: pd.DataFrame, topics: np.nda
         "topic_diversity": ev.topic_diversity(topic_words),
         "npmi_coherence": ev.npmi_coherence(topic_words, ev.documents_by(frame, "terms", "utterance_id"))["mean"],
         "npmi_document_unit": "utterance" if "utterance_id" in frame.columns else "sentence",
-        "clustering": (params.get("clustering") or {}).get("method", "hdbscan"),
+        "clustering": params["clustering"]["method"],
         "embedding_backend": model.backend,
         "fit_seconds": None,
     }
     if labels:
         groups = _groups(frame) or frame["sentence_id"].tolist()
-        split_seed = int((params.get("evaluation") or {}).get("split_seed", 42))
+        split_seed = int(params["evaluation"]["split_seed"])
         nmi = ev.nmi_report(frame["text"].tolist(), topics, groups, labels, split_seed)
         metrics["nmi"] = nmi
         metrics["nmi_test"] = (nmi.get("test") or {}).get("nmi")
