@@ -166,30 +166,9 @@ def parse_partition(payload: dict) -> dict[str, pd.DataFrame]:
     """
     params: dict = {**ParseSettings().to_params(), **(payload.get("params") or {})}
     sents = split_utterances(payload["rows"], params)
-<<<<<<< HEAD
-    mode = ner_mode(params.get("ner"))
+    mode = ner_mode(params["ner"])
     nlp = load_nlp(params["model"], ner=mode != "off")
-    chunks = Chunks.of(sents, min(int(params.get("max_chunk_bytes", 30000)), SUDACHI_MAX_BYTES))
-=======
-    do_ner = bool(params["ner"])
-    nlp = load_nlp(params["model"], ner=do_ner)
     chunks = Chunks.of(sents, min(int(params["max_chunk_bytes"]), SUDACHI_MAX_BYTES))
-
-    # One pass over the docs: tokens and content terms from the tokenizer's annotations,
-    # entities from tok2vec + ner. With NER, nlp.pipe tokenises in its worker processes too,
-    # so nothing is tokenised twice. Texts, not Docs, go to nlp.pipe (a pickled Doc drags the
-    # whole Vocab, vectors included, to the workers); check_bytes (Chunks.of) guarantees that no
-    # text is over Sudachi's limit (which would make multi-process nlp.pipe hang).
-    if do_ner:
-        pattern = names_pattern(payload.get("known_names") or [])
-        nlp.get_pipe(KNOWN_PERSONS).pattern = pattern
-        n_process, batch_size = pipe_settings(len(chunks.text), params)
-        docs = nlp.pipe(chunks.text, batch_size=batch_size, n_process=n_process)
-    else:
-        pattern = None
-        docs = (nlp.make_doc(t) for t in chunks.text)  # tokenizer only (SudachiPy)
-
->>>>>>> origin/main
     out = MeetingTables(sents, payload["vocab"])
     pattern = names_pattern(payload.get("known_names") or [])
     if mode == "full":
