@@ -31,6 +31,12 @@ def test_fast_bootstrap_f1_equals_sklearn():
     m = prf(Y, P)
     assert m["micro_f1"] == pytest.approx(micro) and m["macro_f1"] == pytest.approx(macro)
     np.testing.assert_allclose(m["f1"], f1_score(Y, P, average=None, zero_division=0))
+    # one label with support (a held-out group): macro F1 is that label's F1, not a binary average
+    Y1 = np.zeros_like(Y)
+    Y1[:5, 0] = True
+    f1_one = f1_score(Y1[:, 0], P[:, 0], zero_division=0)
+    assert prf(Y1, P)["macro_f1"] == pytest.approx(f1_one)
+    assert f1_from_counts(*multilabel_counts(Y1, P))[1] == pytest.approx(f1_one)
 
 
 def test_best_threshold_sits_in_the_separating_gap():

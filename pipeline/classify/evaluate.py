@@ -26,7 +26,8 @@ def _f1(Y: np.ndarray, P: np.ndarray) -> tuple[float, float]:
 
     present = Y.sum(0) > 0
     micro = f1_score(Y, P, average="micro", zero_division=0)
-    macro = f1_score(Y[:, present], P[:, present], average="macro", zero_division=0) if present.any() else 0.0
+    # labels=: macro over the labels with support (a one-column slice would be scored as binary)
+    macro = f1_score(Y, P, labels=np.flatnonzero(present), average="macro", zero_division=0) if present.any() else 0.0
     return float(micro), float(macro)
 
 
