@@ -9,8 +9,8 @@ subprocess so model loads and memory do not leak between cases:
 * ``baseline``   -- plain GiNZA: ``spacy.load("ja_ginza")`` then ``nlp.pipe(texts)`` over the
                     speech utterance texts (defaults: all components, batch 1000, one process;
                     utterances over SudachiPy's byte limit are skipped: plain GiNZA cannot parse them);
-* ``stage``      -- ``pipeline.parse.parse_utterances`` as the DVC stage runs it (params.yaml:
-                    ``ner: gated`` -- tok2vec + ner only on windows around trigger tokens), cache off;
+* ``stage``      -- ``pipeline.parse.parse_utterances`` with ``ner: gated`` (tok2vec + ner only on
+                    windows around trigger tokens), other params from params.yaml, cache off;
 * ``stage_full`` -- the same with ``ner: full`` (tok2vec + ner on every sentence): the reference
                     the gated entities are compared with (recall / precision, overall and per label);
 * ``tokens_only``-- the same with ``ner: off`` (what work that needs only tokens pays).
@@ -48,7 +48,7 @@ TOKYO = ROOT.parent / "shared" / "corpora" / "tokyo-assembly"
 #: the Tokyo subset is read from these files only (plenary-2020.json is held out)
 TOKYO_FILES = "committee-*.json"
 CASES = ("baseline", "stage", "stage_full", "tokens_only")
-NER_MODE = {"stage": None, "stage_full": "full", "tokens_only": "off"}  # None: params.yaml
+NER_MODE = {"stage": "gated", "stage_full": "full", "tokens_only": "off"}
 
 
 # --------------------------------------------------------------------------- worker (one case)
@@ -102,7 +102,7 @@ def worker(case: str, corpus: str, limit_chars: int, n_process: int, batch_size:
         out.update(components=list(nlp.pipe_names), n_process=1)
     else:
         params = {**parse.resolve_params(), "n_process": n_process}
-        params["ner"] = NER_MODE[case] or params["ner"]
+        params["ner"] = NER_MODE[case]
         if batch_size:
             params["batch_size"] = batch_size
         nlp = parse.load_nlp(params["model"], ner=params["ner"] != "off")
