@@ -1,30 +1,31 @@
 """Parse-stage benchmark: the stage vs a plain ``spacy.load("ja_ginza")`` + ``nlp.pipe`` baseline.
 
-For each corpus (the sample minutes; the Tokyo Assembly corpus in
-``../shared/corpora/tokyo-assembly``, ~1.8M speech characters) it measures, each in
-a fresh subprocess so model loads and memory do not leak between cases:
+For each corpus -- the sample minutes, and a Tokyo Assembly subset: the first
+``--subset-chars`` (default 200,000) speech characters of the *committee* files in
+``../shared/corpora/tokyo-assembly`` in name order (committee-disaster-prevention.json
+first; plenary-2020.json is held out and never read here) -- it runs, each in a fresh
+subprocess so model loads and memory do not leak between cases:
 
 * ``baseline``   -- plain GiNZA: ``spacy.load("ja_ginza")`` then ``nlp.pipe(texts)`` over the
                     speech utterance texts (defaults: all components, batch 1000, one process;
                     utterances over SudachiPy's byte limit are skipped: plain GiNZA cannot parse them);
-* ``stage``      -- ``pipeline.parse.parse_utterances`` as the DVC stage runs it (sentence
-                    splitting, tokens, content terms, known-person + tok2vec/ner entities),
-                    with ``--n-process`` NER processes, cache off;
-* ``tokens_only``-- the same with ``ner: false`` (what work that needs only tokens pays).
+* ``stage``      -- ``pipeline.parse.parse_utterances`` with ``ner: gated`` (tok2vec + ner only on
+                    windows around trigger tokens), other params from params.yaml, cache off;
+* ``stage_full`` -- the same with ``ner: full`` (tok2vec + ner on every sentence): the reference
+                    the gated entities are compared with (recall / precision, overall and per label);
+* ``tokens_only``-- the same with ``ner: off`` (what work that needs only tokens pays).
 
-Figures: characters per second and sentences per second (wall clock, model load
-excluded and reported separately), CPU seconds of the timed part (process + NER workers;
-``chars/cpu_s`` is the figure that does not depend on how busy the machine is), and peak
-memory of the process tree, sampled every 100 ms: summed RSS (counts pages shared by
-forked NER workers once per process: an upper bound) and summed PSS (shared pages split). Plain GiNZA runs at
-~1,200-2,500 chars/s per core, so on Tokyo the baseline (and, by default, the stage
-next to it) is measured on a fixed subset: the first ``--subset-chars`` speech
-characters in corpus order (default 200,000); ``--tokyo-full`` adds one run of the
-stage over the whole corpus.
+Figures: CPU seconds of the timed part (this process + its NER worker processes, from
+``resource.getrusage``; model load excluded and reported separately) and
+``chars_per_cpu_second`` -- the figure that does not depend on how busy the machine is or how
+many cores a case uses; wall-clock chars/s and sentences/s; peak memory of the process tree,
+sampled every 100 ms: summed RSS (counts pages shared by forked NER workers once per process:
+an upper bound) and summed PSS (shared pages split). ``--tokyo-full`` adds one run of the
+stage over the whole Tokyo directory (a speed figure only).
 
     .venv/bin/python benchmarks/parse.py                       # sample + Tokyo subset
-    .venv/bin/python benchmarks/parse.py --tokyo-full --out metrics/bench_parse.json
-    .venv/bin/python benchmarks/parse.py --corpora sample --cases stage,baseline
+    .venv/bin/python benchmarks/parse.py --n-process 1 --out /tmp/bench_parse.json
+    .venv/bin/python benchmarks/parse.py --corpora sample --cases stage,stage_full,baseline
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -43,7 +45,10 @@ sys.path.insert(0, str(ROOT))
 
 SAMPLE = ROOT / "data" / "raw" / "mic-chiiki-ict-06_2024-04-24.txt"
 TOKYO = ROOT.parent / "shared" / "corpora" / "tokyo-assembly"
-CASES = ("baseline", "stage", "tokens_only")
+#: the Tokyo subset is read from these files only (plenary-2020.json is held out)
+TOKYO_FILES = "committee-*.json"
+CASES = ("baseline", "stage", "stage_full", "tokens_only")
+NER_MODE = {"stage": "gated", "stage_full": "full", "tokens_only": "off"}
 
 
 # --------------------------------------------------------------------------- worker (one case)
@@ -56,8 +61,8 @@ def _load_corpus(corpus: str, limit_chars: int):
     from pipeline.ingest import ingest_paths
 
     pio.QUIET = True
-    path = SAMPLE if corpus == "sample" else TOKYO
-    res = ingest_paths([path], cache=False)
+    paths = [SAMPLE] if corpus == "sample" else sorted(TOKYO.glob(TOKYO_FILES)) if limit_chars else [TOKYO]
+    res = ingest_paths(paths, cache=False)
     utts, meets = res.utterances, res.meetings
     if limit_chars:
         speech = utts["kind"] == "speech"
@@ -68,7 +73,8 @@ def _load_corpus(corpus: str, limit_chars: int):
     return utts, meets
 
 
-def worker(case: str, corpus: str, limit_chars: int, n_process: int, batch_size: int | None) -> dict:
+def worker(case: str, corpus: str, limit_chars: int, n_process: int, batch_size: int | None,
+           entities_out: str | None = None) -> dict:
     from pipeline import parse
 
     utts, meets = _load_corpus(corpus, limit_chars)
@@ -95,11 +101,13 @@ def worker(case: str, corpus: str, limit_chars: int, n_process: int, batch_size:
         n_chars = sum(map(len, texts))
         out.update(components=list(nlp.pipe_names), n_process=1)
     else:
-        params = {**parse.resolve_params(), "n_process": n_process, "ner": case == "stage"}
+        params = {**parse.resolve_params(), "n_process": n_process}
+        params["ner"] = NER_MODE[case]
         if batch_size:
             params["batch_size"] = batch_size
-        nlp = parse.load_nlp(params["model"], ner=params["ner"])
-        out["components"] = list(nlp.pipe_names) if params["ner"] else ["tokenizer"]
+        nlp = parse.load_nlp(params["model"], ner=params["ner"] != "off")
+        out["components"] = list(nlp.pipe_names) if params["ner"] != "off" else ["tokenizer"]
+        out["ner"] = params["ner"]
         out["load_seconds"] = round(time.perf_counter() - t0, 2)
         t1, c1 = time.perf_counter(), cpu()
         res = parse.parse_utterances(utts, meets, params, cache=False)
@@ -108,6 +116,8 @@ def worker(case: str, corpus: str, limit_chars: int, n_process: int, batch_size:
         n_chars = int(speech["text"].str.len().sum())
         out.update(n_process=n_process, tokens=int(len(res.tokens)), entities=int(len(res.entities)))
     c_sec = cpu() - c1
+    if entities_out and case != "baseline":
+        res.entities.to_parquet(entities_out)
     out.update(chars=int(n_chars), sentences=int(n_sent), seconds=round(sec, 2), cpu_seconds=round(c_sec, 2),
                chars_per_cpu_second=round(n_chars / c_sec, 1),
                chars_per_second=round(n_chars / sec, 1), sentences_per_second=round(n_sent / sec, 2),
@@ -137,11 +147,14 @@ def _tree_memory(proc) -> tuple[int, int]:
     return rss, pss
 
 
-def run_case(case: str, corpus: str, limit: int, n_process: int, batch_size: int | None) -> dict:
+def run_case(case: str, corpus: str, limit: int, n_process: int, batch_size: int | None,
+             entities_out: str | None = None) -> dict:
     import psutil
 
     cmd = [sys.executable, __file__, "--worker", case, "--corpus", corpus, "--limit-chars", str(limit),
            "--n-process", str(n_process)] + (["--batch-size", str(batch_size)] if batch_size else [])
+    if entities_out:
+        cmd += ["--entities-out", entities_out]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     env = {**os.environ, "TQDM_DISABLE": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -172,16 +185,57 @@ def run_case(case: str, corpus: str, limit: int, n_process: int, batch_size: int
 
 
 def _print(rows: list[dict]) -> None:
-    hdr = (f"{'corpus':<8} {'case':<12} {'subset':>8} {'n_proc':>6} {'chars':>9} {'sents':>7} {'sec':>8} "
+    hdr = (f"{'corpus':<8} {'case':<12} {'ner':>6} {'subset':>8} {'n_proc':>6} {'chars':>9} {'sents':>7} {'sec':>8} "
            f"{'chars/s':>9} {'sents/s':>8} {'cpu_s':>7} {'chars/cpu_s':>11} {'RSS MiB':>8} {'PSS MiB':>8}")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
-        print(f"{r['corpus']:<8} {r['case']:<12} {str(r['subset_chars'] or 'all'):>8} {r['n_process']:>6} "
+        print(f"{r['corpus']:<8} {r['case']:<12} {r.get('ner', 'all'):>6} {str(r['subset_chars'] or 'all'):>8} {r['n_process']:>6} "
               f"{r['chars']:>9} {r['sentences']:>7} {r['seconds']:>8.1f} {r['chars_per_second']:>9.0f} "
               f"{r['sentences_per_second']:>8.1f} {r['cpu_seconds']:>7.1f} {r['chars_per_cpu_second']:>11.0f} "
               f"{r['peak_rss_mib']:>8.0f} "
               f"{r['peak_pss_mib']:>8.0f}")
+
+
+def _summary(rows: list[dict], corpora: list[str], subset: int, ents: dict) -> dict:
+    """Per corpus: stage / baseline ratios (CPU and wall) and the gated entities' agreement with full NER."""
+    import pandas as pd
+
+    from pipeline.parse.gate import entity_agreement
+
+    summary = {}
+    for corpus in corpora:
+        sub = {r["case"]: r for r in rows if r["corpus"] == corpus and (r["subset_chars"] or 0) ==
+               (0 if corpus == "sample" else subset)}
+        s: dict = {}
+        for case in ("stage", "stage_full", "tokens_only"):
+            if "baseline" in sub and case in sub:
+                s[f"{case}_vs_baseline_chars_per_cpu_second"] = round(
+                    sub[case]["chars_per_cpu_second"] / sub["baseline"]["chars_per_cpu_second"], 2)
+                s[f"{case}_vs_baseline_chars_per_second"] = round(
+                    sub[case]["chars_per_second"] / sub["baseline"]["chars_per_second"], 2)
+        if ("stage", corpus) in ents and ("stage_full", corpus) in ents and sub["stage"]["ner"] != "full":
+            s["entities_vs_full_ner"] = entity_agreement(pd.read_parquet(ents[("stage_full", corpus)]),
+                                                         pd.read_parquet(ents[("stage", corpus)]))
+            s["entities_vs_full_ner_by_coarse_label"] = entity_agreement(
+                pd.read_parquet(ents[("stage_full", corpus)]), pd.read_parquet(ents[("stage", corpus)]),
+                by="coarse_label")["per_label"]
+        summary[corpus] = s
+    return summary
+
+
+def _print_summary(summary: dict) -> None:
+    for corpus, s in summary.items():
+        ratios = ", ".join(f"{k.split('_vs_')[0]} {v}x" for k, v in s.items() if k.endswith("_per_cpu_second"))
+        print(f"{corpus}: chars per CPU-second vs plain GiNZA: {ratios}")
+        wall = ", ".join(f"{k.split('_vs_')[0]} {v}x" for k, v in s.items() if k.endswith("_chars_per_second"))
+        print(f"{corpus}: wall chars/s vs plain GiNZA: {wall}")
+        ag = s.get("entities_vs_full_ner")
+        if ag:
+            print(f"{corpus}: gated vs full NER: recall {ag['recall']}, precision {ag['precision']} "
+                  f"({ag['n_candidate']} vs {ag['n_reference']} entities)")
+            per = s["entities_vs_full_ner_by_coarse_label"]
+            print("   recall by coarse label: " + ", ".join(f"{k} {v['recall']} (n={v['n']})" for k, v in per.items()))
 
 
 def main(argv=None) -> int:
@@ -190,19 +244,24 @@ def main(argv=None) -> int:
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma list of {CASES}")
     ap.add_argument("--subset-chars", type=int, default=200_000, help="Tokyo subset for baseline/stage (0 = all)")
     ap.add_argument("--tokyo-full", action="store_true", help="also run the stage once on the whole Tokyo corpus")
-    ap.add_argument("--n-process", type=int, default=2, help="NER processes for the stage (2 cores: 2)")
+    ap.add_argument("--n-process", type=int, default=None, help="NER processes for the stage (default: params.yaml)")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--out", help="write the rows as JSON here")
     # worker mode (internal)
     ap.add_argument("--worker", choices=CASES, help=argparse.SUPPRESS)
     ap.add_argument("--corpus", help=argparse.SUPPRESS)
     ap.add_argument("--limit-chars", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--entities-out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.worker:
-        print(json.dumps(worker(args.worker, args.corpus, args.limit_chars, args.n_process, args.batch_size),
-                         ensure_ascii=False))
+        print(json.dumps(worker(args.worker, args.corpus, args.limit_chars, args.n_process, args.batch_size,
+                                args.entities_out), ensure_ascii=False))
         return 0
+    if args.n_process is None:
+        from pipeline.parse import resolve_params
+
+        args.n_process = int(resolve_params()["n_process"])
 
     corpora = [c for c in args.corpora.split(",") if c]
     if "tokyo" in corpora and not TOKYO.is_dir():
@@ -213,30 +272,20 @@ def main(argv=None) -> int:
     plan = [(corpus, case, 0 if corpus == "sample" else args.subset_chars) for corpus in corpora for case in cases]
     if args.tokyo_full and "tokyo" in corpora:
         plan.append(("tokyo", "stage", 0))
-    for corpus, case, limit in plan:
-        print(f"... {corpus} {case} ({'all' if not limit else f'first {limit:,} chars'})", file=sys.stderr, flush=True)
-        rows.append(run_case(case, corpus, limit, args.n_process, args.batch_size))
+    ents: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for corpus, case, limit in plan:
+            print(f"... {corpus} {case} ({'all' if not limit else f'first {limit:,} chars'})", file=sys.stderr,
+                  flush=True)
+            path = None
+            if case != "baseline" and (limit or corpus == "sample"):
+                path = ents[(case, corpus)] = f"{tmp}/{case}-{corpus}.parquet"
+            rows.append(run_case(case, corpus, limit, args.n_process, args.batch_size, path))
+        print()
+        _print(rows)
+        summary = _summary(rows, corpora, args.subset_chars, ents)
     print()
-    _print(rows)
-    summary = {}
-    for corpus in corpora:
-        sub = {r["case"]: r for r in rows if r["corpus"] == corpus and (r["subset_chars"] or 0) ==
-               (0 if corpus == "sample" else args.subset_chars)}
-        if "baseline" in sub and "stage" in sub:
-            summary[corpus] = {
-                "stage_vs_baseline_chars_per_second": round(sub["stage"]["chars_per_second"]
-                                                            / sub["baseline"]["chars_per_second"], 2),
-                "stage_vs_baseline_chars_per_cpu_second": round(sub["stage"]["chars_per_cpu_second"]
-                                                                / sub["baseline"]["chars_per_cpu_second"], 2)}
-            if "tokens_only" in sub:
-                summary[corpus]["tokens_only_vs_stage_chars_per_second"] = round(
-                    sub["tokens_only"]["chars_per_second"] / sub["stage"]["chars_per_second"], 1)
-    print()
-    for corpus, s in summary.items():
-        print(f"{corpus}: stage / baseline chars/s = {s['stage_vs_baseline_chars_per_second']}x, "
-              f"chars per CPU-second = {s['stage_vs_baseline_chars_per_cpu_second']}x"
-              + (f"; tokens-only / stage = {s['tokens_only_vs_stage_chars_per_second']}x"
-                 if "tokens_only_vs_stage_chars_per_second" in s else ""))
+    _print_summary(summary)
     print(f"(machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end)")
     if args.out:
         from pipeline.io import write_json

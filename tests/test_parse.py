@@ -220,6 +220,41 @@ def test_entity_counts_per_meeting_and_speaker(parsed):
     assert rep["n_sentences"] == len(parsed.sentences)
 
 
+def test_gated_ner_keeps_097_of_full_ner_entities_on_the_sample(parsed, sample_tables):
+    """``ner: gated`` (tok2vec + ner only around trigger tokens) against the default ``ner: full``:
+    same sentences, tokens and known people; recall >= 0.97 and precision >= 0.95 of the entities."""
+    from pipeline.parse.gate import entity_agreement
+
+    assert parse.resolve_params()["ner"] == "full"
+    utts, meets = sample_tables
+    gated = parse.parse_utterances(utts, meets, {"ner": "gated"}, cache=False)
+    pd.testing.assert_frame_equal(gated.tokens, parsed.tokens)
+    assert gated.sentences["terms"].map(list).tolist() == parsed.sentences["terms"].map(list).tolist()
+    ag = entity_agreement(parsed.entities, gated.entities)
+    assert ag["recall"] >= 0.97 and ag["precision"] >= 0.95, ag
+    known = ["sentence_id", "start", "end", "text"]
+    pd.testing.assert_frame_equal(
+        parsed.entities.loc[parsed.entities["source"] == "known_speaker", known].reset_index(drop=True),
+        gated.entities.loc[gated.entities["source"] == "known_speaker", known].reset_index(drop=True))
+
+
+def test_gated_ner_in_worker_processes_equals_in_process(sample_tables):
+    utts, meets = sample_tables
+    few = utts[utts["kind"] == "speech"].head(6)
+    base = {**parse.resolve_params(), "ner": "gated", "batch_size": 3}
+    one = parse.parse_utterances(few, meets, {**base, "n_process": 1}, cache=False)
+    two = parse.parse_utterances(few, meets, {**base, "n_process": 2}, cache=False)
+    assert len(one.entities) > 5
+    pd.testing.assert_frame_equal(one.entities, two.entities)
+
+
+def test_unknown_ner_mode_is_a_one_line_error():
+    with pytest.raises(PipelineError, match="ner") as err:
+        parse.resolve_params({"ner": "sometimes"})
+    assert "\n" not in str(err.value)
+    assert parse.resolve_params({"ner": True})["ner"] == "full" and parse.resolve_params({"ner": False})["ner"] == "off"
+
+
 # --------------------------------------------------------------------------- long input, cache, CLI
 
 def _one_utterance(text: str, mid: str = "long") -> pd.DataFrame:
@@ -254,14 +289,14 @@ def test_utterance_far_above_sudachi_limit_loses_nothing(sample_tables, tmp_path
 def test_multiprocess_ner_on_chunked_over_long_sentence_does_not_hang(tmp_path):
     text = "國領座長が総務省の会議でデジタル人材について発言し、" * 650  # ~51 KB, no 。
     assert len(text.encode()) > parse.SUDACHI_MAX_BYTES
-    params = {**parse.resolve_params(), "n_process": 2, "batch_size": 2, "max_chunk_bytes": 6000}
+    params = {**parse.resolve_params(), "ner": "full", "n_process": 2, "batch_size": 2, "max_chunk_bytes": 6000}
     res = parse.parse_utterances(_one_utterance(text), None, params, cache=False)
     assert len(res.sentences) == 1
     e = res.entities
     assert (e["text"] == "國領").sum() >= 640 and (e.loc[e["text"] == "國領", "source"] == "known_speaker").all()
     assert "総務省" in set(e["text"])
     # tokens and terms from the worker processes' docs equal the tokenizer-only path
-    tok = parse.parse_utterances(_one_utterance(text), None, {**params, "ner": False}, cache=False)
+    tok = parse.parse_utterances(_one_utterance(text), None, {**params, "ner": "off"}, cache=False)
     assert res.sentences["terms"].map(list).tolist() == tok.sentences["terms"].map(list).tolist()
     pd.testing.assert_frame_equal(res.tokens, tok.tokens)
 

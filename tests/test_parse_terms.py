@@ -55,3 +55,36 @@ def test_token_categories_follow_the_sudachi_tag():
     assert token_category(tok("今", "名詞-普通名詞-副詞可能")) == "advnoun"
     assert token_category(tok("・", "補助記号-一般")) == "dot"
     assert token_category(tok("的", "接尾辞-形状詞的")) == "other"
+
+
+# --------------------------------------------------------------------------- NER gate (pure)
+
+class _Doc(list):
+    ents = ()
+
+
+def test_ner_gate_windows_surround_trigger_tokens_and_merge():
+    from pipeline.parse.gate import NerGate, is_trigger
+
+    assert is_trigger("名詞-固有名詞-地名-一般", "東京") and is_trigger("名詞-数詞", "三")
+    assert is_trigger("名詞-普通名詞-一般", "総務省") and is_trigger("名詞-普通名詞-一般", "構成員")
+    assert is_trigger("名詞-普通名詞-一般", "スマートフォン") and is_trigger("名詞-普通名詞-一般", "DX")
+    assert is_trigger("名詞-普通名詞-副詞可能", "昨年") and not is_trigger("名詞-普通名詞-副詞可能", "ところ") and is_trigger("名詞-普通名詞-一般", "一番")
+    assert not is_trigger("名詞-普通名詞-一般", "地域") and not is_trigger("動詞-一般", "支える")
+    plain = tok("地域", NOUN)
+    doc = _Doc([plain] * 5 + [tok("東京", PROPER)] + [plain] * 12 + [tok("三", "名詞-数詞", pos="NUM")] + [plain] * 3)
+    gate = NerGate(margin=2)
+    assert gate.triggers(doc) == [5, 18]
+    assert gate.windows(doc) == [(3, 8), (16, 21)]
+    assert NerGate(margin=6).windows(doc) == [(0, 22)]  # windows 0-12 and 12-22 touch: one window
+    assert NerGate(margin=2).windows(_Doc([plain] * 4)) == []
+
+
+def test_ner_mode_accepts_the_old_booleans():
+    import pytest
+
+    from pipeline.parse.gate import ner_mode
+
+    assert [ner_mode(v) for v in ("gated", "FULL", True, False)] == ["gated", "full", "full", "off"]
+    with pytest.raises(ValueError):
+        ner_mode("partial")

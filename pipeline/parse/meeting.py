@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from pipeline.parse.entities import ENTITY_COLUMNS, coarse_label, known_spans, names_pattern
-from pipeline.parse.models import KNOWN_PERSONS, load_nlp
+from pipeline.parse.entities import ENTITY_COLUMNS, coarse_label, known_spans, names_pattern, set_known_entities
+from pipeline.parse.gate import NerGate, ner_mode
+from pipeline.parse.models import KNOWN_PERSONS, STRIP, load_nlp
 from pipeline.parse.sentences import SENTENCE_COLUMNS, SUDACHI_MAX_BYTES, byte_chunks, check_bytes, split_utterances
 from pipeline.parse.terms import extractor
 from pipeline.parse.vocab import TermVocab
 from pipeline.settings import ParseSettings
+from pipeline.vocab import person_suffixes
 
 TOKEN_COLUMNS = ["sentence_id", "i", "surface", "lemma", "norm", "pos", "tag", "is_stop", "start"]
 
@@ -88,19 +90,16 @@ class MeetingTables:
             rows["start"].append(off + t.idx)
             self.n_tok[si] += 1
 
-    def add_entities(self, si: int, off: int, doc, pattern) -> None:
-        """Entity rows of chunk ``doc``; ``source`` says whether the known-person rule set them."""
-        if not doc.ents:
-            return
-        known = known_spans(doc, pattern)
+    def add_entities(self, si: int, off: int, ents, known: set[tuple[int, int]]) -> None:
+        """Entity rows of one chunk: ``ents`` = ``(text, label, start_char, end_char)`` in the chunk;
+        ``source`` says whether the known-person rule set them (their span is in ``known``)."""
         m = self.meta[si]
-        for e in doc.ents:
+        for text, label, a, b in ents:
             self.ent_recs.append({
                 "sentence_id": self.sid[si], "meeting_id": m["meeting_id"], "utterance_id": m["utterance_id"],
-                "speaker": m["speaker"], "text": e.text, "label": e.label_,
-                "coarse_label": coarse_label(e.label_), "start": off + e.start_char,
-                "end": off + e.end_char,
-                "source": "known_speaker" if (e.start_char, e.end_char) in known else "ner",
+                "speaker": m["speaker"], "text": text, "label": label,
+                "coarse_label": coarse_label(label), "start": off + a, "end": off + b,
+                "source": "known_speaker" if (a, b) in known else "ner",
             })
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -112,6 +111,53 @@ class MeetingTables:
                 "entities": pd.DataFrame.from_records(self.ent_recs, columns=ENTITY_COLUMNS)}
 
 
+def _ents(doc) -> list[tuple[str, str, int, int]]:
+    return [(e.text, e.label_, e.start_char, e.end_char) for e in doc.ents]
+
+
+def _parse_full(nlp, chunks: Chunks, out: MeetingTables, pattern, params: dict) -> None:
+    """tok2vec + ner on every chunk. nlp.pipe tokenises (in its worker processes too), so nothing is
+    tokenised twice. Texts, not Docs, go to nlp.pipe; Chunks.of guarantees that no text is over
+    Sudachi's limit (which would make multi-process nlp.pipe hang)."""
+    nlp.get_pipe(KNOWN_PERSONS).pattern = pattern
+    n_process, batch_size = pipe_settings(len(chunks.text), params)
+    docs = nlp.pipe(chunks.text, batch_size=batch_size, n_process=n_process)
+    for si, off, doc in zip(chunks.sent, chunks.offset, docs):
+        out.add_tokens(si, off, doc)
+        if doc.ents:
+            out.add_entities(si, off, _ents(doc), known_spans(doc, pattern))
+
+
+def gated_entities(nlp, docs: list, gate: NerGate, params: dict) -> list[list[tuple[str, str, int, int]]]:
+    """Entities of tokenised ``docs`` (known people pre-set) with tok2vec + ner run only on the gate's
+    windows; per doc, ``(text, label, start_char, end_char)`` in text order."""
+    where: list[tuple[int, int]] = []  # (doc index, char offset of the window in the doc)
+    windows = []
+    for k, doc in enumerate(docs):
+        doc.user_data.clear()  # Sudachi's sub-tokens: not needed, and not serialisable for worker processes
+        for a, b in gate.windows(doc):
+            where.append((k, doc[a].idx))
+            windows.append(doc if (a, b) == (0, len(doc)) else doc[a:b].as_doc())
+    n_process, batch_size = pipe_settings(len(windows), params)
+    out: list[list] = [[] for _ in docs]
+    with nlp.select_pipes(enable=["tok2vec", "ner", *([STRIP] if n_process > 1 else [])]):
+        for (k, off), w in zip(where, nlp.pipe(windows, batch_size=batch_size, n_process=n_process)):
+            out[k] += [(text, label, off + a, off + b) for text, label, a, b in _ents(w)]
+    return out
+
+
+def _parse_gated(nlp, chunks: Chunks, out: MeetingTables, pattern, params: dict) -> None:
+    """Tokenise every chunk once (tokens, terms, known people), then NER on the gate's windows only."""
+    docs = [nlp.make_doc(t) for t in chunks.text]
+    known = []
+    for si, off, doc in zip(chunks.sent, chunks.offset, docs):
+        out.add_tokens(si, off, doc)
+        known.append(set_known_entities(doc, pattern))
+    gate = NerGate(margin=int(params["ner_context"]), roles=frozenset(person_suffixes()))
+    for si, off, ents, kn in zip(chunks.sent, chunks.offset, gated_entities(nlp, docs, gate, params), known):
+        out.add_entities(si, off, ents, kn)
+
+
 def parse_partition(payload: dict) -> dict[str, pd.DataFrame]:
     """Parse one meeting: ``payload = {rows, params, vocab, known_names}`` -> sentences/tokens/entities.
 
@@ -120,27 +166,16 @@ def parse_partition(payload: dict) -> dict[str, pd.DataFrame]:
     """
     params: dict = {**ParseSettings().to_params(), **(payload.get("params") or {})}
     sents = split_utterances(payload["rows"], params)
-    do_ner = bool(params["ner"])
-    nlp = load_nlp(params["model"], ner=do_ner)
+    mode = ner_mode(params["ner"])
+    nlp = load_nlp(params["model"], ner=mode != "off")
     chunks = Chunks.of(sents, min(int(params["max_chunk_bytes"]), SUDACHI_MAX_BYTES))
-
-    # One pass over the docs: tokens and content terms from the tokenizer's annotations,
-    # entities from tok2vec + ner. With NER, nlp.pipe tokenises in its worker processes too,
-    # so nothing is tokenised twice. Texts, not Docs, go to nlp.pipe (a pickled Doc drags the
-    # whole Vocab, vectors included, to the workers); check_bytes (Chunks.of) guarantees that no
-    # text is over Sudachi's limit (which would make multi-process nlp.pipe hang).
-    if do_ner:
-        pattern = names_pattern(payload.get("known_names") or [])
-        nlp.get_pipe(KNOWN_PERSONS).pattern = pattern
-        n_process, batch_size = pipe_settings(len(chunks.text), params)
-        docs = nlp.pipe(chunks.text, batch_size=batch_size, n_process=n_process)
-    else:
-        pattern = None
-        docs = (nlp.make_doc(t) for t in chunks.text)  # tokenizer only (SudachiPy)
-
     out = MeetingTables(sents, payload["vocab"])
-    for si, off, doc in zip(chunks.sent, chunks.offset, docs):
-        out.add_tokens(si, off, doc)
-        if do_ner:
-            out.add_entities(si, off, doc, pattern)
+    pattern = names_pattern(payload.get("known_names") or [])
+    if mode == "full":
+        _parse_full(nlp, chunks, out, pattern, params)
+    elif mode == "gated":
+        _parse_gated(nlp, chunks, out, pattern, params)
+    else:
+        for si, off, text in zip(chunks.sent, chunks.offset, chunks.text):
+            out.add_tokens(si, off, nlp.make_doc(text))  # tokenizer only (SudachiPy)
     return out.tables()

@@ -15,11 +15,13 @@ import pandas as pd
 
 from pipeline.errors import PipelineError
 from pipeline.parse.entities import ENTITY_COLUMNS, known_person_names
+from pipeline.parse.gate import ner_mode
 from pipeline.parse.meeting import TOKEN_COLUMNS, parse_partition
 from pipeline.parse.models import load_nlp
 from pipeline.parse.sentences import SENTENCE_COLUMNS
 from pipeline.parse.settings import MODEL_PACKAGES, SPEED_ONLY, STAGE, resolve_params
 from pipeline.parse.vocab import TermVocab, load_vocab
+from pipeline.vocab import person_suffixes
 
 # --------------------------------------------------------------------------- library
 
@@ -61,7 +63,7 @@ def meeting_partitions(speech: pd.DataFrame, meetings: pd.DataFrame | None, para
     and the meeting's known people (found with the same model the workers use)."""
     from pipeline.partition import Partition, hash_bytes, hash_frame
 
-    tok_nlp = load_nlp(params["model"], ner=bool(params["ner"]))
+    tok_nlp = load_nlp(params["model"], ner=ner_mode(params.get("ner")) != "off")
     parts = []
     for mid, rows in speech.groupby("meeting_id", sort=False):
         rows = rows.reset_index(drop=True)
@@ -99,7 +101,8 @@ def iter_parse(utterances: pd.DataFrame, meetings: pd.DataFrame | None = None,
         # meetings already run in parallel worker processes: no nested NER processes
         for part in parts:
             part.payload["params"] = {**params, "n_process": 1}
-    key = {**{k: v for k, v in params.items() if k not in SPEED_ONLY}, "vocab": _vocab_key(vocab)}
+    key = {**{k: v for k, v in params.items() if k not in SPEED_ONLY}, "vocab": _vocab_key(vocab),
+           "roles": list(person_suffixes())}  # NER-gate triggers (configs/roles.yaml)
     for _, tables in iter_partitions(parse_partition, parts, stage=STAGE, params=key, cache=cache,
                                      cache_dir=cache_dir, executor=executor, n_workers=n_workers, stats=stats,
                                      libraries=(params["model"], *MODEL_PACKAGES)):

@@ -1,0 +1,124 @@
+"""NER only where it pays: the windows of a tokenised sentence that can hold an entity.
+
+GiNZA's ``tok2vec`` + ``ner`` are nearly all of the parse stage's cost, and most tokens
+of spoken minutes are not part of any entity. The gate looks at what the tokenizer
+(SudachiPy) already says about every token and marks *trigger* tokens:
+
+* proper nouns (``固有名詞``: people, places, organisations Sudachi knows);
+* numerals -- Sudachi's ``名詞-数詞``, any digit, any kanji numeral (三十, 一番, 第二) -- and
+  counters (``助数詞``: 年 月 日 円 人 件): DATE / TIME / MONEY / PERCENT / ordinals;
+* katakana or Latin letters (ORG / PRODUCT / method names Sudachi tags as common nouns:
+  スマートフォン, DX, ICT);
+* nouns ending like an organisation (省 庁 局 課 部 会 ...: 総務省, 振興課, 事務局), a
+  person / position / nationality (員 長 官 者 人 ... 先生 さん: 構成員, 座長, 参事官, 日本人), a
+  language, place or colour (語 内 場 色 緑 ...: 英語, 都内, 競技場), and the role words
+  of the shared role vocabulary;
+* adverbial nouns (``副詞可能``) that name a time (来年, 本年, 金曜日, 午前, 下旬): dates without
+  numerals -- not the many that do not (今, ところ, ため, 今回);
+* the meeting's known people (matched by rule, pre-set as ``Person`` entities).
+
+Each trigger opens a window of ``margin`` tokens either side; overlapping windows merge.
+``tok2vec`` + ``ner`` run on the windows only (as docs cut from the tokenised sentence, so
+the tokens are exactly the sentence's). Entities are then predicted with a little less
+context than the full sentence gives; recall and precision against full NER are measured
+in ``benchmarks/parse.py`` and checked on the sample in the tests.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_KATAKANA = re.compile(r"[\u30A1-\u30FA]")
+_LATIN = re.compile(r"[A-Za-zＡ-Ｚａ-ｚ]")
+_DIGIT = re.compile(r"[0-9０-９]")
+_KANJI_NUMERAL = re.compile(r"[一二三四五六七八九十百千万億兆〇]")
+#: adverbial nouns (副詞可能) that name a time: 来年, 本年, 夏, 午前, 下旬, 年末, 半分 (not 今, ところ, ため)
+_TIME_CHARS = re.compile(r"[年月日週曜時春夏秋冬朝晩夜午旬末半]")
+#: last character of organisation names Sudachi tags as common nouns (総務省, 振興課, 事務局, 委員会)
+ORG_ENDINGS = tuple("省庁局課部室院会団所館校園港駅県都府道市区町村国党社")
+#: endings of person / position / nationality words (構成員, 座長, 参事官, 責任者, 高校生, 先生, 日本人)
+PERSON_ENDINGS = (*"員長官師者家士生人", "先生", "さん", "様", "君", "氏")
+#: endings of common-noun entities of other kinds: languages (日本語, 英語), places (都内, 競技場), colours
+OTHER_ENDINGS = (*"語内場色", *"緑赤青白黒")
+
+MODES = ("gated", "full", "off")
+
+
+def ner_mode(value) -> str:
+    """``parse.ner`` as one of :data:`MODES` (``true`` = full, ``false`` = off, as before)."""
+    if value is True:
+        return "full"
+    if value is False or value is None:
+        return "off"
+    mode = str(value).strip().lower()
+    if mode not in MODES:
+        raise ValueError(f"parse.ner must be one of {', '.join(MODES)} (or true/false), not {value!r}")
+    return mode
+
+
+def is_trigger(tag: str, text: str, roles: frozenset[str] = frozenset()) -> bool:
+    """Can this token (Sudachi POS ``tag``, surface ``text``) be part of an entity?"""
+    if "固有名詞" in tag or "助数詞" in tag or tag.startswith("名詞-数詞"):
+        return True
+    if "副詞可能" in tag and _TIME_CHARS.search(text):
+        return True
+    if _DIGIT.search(text) or _KANJI_NUMERAL.search(text) or _KATAKANA.search(text) or _LATIN.search(text):
+        return True
+    if tag.startswith("名詞") and text.endswith(ORG_ENDINGS + OTHER_ENDINGS):
+        return True
+    if tag.startswith(("名詞", "接尾辞")) and text.endswith(PERSON_ENDINGS):
+        return True
+    return text in roles
+
+
+@dataclass(frozen=True)
+class NerGate:
+    """Trigger tokens and the NER windows around them (``margin`` tokens either side)."""
+
+    margin: int = 4
+    roles: frozenset[str] = frozenset()
+
+    def triggers(self, doc) -> list[int]:
+        """Indices of the trigger tokens of ``doc``, pre-set entities (known people) included."""
+        hits = {i for i, t in enumerate(doc) if is_trigger(t.tag_, t.text, self.roles)}
+        for e in doc.ents:
+            hits.update(range(e.start, e.end))
+        return sorted(hits)
+
+    def windows(self, doc) -> list[tuple[int, int]]:
+        """Token spans ``(start, end)`` to run NER on: triggers +- ``margin``, merged, in order."""
+        spans: list[list[int]] = []
+        n = len(doc)
+        for i in self.triggers(doc):
+            a, b = max(0, i - self.margin), min(n, i + self.margin + 1)
+            if spans and a <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], b)
+            else:
+                spans.append([a, b])
+        return [(a, b) for a, b in spans]
+
+
+def entity_agreement(reference, candidate, by: str = "label") -> dict:
+    """Recall and precision of ``candidate`` entities against ``reference`` (e.g. gated vs full NER).
+
+    An entity matches when sentence, start, end and label are equal. Returns
+    ``{"recall", "precision", "n_reference", "n_candidate", "per_label": {label: {recall, n}}}``
+    (per-label recall over the reference's labels in column ``by``).
+    """
+    key = ["sentence_id", "start", "end", "label"]
+    ref = set(map(tuple, reference[key].itertuples(index=False)))
+    cand = set(map(tuple, candidate[key].itertuples(index=False)))
+    hit = ref & cand
+    labels = dict(zip(map(tuple, reference[key].itertuples(index=False)), reference[by]))
+    per: dict[str, list[int]] = {}
+    for k in ref:
+        per.setdefault(str(labels[k]), [0, 0])
+        per[str(labels[k])][0] += k in hit
+        per[str(labels[k])][1] += 1
+    return {
+        "recall": round(len(hit) / len(ref), 4) if ref else 1.0,
+        "precision": round(len(hit) / len(cand), 4) if cand else 1.0,
+        "n_reference": len(ref), "n_candidate": len(cand),
+        "per_label": {lab: {"recall": round(h / n, 4), "n": n}
+                      for lab, (h, n) in sorted(per.items(), key=lambda kv: -kv[1][1])},
+    }
