@@ -53,21 +53,16 @@ def incremental_settings(params: dict) -> dict:
     return IncrementalSettings.model_validate(params.get("incremental") or {}).model_dump()
 
 
-def code_digest() -> str:
-    """Hash of every module of ``pipeline.topics`` (an edit anywhere means the saved fit is stale)."""
-    h = hashlib.sha256()
-    for p in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(p.name.encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def fit_key(params: dict, backend: str) -> dict:
-    """What the saved model depends on: settings (minus ``incremental``), code, BERTopic, backend."""
+    """What the saved model depends on: settings (minus ``incremental``), code (the topics package, the
+    project modules it imports and their libraries, as for the partition cache), BERTopic, backend."""
     from importlib.metadata import version
+
+    from pipeline.sources import code_digest
 
     settings = {k: v for k, v in params.items() if k != "incremental"}
     blob = json.dumps(settings, sort_keys=True, ensure_ascii=False, default=str)
-    return {"settings": hashlib.sha256(blob.encode()).hexdigest()[:16], "code": code_digest(),
+    return {"settings": hashlib.sha256(blob.encode()).hexdigest()[:16], "code": code_digest(fit_key),
             "bertopic": version("bertopic"), "embedding_backend": backend, "format": FORMAT}
 
 
