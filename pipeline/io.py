@@ -142,11 +142,6 @@ def output_transaction() -> Iterator[OutputTransaction]:
     txn.commit()
 
 
-def current_transaction() -> OutputTransaction | None:
-    """The :func:`output_transaction` in force, if any (writers of their own temp dirs join it)."""
-    return _TRANSACTION.get()
-
-
 def on_commit(fn) -> None:
     """Run ``fn()`` when the current output transaction commits (at once outside one)."""
     txn = _TRANSACTION.get()
