@@ -24,14 +24,9 @@ from __future__ import annotations
 
 import re
 
-from pipeline.ingest.clean import (
-    Accounting,
-    Block,
-    normalize_width,
-    split_lines,
-    split_ws,
-)
+from pipeline.ingest.clean import Accounting, Block, normalize_width, split_ws
 from pipeline.ingest.structure import OFFICIAL_SUFFIXES, ROLE_SUFFIXES
+from pipeline.textio import split_lines
 
 MARKS = "○◯〇◆◎"
 _LABEL = re.compile(rf"^([{MARKS}])([^\s\u3000（(]{{0,30}}[（(][^）)\n]{{1,30}}[）)]|[^\s\u3000（(]{{1,40}})(.*)$")
