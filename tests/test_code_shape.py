@@ -17,9 +17,6 @@ PENDING: set[str] = {
     "pipeline/ingest/structure.py",                  # speaker-label rewrite (ingest work, #11)
     "pipeline/ingest/structure.py::parse_speaker",
     "pipeline/ingest/assembly.py::read_turns",
-    "pipeline/classify/model.py",                    # classifier generalisation (themes work, #12)
-    "pipeline/classify/model.py::fit",
-    "pipeline/classify/queue.py::build_queue",
     # being shortened by the config work (#16) next
 }
 
