@@ -84,6 +84,20 @@ def test_taxonomy_one_model_for_classify_and_report():
     assert all(t.label for t in plain.themes)
 
 
+def test_taxonomy_defaults_live_on_the_model_only(tmp_path):
+    """A taxonomy YAML without the optional keys gets the dataclass defaults (no second copy in
+    the reader); a key that is present wins."""
+    from pipeline import taxonomy
+
+    p = tmp_path / "tax.yaml"
+    p.write_text("themes:\n  - id: a\n  - id: b\n    exclusive: true\n    requires_scope: false\n"
+                 "scope_window: 5\n", encoding="utf-8")
+    t = taxonomy.load_taxonomy(p)
+    assert t.theme("a") == taxonomy.Theme(id="a") and t.scope_window == 5
+    assert (t.theme("b").exclusive, t.theme("b").requires_scope) == (True, False)
+    p.write_text("themes:\n  - id: a\n", encoding="utf-8")
+    assert taxonomy.load_taxonomy(p).scope_window == taxonomy.Taxonomy(name="x", themes=()).scope_window
+
 def test_bad_rule_fails_in_the_classifier_loader_only(tmp_path):
     from pipeline import taxonomy
     from pipeline.classify.taxonomy import load_taxonomy
