@@ -9,7 +9,8 @@ import pytest
 
 from pipeline.ingest import ingest_paths
 from pipeline.ingest.clean import normalize_width
-from pipeline.ingest.structure import parse_date, parse_number, parse_session, parse_speaker
+from pipeline.ingest.speakers import parse_speaker
+from pipeline.ingest.structure import parse_date, parse_number, parse_session
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "raw" / "mic-chiiki-ict-06_2024-04-24.txt"
@@ -297,3 +298,25 @@ def test_normalize_width_keeps_japanese_punctuation():
 def test_parse_speaker_assembly_labels(label, roster, want):
     s = parse_speaker(label, roster)
     assert (s.name, s.role, s.title, s.number) == want
+
+
+def test_speaker_body_labels_and_plain_rule_order():
+    """BODY（PERSON TITLE） is read against the roster; among plain-label rules the roster reading of
+    'NAME + 事務局長…' wins over the member-role suffix, and a label no rule takes is a name."""
+    from pipeline.ingest.speakers import _PLAIN_RULES
+
+    roster = ["佐々木地域通信振興課長", "金子情報通信政策課統括補佐", "佐藤事務局長補佐"]
+    s = parse_speaker("事務局（佐々木課長）", roster)
+    assert (s.name, s.role, s.affiliation, s.title, s.title_full) == ("佐々木", "事務局", "事務局", "課長",
+                                                                      "地域通信振興課長")
+    s = parse_speaker("総務省（金子統括補佐）", roster)
+    assert (s.name, s.role, s.affiliation, s.title_full) == ("金子", "説明員", "総務省", "情報通信政策課統括補佐")
+    s = parse_speaker("金子統括補佐", roster, secretariat="総務省")
+    assert (s.name, s.role, s.affiliation, s.title) == ("金子", "事務局", "総務省", "統括補佐")
+    assert parse_speaker("佐藤事務局長", roster, "総務省").title_full == "補佐"     # roster rule
+    s = parse_speaker("佐藤事務局長")                                                # member-role rule
+    assert (s.name, s.role, s.affiliation, s.title) == ("佐藤", "事務局", "事務局", "事務局長")
+    assert [r.__name__ for r in _PLAIN_RULES] == ["_bare_role", "_name_and_member_role", "_name_and_roster_title",
+                                                  "_office_only", "_name_and_office"]
+    s = parse_speaker("園田様")
+    assert (s.name, s.role, s.title) == ("園田", "presenter", None)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 
 from pipeline.ingest.clean import Accounting, Block, normalize_width, split_ws
-from pipeline.ingest.structure import OFFICIAL_SUFFIXES, ROLE_SUFFIXES
+from pipeline.ingest.speakers import OFFICIAL_SUFFIXES, ROLE_SUFFIXES
 from pipeline.textio import split_lines
 
 MARKS = "○◯〇◆◎"
