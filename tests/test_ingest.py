@@ -320,3 +320,31 @@ def test_speaker_body_labels_and_plain_rule_order():
                                                   "_office_only", "_name_and_office"]
     s = parse_speaker("園田様")
     assert (s.name, s.role, s.title) == ("園田", "presenter", None)
+
+
+def test_assembly_turn_reader_routes_every_line_kind():
+    """One small minutes text through the assembly turn reader: header before the first turn,
+    a glued stage direction, an item heading inside a turn, a page mark, a rule, the closing
+    clock line and the signature block after it; every character accounted."""
+    from pipeline.ingest.assembly import read_turns
+    from pipeline.ingest.clean import Accounting
+
+    text = ("第1回定例会会議録\n○出席議員\n１番　山田太郎\n"
+            "○議長（山田太郎君）〔登壇〕　ただいまから会議を開きます。\n　本日の日程に入ります。\n"
+            "〔「異議なし」と呼ぶ者あり〕\n──────\n　◎会議録署名議員の指名\n　署名議員を指名します。\n"
+            "○市長（鈴木一郎）　お答えします。\n<PAGE=\"2\">\n　以上です。\n"
+            "午後３時５１分散会\n議長　山田太郎\n")
+    acct = Accounting(chars_in=len(text))
+    rows, header, header_lines = read_turns(text, acct)
+    assert [(r["kind"], r["speaker_raw"], r["text"]) for r in rows] == [
+        ("speech", "議長（山田太郎君）", "ただいまから会議を開きます。\n本日の日程に入ります。"),
+        ("header", None, "◎会議録署名議員の指名\n署名議員を指名します。"),
+        ("procedural_note", None, "〔登壇〕"),
+        ("procedural_note", None, "〔「異議なし」と呼ぶ者あり〕"),
+        ("speech", "市長（鈴木一郎）", "お答えします。\n以上です。"),
+        ("procedural_note", None, "午後3時51分散会"),
+        ("header", None, "議長\u3000山田太郎"),
+    ]
+    assert header == "第1回定例会会議録\n○出席議員\n1番\u3000山田太郎" and len(header_lines) == 3
+    assert acct.total == len(text) and acct.counts["page_marker"] == len('<PAGE="2">')
+    assert acct.counts["other"] == len("──────")
