@@ -24,20 +24,19 @@ import argparse
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline.errors import PipelineError
+from pipeline.settings import EmbedSettings
 from pipeline.vectors import l2_normalize
-
-if TYPE_CHECKING:
-    from pipeline.settings import EmbedSettings
 
 log = logging.getLogger("policy_topics.embed")
 
-DEFAULT_BACKEND = "use_multilingual"
+#: the backend used when none is named: EmbedSettings' default (declared once, in pipeline.settings)
+DEFAULT_BACKEND: str = EmbedSettings.model_fields["backend"].default
 
 #: name -> backend class; extend with :func:`register_backend`
 BACKENDS: dict[str, type] = {}
