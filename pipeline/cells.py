@@ -1,6 +1,7 @@
 """Spreadsheet-safe text cells (CSV / Excel formula injection), shared by the report exports and
 the label queue: :func:`neutralise_cell` on the way out, :func:`restore_cell` when a filled CSV is
-read back. No project imports, so any stage may use it without depending on another stage."""
+read back. Imports only the stage-free :mod:`pipeline.textio` (the line-break rule), so any stage
+may use it without depending on another stage."""
 from __future__ import annotations
 
 import re
@@ -8,13 +9,12 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.textio import normalize_breaks
+
 #: first characters that make Excel / LibreOffice / Sheets treat a cell as a formula
 #: (OWASP CSV injection), plus their full-width forms which Excel also accepts.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 
-
-#: every line break a spreadsheet (or a CSV reader) may start a new line or row at
-_BREAKS = re.compile(r"\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 #: a formula prefix at the start of the cell or of any line inside it
 _LINE_START_FORMULA = re.compile("(^|\n)(?=[" + re.escape("".join(FORMULA_PREFIXES)) + "])")
 
@@ -29,7 +29,7 @@ def neutralise_cell(value: Any) -> Any:
     data, not a formula)."""
     if not isinstance(value, str):
         return value
-    value = _BREAKS.sub("\n", value)
+    value = normalize_breaks(value, "\n")  # every break a spreadsheet or CSV reader splits at
     return _LINE_START_FORMULA.sub(lambda m: m.group(1) + "'", value)
 
 

@@ -482,3 +482,16 @@ def resolve(stage: str, settings: StageModel | dict | None = None) -> Any:
         return base.merged(dict(settings))
     except ValidationError as exc:
         raise ConfigError("settings", _error_line(exc, Path("settings"), stage)) from None
+
+
+def default(path: str) -> Any:
+    """The declared default of one setting by dotted path (``"topics.context.window"``). Library
+    helpers take their keyword defaults from here, so each value is declared once (the models
+    above) and a helper called bare agrees with the stage. A wrong path fails at import."""
+    node: Any = _DECLARED
+    for part in path.split("."):
+        node = getattr(node, part)
+    return copy.deepcopy(node)
+
+
+_DECLARED = Settings()

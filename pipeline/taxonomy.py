@@ -139,11 +139,11 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
             cues=_strs(raw.get("cues"), path, f"themes[{tid}].cues"),
             rules=_strs(raw.get("rules"), path, f"themes[{tid}].rules"),
             prototypes=_strs(raw.get("prototypes"), path, f"themes[{tid}].prototypes"),
-            exclusive=bool(raw.get("exclusive", False)),
-            requires_scope=bool(raw.get("requires_scope", True)),
+            # absent flags take the Theme defaults (declared once, on the dataclass)
+            **{k: bool(raw[k]) for k in ("exclusive", "requires_scope") if k in raw},
         ))
     tax = Taxonomy(name=str(data.get("name") or path.stem), themes=tuple(themes), source=str(path),
                    boundary_notes=_strs(data.get("boundary_notes"), path, "boundary_notes"),
                    scope=" ".join(str(data.get("scope") or "").split()),
-                   scope_window=int(data.get("scope_window", 2)))
+                   **({"scope_window": int(data["scope_window"])} if "scope_window" in data else {}))
     return tax

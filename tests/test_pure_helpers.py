@@ -101,6 +101,20 @@ def test_taxonomy_one_model_for_classify_and_report():
     assert all(t.label for t in plain.themes)
 
 
+def test_taxonomy_defaults_live_on_the_model_only(tmp_path):
+    """A taxonomy YAML without the optional keys gets the dataclass defaults (no second copy in
+    the reader); a key that is present wins."""
+    from pipeline import taxonomy
+
+    p = tmp_path / "tax.yaml"
+    p.write_text("themes:\n  - id: a\n  - id: b\n    exclusive: true\n    requires_scope: false\n"
+                 "scope_window: 5\n", encoding="utf-8")
+    t = taxonomy.load_taxonomy(p)
+    assert t.theme("a") == taxonomy.Theme(id="a") and t.scope_window == 5
+    assert (t.theme("b").exclusive, t.theme("b").requires_scope) == (True, False)
+    p.write_text("themes:\n  - id: a\n", encoding="utf-8")
+    assert taxonomy.load_taxonomy(p).scope_window == taxonomy.Taxonomy(name="x", themes=()).scope_window
+
 def test_bad_rule_fails_in_the_classifier_loader_only(tmp_path):
     from pipeline import taxonomy
     from pipeline.classify.taxonomy import load_taxonomy
@@ -120,3 +134,36 @@ def test_topics_evaluation_does_not_import_bertopic():
     code = "import sys, pipeline.topics.evaluate; print('bertopic' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_one_line_break_rule_for_readers_and_cells():
+    """pipeline.textio is the one home of the line-break rule: ``split_lines`` breaks where
+    ``str.splitlines`` does and joins back exactly; spreadsheet cells normalise the same breaks."""
+    from pipeline.cells import neutralise_cell
+    from pipeline.textio import LINE_BREAKS, lines_of, normalize_breaks, split_lines
+
+    text = "a\r\nb\rc\u2028d\x85e\ff\n\n=g"
+    assert lines_of(text) == text.splitlines()
+    assert "".join(line + nl for line, nl in split_lines(text)) == text
+    assert split_lines("x\r\n")[-1] == ("x", "\r\n") and split_lines("") == []
+    assert set(LINE_BREAKS) == {c for c in map(chr, range(0x3000)) if len((c + "x").splitlines()) == 2}
+    assert normalize_breaks(text, " ") == "a b c d e f  =g"
+    assert neutralise_cell(text) == normalize_breaks(text).replace("\n=g", "\n'=g")
+
+
+def test_text_decoding_is_strict(tmp_path):
+    from pipeline.errors import PipelineError
+    from pipeline.textio import decode_bytes, read_input
+
+    s = "令和６年４月２４日　会議を開きます。\n"
+    assert decode_bytes(s.encode("cp932")) == (s, "cp932")
+    assert decode_bytes(s.encode("euc_jp")) == (s, "euc_jp")
+    assert decode_bytes(b"\xef\xbb\xbf" + s.encode()) == (s, "utf-8-sig")
+    assert decode_bytes(s.encode("utf-16-le"))[0] == s  # no BOM, one clean byte order
+    with pytest.raises(PipelineError, match="NUL byte"):
+        decode_bytes(s.encode() * 300 + b"\x00")
+    with pytest.raises(PipelineError, match="not a regular file"):
+        read_input(tmp_path, "dir")
+    f = tmp_path / "m.txt"
+    f.write_bytes(s.encode())
+    assert read_input(f, "m.txt") == s.encode()

@@ -122,6 +122,37 @@ def test_classifier_constructor_defaults_are_the_settings_defaults():
         assert (list(v) if isinstance(v, tuple) else v) == (list(bare[k]) if isinstance(bare[k], tuple) else bare[k]), k
 
 
+def test_helper_keyword_defaults_are_the_declared_settings():
+    """Library helpers called bare use the values declared once in the settings models
+    (``pipeline.settings.default``): the topic clusterer (sklearn needs constructor defaults),
+    context mixing, parse chunking, embedding backends, report sizes."""
+    import inspect
+
+    from pipeline import embed
+    from pipeline.parse.sentences import byte_chunks, sentence_spans
+    from pipeline.report.analysis import entity_top, flow
+    from pipeline.settings import default
+    from pipeline.topics.clustering import ProceduralAwareClusterer
+    from pipeline.topics.geometry import context_embeddings
+
+    def dflt(func, name):
+        return inspect.signature(func).parameters[name].default
+
+    s = Settings()
+    bare = ProceduralAwareClusterer().get_params()
+    assert {k: bare[k] for k in s.topics.clustering.model_dump()} == s.topics.clustering.model_dump()
+    assert bare["random_state"] == s.topics.seed
+    assert (dflt(context_embeddings, "window"), dflt(context_embeddings, "weight")) == (
+        s.topics.context.window, s.topics.context.weight)
+    assert dflt(byte_chunks, "max_bytes") == s.parse.max_chunk_bytes
+    assert dflt(sentence_spans, "max_chars") == s.parse.max_sentence_chars
+    assert embed.BACKENDS["use_multilingual"]().batch_size == s.embed.batch_size
+    assert embed.DEFAULT_BACKEND == s.embed.backend
+    assert (dflt(entity_top, "n"), dflt(flow, "hover_chars")) == (s.report.top_entities, s.report.hover_chars)
+    assert default("topics.name_suffixes") is not default("topics.name_suffixes")  # a fresh copy
+    with pytest.raises(AttributeError):
+        default("topics.clustering.metod")
+
 def test_architecture_doc_settings_reference_is_up_to_date():
     doc = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
     assert settings_markdown() in doc, "run: python -m pipeline.settings_doc --write docs/ARCHITECTURE.md"

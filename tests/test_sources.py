@@ -90,3 +90,13 @@ def test_editing_a_helper_module_invalidates_the_cache(tmp_path):
     (tree / "pipeline" / "ingest" / "formats" / "new_format.py").write_text("X = 1\n", encoding="utf-8")
     e3, i3 = _digests(tree)
     assert e3 == e2 and i3 != i2  # a new module in the stage package: ingest only
+
+
+def test_tag_reads_text_without_the_ingest_package():
+    """``tag`` decodes input with the stage-free pipeline.textio, so an ingest edit does not
+    invalidate train/classify (their cache keys and dvc.yaml deps)."""
+    mods = sources.stage_modules("pipeline.classify.commands")
+    assert "pipeline.textio" in mods
+    assert not [m for m in mods if m.startswith("pipeline.ingest")]
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    assert "pipeline/ingest" not in stages["train"]["deps"] + stages["classify"]["deps"]

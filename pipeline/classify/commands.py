@@ -372,8 +372,7 @@ def read_tag_input(file) -> tuple[str | Path, list[str]]:
     (a CRLF ends a record too); a lone CR or U+2028 inside a line is part of that record's
     text. A directory, device or unreadable file is a one-line error.
     """
-    from pipeline.ingest.core import read_input
-    from pipeline.ingest.decode import decode_bytes
+    from pipeline.textio import decode_bytes, read_input
 
     if file in (None, "-"):
         src: str | Path = "<stdin>"

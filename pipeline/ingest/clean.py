@@ -59,35 +59,6 @@ class Accounting:
         return {"chars_in": self.chars_in, **{f"chars_{k}": v for k, v in self.counts.items()}}
 
 
-#: THE line-break rule of the project (issue #13): the characters ``str.splitlines`` honours
-#: (LF, CR, CRLF, VT, FF, FS, GS, RS, NEL, LINE/PARAGRAPH SEPARATOR). Every reader, sniffer,
-#: ``tag`` and the CSV export split lines with :func:`split_lines` / :func:`lines_of`, so a
-#: format sniffer never sees turns the reader then glues together. FF stays a page break.
-LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
-_LINE = re.compile(r"([^\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]*)(\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]|$)")
-_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
-
-
-def split_lines(text: str) -> list[tuple[str, str]]:
-    """``text`` -> ``(line, terminator)`` pairs that join back to ``text`` exactly (the accounting
-    counts terminators too); a form feed (PDF page break) is a terminator of its own."""
-    lines = [(m.group(1), m.group(2)) for m in _LINE.finditer(text)]
-    if lines and lines[-1] == ("", ""):
-        lines.pop()
-    return lines
-
-
-def lines_of(text: str) -> list[str]:
-    """The lines of ``text`` by :data:`LINE_BREAKS` (what ``str.splitlines`` gives, by the same rule
-    as :func:`split_lines`)."""
-    return [line for line, _ in split_lines(text)]
-
-
-def normalize_breaks(text: str, repl: str = "\n") -> str:
-    """Every line break (CRLF, lone CR, U+2028, ...) -> ``repl`` (``\n``; ``" "`` for one-line fields)."""
-    return _BREAK.sub(repl, text)
-
-
 def split_ws(raw: str) -> tuple[str, str, str]:
     """``raw`` -> (leading layout whitespace, content, trailing layout whitespace)."""
     stripped_l = raw.lstrip(LAYOUT_WS)

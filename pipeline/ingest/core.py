@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.clean import LINE_BREAKS, normalize_breaks
 from pipeline.ingest.model import Document, Meeting, Source
-from pipeline.ingest.structure import assign_agenda, parse_speaker
+from pipeline.ingest.speakers import parse_speaker
+from pipeline.ingest.structure import assign_agenda
+from pipeline.textio import LINE_BREAKS, normalize_breaks, read_input
 
 UTTERANCE_COLUMNS = [
     "meeting_id", "meeting_title", "meeting_date", "session", "source_file", "utterance_id", "order",
@@ -154,29 +155,3 @@ def ingest_file(payload: tuple[str, str, str]) -> dict[str, pd.DataFrame]:
         # a reader met a shape it does not expect: still one line naming the file, and the
         # other files of a directory run are read and reported too
         raise PipelineError(rel, f"malformed input ({type(exc).__name__}: {exc})") from None
-
-
-#: the largest input file read (bytes); minutes files are a few MB
-MAX_INPUT_BYTES = 256 * 1024 * 1024
-
-
-def read_input(path: Path, rel: str) -> bytes:
-    """Bytes of one input file; a one-line error for devices, FIFOs, huge or unreadable files."""
-    import stat
-
-    try:
-        st = path.stat()
-        if not stat.S_ISREG(st.st_mode):
-            kind = ("a character device" if stat.S_ISCHR(st.st_mode) else "a block device" if stat.S_ISBLK(st.st_mode)
-                    else "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
-                    else "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file")
-            raise PipelineError(rel, f"not a regular file ({kind})")
-        if st.st_size > MAX_INPUT_BYTES:
-            raise PipelineError(rel, f"file too large ({st.st_size:,} bytes; limit {MAX_INPUT_BYTES:,})")
-        with path.open("rb") as fh:
-            data = fh.read(MAX_INPUT_BYTES + 1)
-    except OSError as exc:
-        raise PipelineError(rel, f"cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_INPUT_BYTES:
-        raise PipelineError(rel, f"file too large (more than {MAX_INPUT_BYTES:,} bytes)")
-    return data

@@ -10,7 +10,7 @@ from pipeline.ingest.clean import Accounting
 
 @dataclass
 class Source:
-    """One input file: bytes, and decoded text on demand (see :mod:`pipeline.ingest.decode`)."""
+    """One input file: bytes, and decoded text on demand (see :mod:`pipeline.textio`)."""
 
     path: Path
     rel: str
@@ -18,7 +18,7 @@ class Source:
 
     @cached_property
     def decoded(self) -> tuple[str, str]:
-        from pipeline.ingest.decode import decode_bytes
+        from pipeline.textio import decode_bytes
 
         return decode_bytes(self.data, self.path)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import PipelineError
+from pipeline.settings import default
 
 
 def nfkc(s: str) -> str:
@@ -38,7 +39,7 @@ class TermVocab:
 
 
 def load_vocab(stopwords_path: str | Path | None = None, compounds_path: str | Path | None = None,
-               max_parts: int = 6) -> TermVocab:
+               max_parts: int = default("parse.max_compound_parts")) -> TermVocab:
     """Read ``configs/stopwords.yaml`` (the shared loader, :func:`pipeline.vocab.load_stopwords`) and
     ``configs/compounds.yaml`` (or the given files)."""
     from pipeline.config import CONFIGS, ConfigError, load_config

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import vectors
+from pipeline.settings import default
 
 
 def l2_normalize(X: np.ndarray) -> np.ndarray:
@@ -16,7 +17,8 @@ def l2_normalize(X: np.ndarray) -> np.ndarray:
 
 
 def context_embeddings(X: np.ndarray, groups: Sequence[Any], mask: np.ndarray | None = None,
-                       window: int = 1, weight: float = 0.5) -> np.ndarray:
+                       window: int = default("topics.context.window"),
+                       weight: float = default("topics.context.weight")) -> np.ndarray:
     """x_i + weight * mean(neighbours within ``window`` rows in the same group, not masked), re-normalised.
 
     Rows must be in document order (sentences.parquet order). ``weight=0`` returns X normalised.

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.settings import default
 from pipeline.topics.geometry import (
     centroids,
     context_embeddings,
@@ -60,7 +61,7 @@ class PolicyTopicModel:
     """
 
     def __init__(self, settings=None, stopwords: Sequence[str] = (),
-                 backend: str = "use_multilingual", backend_kw: dict | None = None):
+                 backend: str = default("embed.backend"), backend_kw: dict | None = None):
         from pipeline.settings import resolve
 
         self.s = resolve("topics", settings)

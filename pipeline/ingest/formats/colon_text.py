@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.clean import Accounting, Block, lines_of, normalize_width, split_lines, split_ws
+from pipeline.ingest.clean import Accounting, Block, normalize_width, split_ws
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import parse_date, parse_session, split_agenda
+from pipeline.textio import lines_of, split_lines
 
 NAME = "colon_text"
 
@@ -39,7 +40,7 @@ def _speaker_labels(lines) -> set[str]:
     """
     from collections import Counter
 
-    from pipeline.ingest.structure import OFFICIAL_SUFFIXES, ROLE_SUFFIXES
+    from pipeline.ingest.speakers import OFFICIAL_SUFFIXES, ROLE_SUFFIXES
 
     counts = Counter(m.group(2) for m in map(_turn, lines) if m)
     return {lab for lab, n in counts.items()

@@ -26,9 +26,10 @@ from pathlib import Path
 
 from pipeline.errors import PipelineError
 from pipeline.ingest.assembly import agenda_from_header, members_from_header, read_turns, roster_text
-from pipeline.ingest.clean import Accounting, lines_of, normalize_width
+from pipeline.ingest.clean import Accounting, normalize_width
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import parse_date, parse_session
+from pipeline.textio import lines_of
 
 NAME = "discussnet_ssp_json"
 

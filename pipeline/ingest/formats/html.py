@@ -14,9 +14,10 @@ import re
 from html.parser import HTMLParser
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.clean import lines_of, normalize_width
+from pipeline.ingest.clean import normalize_width
 from pipeline.ingest.model import Document, Source
 from pipeline.ingest.structure import parse_session
+from pipeline.textio import lines_of
 
 NAME = "html"
 

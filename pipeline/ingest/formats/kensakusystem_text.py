@@ -23,9 +23,10 @@ import re
 
 from pipeline.errors import PipelineError
 from pipeline.ingest.assembly import agenda_from_header, match_turn, members_from_header, read_turns, roster_text
-from pipeline.ingest.clean import Accounting, lines_of, normalize_width
+from pipeline.ingest.clean import Accounting, normalize_width
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import parse_date, parse_session
+from pipeline.textio import lines_of
 
 NAME = "kensakusystem_text"
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import re
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.clean import Accounting, Block, lines_of, split_lines, split_ws
+from pipeline.ingest.clean import Accounting, Block, split_ws
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.structure import absentees_from_speech, parse_date, parse_minutes_header, parse_session
+from pipeline.textio import lines_of, split_lines
 
 NAME = "pdf_text"
 

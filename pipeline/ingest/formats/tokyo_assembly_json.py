@@ -21,10 +21,11 @@ import json
 import re
 
 from pipeline.errors import PipelineError
-from pipeline.ingest.clean import Accounting, Block, lines_of, normalize_width, split_lines, split_ws
+from pipeline.ingest.clean import Accounting, Block, normalize_width, split_ws
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.schema import check_tokyo
 from pipeline.ingest.structure import parse_date, parse_session
+from pipeline.textio import lines_of, split_lines
 
 NAME = "tokyo_assembly_json"
 

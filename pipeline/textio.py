@@ -1,15 +1,80 @@
-"""Encoding detection: UTF-8 (with/without BOM), UTF-16 with BOM, CP932/Shift_JIS, EUC-JP.
+"""Reading text input, shared by every stage that reads minutes or lines (ingest, ``tag``):
+bytes of a file with one-line errors, encoding detection, and the project's one line-break rule.
 
-Strict decoding in a fixed order; a file that decodes under none of them is an
-error, never a silent best guess. Shift_JIS is decoded as CP932 (its Microsoft
-superset, which also covers ①, ㈱, NEC/IBM extensions found in government files).
+Stage-free (imports only :mod:`pipeline.errors`), so a stage that reads text the way ingest does
+(``tag``) or writes text cells (:mod:`pipeline.cells`) depends on this module, not on the ingest
+package: editing ingest then leaves their cache keys and DVC deps alone.
+
+* :func:`read_input`: bytes of one regular file (devices, FIFOs, huge or unreadable files refused).
+* :func:`decode_bytes`: UTF-8 (with/without BOM), UTF-16 (with BOM, or without when unambiguous),
+  CP932/Shift_JIS, EUC-JP. Strict decoding in a fixed order; a file that decodes under none of them
+  is an error, never a silent best guess. Shift_JIS is decoded as CP932 (its Microsoft superset,
+  which also covers ①, ㈱, NEC/IBM extensions found in government files).
+* :data:`LINE_BREAKS`, :func:`split_lines`, :func:`lines_of`, :func:`normalize_breaks`.
 """
 from __future__ import annotations
 
+import re
 import unicodedata
 from pathlib import Path
 
 from pipeline.errors import PipelineError
+
+#: THE line-break rule of the project (issue #13): the characters ``str.splitlines`` honours
+#: (LF, CR, CRLF, VT, FF, FS, GS, RS, NEL, LINE/PARAGRAPH SEPARATOR). Every reader, sniffer,
+#: ``tag`` and the CSV export split lines with :func:`split_lines` / :func:`lines_of`, so a
+#: format sniffer never sees turns the reader then glues together. FF stays a page break.
+LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+_BREAK_CHAR = "[" + re.escape(LINE_BREAKS) + "]"
+_LINE = re.compile(rf"([^{re.escape(LINE_BREAKS)}]*)(\r\n|{_BREAK_CHAR}|$)")
+_BREAK = re.compile(rf"\r\n|{_BREAK_CHAR}")
+
+
+def split_lines(text: str) -> list[tuple[str, str]]:
+    """``text`` -> ``(line, terminator)`` pairs that join back to ``text`` exactly (the accounting
+    counts terminators too); a form feed (PDF page break) is a terminator of its own."""
+    lines = [(m.group(1), m.group(2)) for m in _LINE.finditer(text)]
+    if lines and lines[-1] == ("", ""):
+        lines.pop()
+    return lines
+
+
+def lines_of(text: str) -> list[str]:
+    """The lines of ``text`` by :data:`LINE_BREAKS` (what ``str.splitlines`` gives, by the same rule
+    as :func:`split_lines`)."""
+    return [line for line, _ in split_lines(text)]
+
+
+def normalize_breaks(text: str, repl: str = "\n") -> str:
+    """Every line break (CRLF, lone CR, U+2028, ...) -> ``repl`` (``\n``; ``" "`` for one-line fields)."""
+    return _BREAK.sub(repl, text)
+
+
+#: the largest input file read (bytes); minutes files are a few MB
+MAX_INPUT_BYTES = 256 * 1024 * 1024
+
+
+def read_input(path: Path, rel: str) -> bytes:
+    """Bytes of one input file; a one-line error for devices, FIFOs, huge or unreadable files."""
+    import stat
+
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a character device" if stat.S_ISCHR(st.st_mode) else "a block device" if stat.S_ISBLK(st.st_mode)
+                    else "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                    else "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file")
+            raise PipelineError(rel, f"not a regular file ({kind})")
+        if st.st_size > MAX_INPUT_BYTES:
+            raise PipelineError(rel, f"file too large ({st.st_size:,} bytes; limit {MAX_INPUT_BYTES:,})")
+        with path.open("rb") as fh:
+            data = fh.read(MAX_INPUT_BYTES + 1)
+    except OSError as exc:
+        raise PipelineError(rel, f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise PipelineError(rel, f"file too large (more than {MAX_INPUT_BYTES:,} bytes)")
+    return data
+
 
 #: hiragana, katakana, CJK ideographs, CJK punctuation, full-width ASCII forms; half-width
 #: katakana (FF61-FF9F) is left out: it is what EUC-JP bytes look like when misread as CP932
