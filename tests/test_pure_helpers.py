@@ -15,6 +15,23 @@ def test_l2_normalize_is_unit_rows_and_keeps_zero_rows():
     assert l2_normalize(np.array([0.0, 2.0])).shape == (1, 2)  # one vector -> one row
 
 
+def test_knn_vote_places_points_by_their_neighbours_clusters():
+    from pipeline.topics.geometry import knn_vote
+
+    rng = np.random.default_rng(0)
+    a, b = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    R = np.vstack([a + 0.05 * rng.normal(size=(20, 3)), b + 0.05 * rng.normal(size=(20, 3)),
+                   [[0.0, 0.0, 1.0]] * 5])
+    R /= np.linalg.norm(R, axis=1, keepdims=True)
+    labels = np.array([3] * 20 + [7] * 20 + [-1] * 5)  # -1: points the clusterer left as noise
+    Q = np.array([[0.9, 0.1, 0.0], [0.1, 0.9, 0.0], [0.0, 0.05, 1.0]])
+    Q /= np.linalg.norm(Q, axis=1, keepdims=True)
+    assert knn_vote(Q, R, labels, k=5).tolist() == [3, 7, -1]
+    assert knn_vote(Q, R, labels, k=5, chunk=1).tolist() == [3, 7, -1]  # chunking changes nothing
+    assert knn_vote(Q[:1], R[:1], labels[:1], k=15).tolist() == [3]  # k > reference rows
+    assert knn_vote(Q[:0], R, labels, k=5).shape == (0,)
+
+
 def test_fast_bootstrap_f1_equals_sklearn():
     from sklearn.metrics import f1_score
 

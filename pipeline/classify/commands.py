@@ -139,8 +139,33 @@ def run_train_cli(args) -> int:
             model.set_params(embedding_backend=backend)  # `tag` must encode like the embed stage did
         X, Y, info = training_data(sentences, args.labels, tax, emb, model)
         stats["labelled"] = len(Y)
+        # a cache of the training (classify/cache.py): an unlabelled meeting added to the corpus
+        # changes neither the evaluation nor, until the pool is stale, the shipped model
+        from pipeline.classify import cache as tcache
+        from pipeline.sources import code_digest
+
+        key = tcache.train_key(X, Y, params.model_dump(mode="json"), [p for p in (args.labels, args.taxonomy) if p],
+                               code_digest(run_train_cli), getattr(model, "embedding_backend", None), not args.no_eval)
+        entry = tcache.train_entry(key)
+        meetings = set(sentences["meeting_id"].astype(str)) if "meeting_id" in sentences.columns else set()
+        cached = json.loads((entry / "metrics.json").read_text(encoding="utf-8")) \
+            if (entry / "metrics.json").exists() else None
+        if cached is not None and (entry / "model.joblib").exists() and (
+                not model.self_training or tcache.pool_is_fresh(entry, meetings)):
+            log.info("train: labelled data, settings and code unchanged and the self-training pool still "
+                     "stands (%s): the saved classifier is reused", entry.name[:12])
+            with atomic_path(args.model) as tmp:
+                tmp.write_bytes((entry / "model.joblib").read_bytes())
+            write_metrics(cached, args.metrics)
+            if args.plots_dir and cached.get("per_label"):
+                _write_plots(cached, Path(args.plots_dir))
+            stats.update(reused=True, macro_f1=cached.get("macro_f1"), micro_f1=cached.get("micro_f1"))
+            return 0
         metrics: dict = {}
-        if not args.no_eval:
+        if cached is not None:  # only the pool is stale: the evaluation (labelled data only) still holds
+            metrics.update({k: v for k, v in cached.items() if k not in ("labels", "shipped_model",
+                                                                         "annotator_agreement")})
+        elif not args.no_eval:
             res = evaluate(model, X, Y, n_splits=params.n_splits, n_boot=params.n_boot, seed=params.seed)
             res.pop("oof")
             metrics.update(res)
@@ -167,6 +192,7 @@ def run_train_cli(args) -> int:
             joblib.dump(final, tmp)
         if "macro_f1" not in metrics:
             metrics = {"macro_f1": None, "micro_f1": None, "per_label": {}, "baselines": {}, **metrics}
+        tcache.store_training(entry, Path(args.model), metrics, meetings)  # the pool was drawn from these
         write_metrics(metrics, args.metrics)  # fit/eval seconds go to metrics/timings/, not into dvc.lock
         if args.plots_dir and "per_label" in metrics and metrics["per_label"]:
             _write_plots(metrics, Path(args.plots_dir))

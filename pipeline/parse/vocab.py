@@ -28,7 +28,7 @@ class TermVocab:
     aliases: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     drop_prefixes: frozenset[str] = frozenset({"御", "お", "ご", "本", "当", "同", "各", "計", "約", "第"})
     break_suffixes: frozenset[str] = frozenset({"なり", "とも"})
-    max_parts: int = 6
+    max_parts: int = default("parse.max_compound_parts")  # compounds.yaml max_parts overrides it
 
     @property
     def match_table(self) -> dict[str, str]:
