@@ -74,28 +74,35 @@ class ThemeEntry(_File):
     """One theme of ``configs/taxonomy.yaml``. Absent flags take the :class:`pipeline.taxonomy.Theme` defaults."""
 
     id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", description="the contract: letters, digits, _")
-    ja: Text = ""
+    ja: Text = Field("", description="Japanese name (the report label)")
     en: Text = ""
     definition: Text = ""
     notes: Text = ""
-    cues: Words = Field(default_factory=list)
-    rules: Words = Field(default_factory=list)
-    prototypes: Words = Field(default_factory=list)
-    exclusive: bool | None = None
-    requires_scope: bool | None = None
+    cues: Words = Field(default_factory=list, description="atomic rules used as classifier features")
+    rules: Words = Field(default_factory=list, description="coding-rule expressions (AND/OR/NOT, near())")
+    prototypes: Words = Field(default_factory=list, description="plain example sentences from the definition")
+    exclusive: bool | None = Field(None, description="dropped when another theme is assigned "
+                                                     "(absent: the Theme default)")
+    requires_scope: bool | None = Field(None, description="assigned only within the taxonomy scope "
+                                                          "(absent: the Theme default)")
 
 
 class TaxonomyFile(_File):
-    """``configs/taxonomy.yaml``. ``labelling_unit`` and ``multi_label`` document what the classifier
-    does (one sentence, any number of themes); they are checked, not choices: another value fails."""
+    """``configs/taxonomy.yaml``: the policy themes (IDs are a contract), their definitions and cue rules.
 
-    name: Text = ""
-    labelling_unit: Literal["sentence"] = "sentence"
-    multi_label: Literal[True] = True
-    scope: Text = ""
-    scope_window: int | None = Field(None, ge=0)
-    themes: list[ThemeEntry] = Field(min_length=1)
-    boundary_notes: Words = Field(default_factory=list)
+    ``labelling_unit`` and ``multi_label`` document what the classifier does (one sentence, any
+    number of themes); they are checked, not choices: another value fails instead of being ignored.
+    """
+
+    name: Text = Field("", description="shown in reports (absent: the file name)")
+    labelling_unit: Literal["sentence"] = Field("sentence", description="documented: a label applies to a sentence")
+    multi_label: Literal[True] = Field(True, description="documented: a sentence may carry several themes")
+    scope: Text = Field("", description="rule naming the council's domain; themes with requires_scope are "
+                                        "assigned only near a match ('' = no gate)")
+    scope_window: int | None = Field(None, ge=0, description="sentences either side for scope "
+                                                             "(absent: the Taxonomy dataclass default)")
+    themes: list[ThemeEntry] = Field(min_length=1, description="one entry per theme")
+    boundary_notes: Words = Field(default_factory=list, description="how to tell neighbouring themes apart")
 
 
 FILES: dict[str, type[BaseModel]] = {"stopwords": StopwordsFile, "roles": RolesFile, "compounds": CompoundsFile,

@@ -170,6 +170,11 @@ def test_architecture_doc_settings_reference_is_up_to_date():
     assert settings_markdown() in doc, "run: python -m pipeline.settings_doc --write docs/ARCHITECTURE.md"
     for stage in STAGES:
         assert f"### `{stage}`" in settings_markdown()
+    from pipeline.config_files import FILES
+
+    for name in FILES:  # the configs/ files are documented from their models too
+        assert f"### `configs/{name}.yaml`" in settings_markdown()
+    assert "| `themes[].requires_scope` |" in settings_markdown()
 
 
 @pytest.mark.parametrize("stage", ["topics", "embed", "parse"])
