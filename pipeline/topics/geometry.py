@@ -44,7 +44,9 @@ def centroids(C: np.ndarray, topics: np.ndarray) -> tuple[np.ndarray, np.ndarray
     cents = []
     for t in ids:
         c = C[topics == t].mean(axis=0)
-        cents.append(c / max(np.linalg.norm(c), 1e-12))  # 1-D norm (BLAS dot): not vectors.l2_normalize's row norm
+        # 1-D norm (BLAS dot), not vectors.l2_normalize's row-wise sum: the two differ in the last
+        # float32 bit (8 of 44 centroids of a sample fit), and centroids decide outlier re-assignment
+        cents.append(c / max(np.linalg.norm(c), 1e-12))
     return (np.array(ids, dtype=int),
             np.vstack(cents).astype(np.float32) if cents else np.zeros((0, C.shape[1]), np.float32))
 
