@@ -153,11 +153,28 @@ def test_helper_keyword_defaults_are_the_declared_settings():
     with pytest.raises(AttributeError):
         default("topics.clustering.metod")
 
+def test_executor_defaults_are_the_declared_scale_settings():
+    """A bare dask client / run record agrees with ScaleSettings (get_client once said 2 workers, scale 1)."""
+    import inspect
+
+    from pipeline import partition as P
+
+    s = Settings().scale
+    sig = inspect.signature(P.get_client).parameters
+    assert (sig["scheduler_address"].default, sig["n_workers"].default) == (s.scheduler_address, s.n_workers)
+    assert (P.RunStats("x").executor, P.RunStats("x").n_workers) == (s.executor, s.n_workers)
+
+
 def test_architecture_doc_settings_reference_is_up_to_date():
     doc = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
     assert settings_markdown() in doc, "run: python -m pipeline.settings_doc --write docs/ARCHITECTURE.md"
     for stage in STAGES:
         assert f"### `{stage}`" in settings_markdown()
+    from pipeline.config_files import FILES
+
+    for name in FILES:  # the configs/ files are documented from their models too
+        assert f"### `configs/{name}.yaml`" in settings_markdown()
+    assert "| `themes[].requires_scope` |" in settings_markdown()
 
 
 @pytest.mark.parametrize("stage", ["topics", "embed", "parse"])

@@ -92,10 +92,13 @@ POOL_REFRESH_SHARE = 0.25
 def train_key(X: pd.DataFrame, Y: np.ndarray, settings: dict, files: Sequence[str | Path], code: str,
               backend: str | None, evaluate: bool) -> str:
     """What the evaluation and the final model of ``train`` depend on, besides the unlabelled pool:
-    the labelled model input (text, terms, turn, embedding) and labels, the classify settings, the
+    the labelled model input (text, terms, turn, embedding, meeting / agenda item / speaker) and labels, the classify settings, the
     taxonomy and label files (annotator agreement), the code and the embedding backend."""
     h = hashlib.sha256()
     h.update(_digest(X).encode())
+    for col in ("meeting_id", "agenda_item", "speaker"):  # the units the cross-group evaluations hold out
+        if col in X.columns:
+            h.update(json.dumps([col, X[col].astype(str).tolist()], ensure_ascii=False).encode())
     h.update(np.ascontiguousarray(Y, dtype=np.int8).tobytes())
     h.update(json.dumps([settings, code, backend, evaluate], sort_keys=True, default=str).encode())
     for f in files:
