@@ -161,9 +161,13 @@ def test_cross_meeting_per_meeting_ci_and_mean(labelled_sample):
     params = load_settings().classify.model_copy(update={"n_boot": 50})
     model = ThemeClassifier(use_embeddings=False, C_lex=(1.0,), C_meta=(0.3,))
     assert "note" in _cross_meeting(model, X.assign(meeting_id="sample"), Y, params)
-    Xm = X.assign(meeting_id=np.where(np.arange(len(X)) < 400, "sample", "pseudo#m2"))
+    i = np.arange(len(X))
+    Xm = X.assign(meeting_id=np.where(i < 400, "sample", np.where(i < 480, "pseudo#m2", "pseudo#m3")))
     res = _cross_meeting(model, Xm, Y, params)
-    assert res["n_meetings"] == 2 and set(res["meetings"]) == {"sample", "pseudo#m2"}
+    assert res["n_meetings"] == 3 and set(res["meetings"]) == {"sample", "pseudo#m2", "pseudo#m3"}
+    # the council with two meetings is also held out whole
+    assert set(res["by_source"]["sources"]) == {"pseudo"} and res["by_source"]["sources"]["pseudo"]["n_sentences"] \
+        == len(X) - 400
     assert sum(m["n_sentences"] for m in res["meetings"].values()) == len(X)
     for m in res["meetings"].values():
         lo, hi = m["ci95"]["micro_f1"]

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.cells import neutralise_frame  # minutes text opened in spreadsheets
+from pipeline.classify.train_metrics import _ablations, _cross_group, _cross_meeting, _held_out_units  # noqa: F401
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path, stage_timer, write_metrics, write_parquet, write_text
 
@@ -205,105 +206,6 @@ def _jsonable(d: dict) -> dict:
             if isinstance(v, (str, int, float, bool, tuple, list, type(None)))}
 
 
-def _held_out_units(X: pd.DataFrame, col: str):
-    """Per row, the unit ``cross_group`` holds out (None: never held out). With labels from one
-    meeting: the ``col`` value. With several and ``col`` = agenda_item: agenda items of the
-    meetings that have two or more (meeting-qualified); rows of other meetings (e.g. label
-    records of another council, whose agenda is unknown) always stay in training."""
-    units = X[col].astype(str).to_numpy().astype(object)
-    if col == "agenda_item" and "meeting_id" in X.columns and X["meeting_id"].nunique() > 1:
-        n_items = X.groupby("meeting_id")["agenda_item"].transform("nunique").to_numpy()
-        units = np.where(n_items >= 2, (X["meeting_id"].astype(str) + " / " + X[col].astype(str)).to_numpy(),
-                         None).astype(object)
-    return units
-
-
-def _cross_group(model, X, Y, params, n_boot) -> dict | None:
-    """Leave-one-agenda-item-out (``classify.cross_group``; agenda items of labelled corpus
-    meetings), plus the label-queue round trip on each held-out unit large enough for a full
-    queue. Leave-one-meeting-out is :func:`_cross_meeting`."""
-    from pipeline.classify.evaluate import cross_group, simulate_queue
-
-    col = params.cross_group
-    if col not in X.columns:
-        return None
-    units = _held_out_units(X, col)
-    if len({u for u in units if u is not None}) < 2:
-        return None
-    what = "meeting" if col == "meeting_id" else "agenda item"
-    res = cross_group(model, X, Y, units, n_boot=n_boot, seed=params.seed, what=what)
-    res.pop("oof")
-    n = params.queue_size
-    plain_model = model.__class__(**{**model.get_params(), "use_coding_rules": False})
-    sents = pd.DataFrame({"sentence_id": [str(i) for i in range(len(X))], "text": X["text"],
-                          "utterance_id": X["group"], "speaker": X.get("speaker", X["group"]),
-                          "meeting_id": X.get("meeting_id", "")})
-    sims = []
-    for g, size in pd.Series([u for u in units if u is not None]).value_counts().items():
-        if size >= 3 * n and not str(g).endswith("(none)"):
-            sim = simulate_queue(model, X, Y, units, g, n=n, sentences=sents)
-            # the same round trip without the coding rules written on this meeting: closer to a
-            # council whose wording the rules have never seen
-            p = simulate_queue(plain_model, X, Y, units, g, n=n, sentences=sents)
-            sim["plain_cues_only"] = {k: p[k] for k in ("before_whole_group", "before_rest", "after_rest", "n_rest")}
-            sims.append(sim)
-    res["label_queue_simulation"] = sims
-    res["column"] = col
-    # the coding rules were written while reading this meeting: the same scheme with only the
-    # taxonomy's plain cue lists (from policy-themes.md) is the less optimistic reading
-    plain = cross_group(plain_model, X, Y, units, n_boot=1, seed=params.seed, what=what)
-    res["plain_cues_only"] = {"micro_f1": plain["micro_f1"], "macro_f1": plain["macro_f1"],
-                              "per_label_f1": plain["per_label_f1"]}
-    return res
-
-
-def _cross_meeting(model, X, Y, params) -> dict:
-    """Leave-one-meeting-out whenever labels come from two or more meetings (the corpus's and
-    label records' of meetings outside it): per held-out meeting micro/macro F1 with bootstrap
-    CIs (resampling turns), n sentences, the mean over meetings and the pooled figure."""
-    from pipeline.classify.evaluate import cross_group
-
-    meetings = X["meeting_id"].astype(str) if "meeting_id" in X.columns else pd.Series([""] * len(X))
-    if meetings.nunique() < 2:
-        return {"n_meetings": int(meetings.nunique()),
-                "note": "labels come from one meeting: leave-one-meeting-out needs labels from two or more "
-                        "(see cross_group for leave-one-agenda-item-out)"}
-    res = cross_group(model, X, Y, meetings.to_numpy(), n_boot=params.n_boot, seed=params.seed, what="meeting",
-                      per_group_ci=True)
-    res.pop("oof")
-    res["n_meetings"] = res.pop("n_groups")
-    res["meetings"] = res.pop("groups")
-    res["mean_over_meetings"] = res.pop("mean_over_groups")
-    return res
-
-
-def _ablations(model, X, Y, params) -> dict:
-    """The shipped configuration minus one signal, same folds (cheap: single C values, no bootstrap,
-    no baselines; compare with ``ablations.reference``, the full configuration run the same way)."""
-    from pipeline.classify.evaluate import evaluate
-
-    out = {}
-    # cheaper: single C values (the grids' middle) instead of the nested grids
-    mid = {k: (v[len(v) // 2],) if isinstance(v, (list, tuple)) and len(v) > 1 else v
-           for k, v in model.get_params().items() if k in ("C_lex", "C_emb")}
-    cm = model.C_meta
-    mid["C_meta"] = cm[len(cm) // 2] if isinstance(cm, (list, tuple)) else cm
-    variants = {"without_embeddings": {"use_embeddings": False}, "without_context": {"use_context": False},
-                "without_rules": {"use_rules": False},
-                # the coding rules were written while reading the sample: this row shows the model
-                # with only the taxonomy's plain cue lists (a less optimistic estimate for new councils)
-                "plain_cues_only": {"use_coding_rules": False},
-                "without_definitions": {"use_definitions": False}}
-    variants = {"reference": {"use_rules": True}, **variants}
-    for name, kw in variants.items():
-        if name != "reference" and not getattr(model, next(iter(kw))):
-            continue
-        r = evaluate(model.__class__(**{**model.get_params(), **mid, **kw}), X, Y, n_splits=params.n_splits,
-                     n_boot=1, seed=params.seed, with_baselines=False)
-        out[name] = {"macro_f1": r["macro_f1"], "micro_f1": r["micro_f1"]}
-    return out
-
-
 def _write_plots(metrics: dict, plots: Path) -> None:
     rows = [{"label": t, "f1": v["f1"], "precision": v["precision"], "recall": v["recall"], "support": v["support"]}
             for t, v in metrics["per_label"].items()]
@@ -481,8 +383,9 @@ def run_label_queue_cli(args) -> int:
     X = _frame_for(model, sentences, args.embeddings)
     _, P, rule_ev = model.tag(X, return_details=True)
     labelled = set()
-    if args.labels and Path(args.labels).is_dir():
-        labelled = load_labels(args.labels, [str(c) for c in model.classes_]).all_labels()
+    labels_dir = args.labels or params.labels_dir
+    if labels_dir and Path(labels_dir).is_dir():
+        labelled = load_labels(labels_dir, [str(c) for c in model.classes_]).all_labels()
     emb = np.vstack(X["embedding"].to_numpy()) if "embedding" in X.columns and len(X) else None
     q = build_queue(model, sentences, P, rule_ev, labelled, args.n or params.queue_size,
                     embeddings=emb)
