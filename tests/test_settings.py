@@ -165,6 +165,35 @@ def test_executor_defaults_are_the_declared_scale_settings():
     assert (P.RunStats("x").executor, P.RunStats("x").n_workers) == (s.executor, s.n_workers)
 
 
+def test_classify_defaults_are_declared_once(monkeypatch):
+    """The classifier's embedding backend defaults to the embed stage's, label-queue reads
+    classify.labels_dir unless told otherwise, and the model path is written once."""
+    import pipeline.embed
+    from pipeline.classify import DEFAULT_MODEL, tagging
+    from pipeline.classify.features import encode_texts
+    from pipeline.classify.model import ThemeClassifier
+    from pipeline.cli import build_parser
+
+    s = Settings()
+    assert ThemeClassifier().embedding_backend == s.embed.backend
+    asked = []
+
+    def get_backend(name):  # no encoder load: record which backend a bare call asks for
+        asked.append(name)
+        raise LookupError(name)
+
+    monkeypatch.setattr(pipeline.embed, "get_backend", get_backend)
+    parser = build_parser()
+    queue, tag = parser.parse_args(["label-queue"]), parser.parse_args(["tag"])
+    assert queue.labels is None and queue.model == tag.model == DEFAULT_MODEL == tagging.DEFAULT_MODEL
+    hits = [p.relative_to(ROOT).as_posix() for p in (ROOT / "pipeline").rglob("*.py")
+            if "models/classifier.joblib" in p.read_text(encoding="utf-8")]
+    assert hits == ["pipeline/classify/__init__.py"]
+    with pytest.raises(LookupError):
+        encode_texts(["x"])
+    assert asked == [s.embed.backend]
+
+
 def test_architecture_doc_settings_reference_is_up_to_date():
     doc = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
     assert settings_markdown() in doc, "run: python -m pipeline.settings_doc --write docs/ARCHITECTURE.md"

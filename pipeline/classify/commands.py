@@ -383,8 +383,9 @@ def run_label_queue_cli(args) -> int:
     X = _frame_for(model, sentences, args.embeddings)
     _, P, rule_ev = model.tag(X, return_details=True)
     labelled = set()
-    if args.labels and Path(args.labels).is_dir():
-        labelled = load_labels(args.labels, [str(c) for c in model.classes_]).all_labels()
+    labels_dir = args.labels or params.labels_dir
+    if labels_dir and Path(labels_dir).is_dir():
+        labelled = load_labels(labels_dir, [str(c) for c in model.classes_]).all_labels()
     emb = np.vstack(X["embedding"].to_numpy()) if "embedding" in X.columns and len(X) else None
     q = build_queue(model, sentences, P, rule_ev, labelled, args.n or params.queue_size,
                     embeddings=emb)

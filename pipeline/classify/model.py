@@ -34,6 +34,7 @@ from sklearn.base import BaseEstimator
 from pipeline.classify.bases import BaseModelsMixin, _identity  # noqa: F401
 from pipeline.classify.definitions import DefinitionsMixin
 from pipeline.classify.stacking import StackingMixin, _best_threshold  # noqa: F401
+from pipeline.settings import default
 
 log = logging.getLogger("policy_topics.classify")
 
@@ -57,7 +58,7 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
         rule_weight: float = 1.0,
         context_max_chars: int = 40,
         context_window: int = 2,
-        embedding_backend: str = "use_multilingual",
+        embedding_backend: str = default("embed.backend"),
         use_definitions: bool = True,
         self_training: bool = True,
         pseudo_min_proba: float = 0.8,
