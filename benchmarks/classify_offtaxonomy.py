@@ -10,7 +10,8 @@ themes):
 Prints and (with ``--out``) writes the share of sentences that get any theme / a policy theme
 (not ``procedural``) and the themes assigned. Uses models/classifier.joblib (``--model``).
 
-    .venv/bin/python benchmarks/classify_offtaxonomy.py [--model models/classifier.joblib] [--out FILE]
+    .venv/bin/python benchmarks/classify_offtaxonomy.py [--model models/classifier.joblib] [--only plenary-2020]
+        [--out FILE]
 """
 from __future__ import annotations
 
@@ -26,9 +27,11 @@ CORPUS = ROOT.parent / "shared" / "corpora" / "tokyo-assembly"
 sys.path.insert(0, str(ROOT))
 
 
-def turns() -> list[tuple[str, str]]:
+def turns(only: str | None = None) -> list[tuple[str, str]]:
     out = []
     for f in sorted(CORPUS.glob("*.json")):
+        if only and f.stem != only:
+            continue
         for mi, meeting in enumerate(json.loads(f.read_text(encoding="utf-8"))):
             for pi, p in enumerate(meeting.get("Proceeding", [])):
                 if p.get("Speaker") not in (None, "null"):
@@ -56,6 +59,8 @@ def main() -> int:
     ap.add_argument("--turns", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--only", default=None, help="one file of the corpus by stem, e.g. plenary-2020 (the held-out "
+                                                  "plenary: measure there, never tune there)")
     args = ap.parse_args()
     if not CORPUS.is_dir():
         print(f"corpus not found: {CORPUS}", file=sys.stderr)
@@ -65,14 +70,14 @@ def main() -> int:
     from pipeline.classify.tagging import load_model, tag_texts
 
     model = load_model(args.model)
-    all_turns = turns()
+    all_turns = turns(args.only)
     rng = random.Random(args.seed)
     sentences = [s for _, t in all_turns for s in split(t)]
     lines = tag_texts(rng.sample(sentences, min(args.lines, len(sentences))), model=model)
     picked = rng.sample(all_turns, min(args.turns, len(all_turns)))
     X = pd.DataFrame([{"text": s, "group": uid} for uid, t in picked for s in split(t)])
     in_context = model.tag(X)
-    res = {"model": args.model, "lines": shares(lines), "turns": shares(in_context)}
+    res = {"model": args.model, "corpus": args.only or "all files", "lines": shares(lines), "turns": shares(in_context)}
     print(json.dumps(res, ensure_ascii=False, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(res, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

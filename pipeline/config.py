@@ -61,5 +61,8 @@ def stage_params(stage: str, path: str | Path | None = None) -> dict[str, Any]:
 
 
 def load_config(name: str, path: str | Path | None = None) -> Any:
-    """A vocabulary file from configs/, e.g. ``load_config("taxonomy")`` (a fresh copy)."""
-    return load_yaml(path or CONFIGS / f"{name}.yaml")
+    """A vocabulary file from configs/ as plain data, e.g. ``load_config("taxonomy")`` (a fresh copy),
+    validated by its model in :mod:`pipeline.config_files` (absent keys filled in)."""
+    from pipeline.config_files import load_config_file
+
+    return load_config_file(name, path).model_dump()

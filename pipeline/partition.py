@@ -7,14 +7,13 @@ after adding one file only computes that file; a removed file no longer contribu
 
 Executors (``scale:`` section of params.yaml, or keyword arguments):
 
-* ``local`` with ``n_workers: 1`` (default): in this process, sequentially;
-  models load once (the stage's module-level cached loader).
-* ``local`` with ``n_workers: N > 1``: a pool of N worker processes; each
-  process loads the model once and keeps it for all its partitions.
-* ``dask``: a ``dask.distributed`` cluster. ``scheduler_address`` (e.g.
-  ``tcp://host:8786``) connects to an existing cluster; empty starts an
-  in-process ``LocalCluster`` with ``n_workers`` single-threaded worker
-  processes. Workers are long-lived, so each loads the model once.
+* ``local`` with ``n_workers: 1`` (default): in this process, sequentially; models load once
+  (the stage's module-level cached loader).
+* ``local`` with ``n_workers: N > 1``: a pool of N worker processes; each process loads the
+  model once and keeps it for all its partitions.
+* ``dask``: a ``dask.distributed`` cluster. ``scheduler_address`` (e.g. ``tcp://host:8786``)
+  connects to an existing cluster; empty starts an in-process ``LocalCluster`` with
+  ``n_workers`` single-threaded worker processes (long-lived: each loads the model once).
 
 Whatever the executor, functions must be module-level (picklable), take one partition payload
 and return ``{table_name: DataFrame}``; cache reads and writes happen here, on the client side,
@@ -41,7 +40,7 @@ import pandas as pd
 from pipeline.config import ROOT
 from pipeline.errors import MultiFileError, PipelineError
 from pipeline.io import progress
-from pipeline.settings import load_settings
+from pipeline.settings import default, load_settings
 from pipeline.sources import code_digest
 
 log = logging.getLogger("policy_topics.partition")
@@ -66,8 +65,8 @@ class RunStats:
     """What one :func:`map_partitions` call did (also in ``last_run_stats[stage]``)."""
 
     stage: str
-    executor: str = "local"
-    n_workers: int = 1
+    executor: str = default("scale.executor")
+    n_workers: int = default("scale.n_workers")
     n_partitions: int = 0
     computed: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
@@ -241,13 +240,13 @@ def resolve_executor(executor: str | None = None, n_workers: int | None = None,
                      scheduler_address: str | None = None) -> tuple[str, int, str]:
     """Arguments win, then $POLICY_TOPICS_EXECUTOR / $POLICY_TOPICS_SCHEDULER, then params.yaml ``scale``."""
     conf = _scale_params()
-    executor = executor or os.environ.get("POLICY_TOPICS_EXECUTOR") or conf.get("executor") or "local"
+    executor = executor or os.environ.get("POLICY_TOPICS_EXECUTOR") or conf["executor"]
     if executor not in EXECUTORS:
         raise PipelineError(ROOT / "params.yaml", f"scale.executor must be one of {EXECUTORS}, got {executor!r}")
     if n_workers is None:
-        n_workers = int(os.environ.get("POLICY_TOPICS_N_WORKERS") or conf.get("n_workers") or 1)
+        n_workers = int(os.environ.get("POLICY_TOPICS_N_WORKERS") or conf["n_workers"])
     if scheduler_address is None:
-        scheduler_address = os.environ.get("POLICY_TOPICS_SCHEDULER") or conf.get("scheduler_address") or ""
+        scheduler_address = os.environ.get("POLICY_TOPICS_SCHEDULER") or conf["scheduler_address"]
     return executor, max(1, int(n_workers)), str(scheduler_address or "")
 
 
@@ -308,8 +307,9 @@ def _imap_pool(func, items, n_workers: int, window: int) -> Iterator[tuple[int, 
 _CLIENTS: dict[tuple[str, int], Any] = {}
 
 
-def get_client(scheduler_address: str = "", n_workers: int = 2):
-    """A (cached) ``dask.distributed.Client``: to ``scheduler_address``, or to a new LocalCluster."""
+def get_client(scheduler_address: str = default("scale.scheduler_address"),
+               n_workers: int = default("scale.n_workers")):
+    """A (cached) ``dask.distributed.Client`` to ``scheduler_address`` or a new LocalCluster (defaults: ``scale``)."""
     key = (scheduler_address, n_workers if not scheduler_address else 0)
     client = _CLIENTS.get(key)
     if client is not None and client.status == "running":

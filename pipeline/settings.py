@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.config_files import error_line
+
 __all__ = [
     "Settings", "IngestSettings", "ParseSettings", "EmbedSettings", "TopicsSettings",
     "ClassifySettings", "ReportSettings", "ScaleSettings", "FetchSettings", "load_settings", "stage_settings", "resolve",
@@ -98,7 +100,8 @@ class ParseSettings(StageModel):
                             "true/false mean full/off")
     ner_context: int = Field(4, ge=0, le=64, description="gated: tokens of context either side of a "
                                                          "trigger token")
-    max_compound_parts: int = Field(6, ge=1, description="default for configs/compounds.yaml max_parts")
+    max_compound_parts: int = Field(6, ge=1, description="a noun run of more parts is a list of nouns, "
+                                                           "emitted one by one, not one term")
 
     #: fields that change speed only, never results (left out of cache keys)
     SPEED_ONLY: ClassVar[frozenset[str]] = frozenset({"batch_size", "n_process"})
@@ -415,15 +418,6 @@ STAGES: dict[str, type[StageModel]] = {
 M = TypeVar("M", bound=StageModel)
 
 
-def _error_line(exc: ValidationError, path: Path, prefix: str = "") -> str:
-    err = exc.errors()[0]
-    key = ".".join(str(x) for x in (*([prefix] if prefix else []), *err["loc"]))
-    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    if err["type"] == "extra_forbidden":
-        return f"unknown key {key!r}{more}"
-    return f"{key}: {err['msg']} (got {err.get('input')!r}){more}"
-
-
 def validate_params(data: Any, path: str | Path, stage: str | None = None) -> StageModel:
     """Validate a params mapping (the whole file, or one ``stage`` section) -> model; one-line ConfigError."""
     from pipeline.config import ConfigError
@@ -437,7 +431,7 @@ def validate_params(data: Any, path: str | Path, stage: str | None = None) -> St
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(path, _error_line(exc, path, stage or "")) from None
+        raise ConfigError(path, error_line(exc, stage or "")) from None
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
@@ -481,4 +475,17 @@ def resolve(stage: str, settings: StageModel | dict | None = None) -> Any:
     try:
         return base.merged(dict(settings))
     except ValidationError as exc:
-        raise ConfigError("settings", _error_line(exc, Path("settings"), stage)) from None
+        raise ConfigError("settings", error_line(exc, stage)) from None
+
+
+def default(path: str) -> Any:
+    """The declared default of one setting by dotted path (``"topics.context.window"``). Library
+    helpers take their keyword defaults from here, so each value is declared once (the models
+    above) and a helper called bare agrees with the stage. A wrong path fails at import."""
+    node: Any = _DECLARED
+    for part in path.split("."):
+        node = getattr(node, part)
+    return copy.deepcopy(node)
+
+
+_DECLARED = Settings()

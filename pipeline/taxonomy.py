@@ -8,14 +8,11 @@ owns the rule language.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
-
-_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -96,54 +93,26 @@ def default_taxonomy_path() -> Path:
     return CONFIGS / "taxonomy.yaml"
 
 
-def _strs(value: Any, path: Path, where: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
-        raise PipelineError(path, f"{where} must be a list of strings")
-    return tuple(str(v) for v in value)
-
-
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
-    """Read and validate a taxonomy YAML; errors name the file and the problem."""
-    import yaml
+    """Read a taxonomy YAML, validated against :class:`pipeline.config_files.TaxonomyFile` (an unknown
+    key or a wrong type is a one-line error naming the key and the file)."""
+    from pipeline.config_files import load_config_file
 
     path = Path(path) if path is not None else default_taxonomy_path()
-    if not path.exists():
-        raise PipelineError(path, "taxonomy file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise PipelineError(path, f"invalid YAML: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("themes"), list) or not data["themes"]:
-        raise PipelineError(path, "expected a mapping with a non-empty `themes:` list")
+    f = load_config_file("taxonomy", path)
     themes: list[Theme] = []
     seen: set[str] = set()
-    for i, raw in enumerate(data["themes"]):
-        if not isinstance(raw, dict) or "id" not in raw:
-            raise PipelineError(path, f"themes[{i}] needs an `id`")
-        tid = str(raw["id"])
-        if not _ID.match(tid):
-            raise PipelineError(path, f"themes[{i}]: invalid id {tid!r} (letters, digits, _)")
-        if tid in seen:
-            raise PipelineError(path, f"duplicate theme id {tid!r}")
-        seen.add(tid)
+    for raw in f.themes:
+        if raw.id in seen:
+            raise PipelineError(path, f"duplicate theme id {raw.id!r}")
+        seen.add(raw.id)
         themes.append(Theme(
-            id=tid,
-            ja=str(raw.get("ja") or ""),
-            en=str(raw.get("en") or ""),
-            definition=" ".join(str(raw.get("definition") or "").split()),
-            notes=" ".join(str(raw.get("notes") or "").split()),
-            cues=_strs(raw.get("cues"), path, f"themes[{tid}].cues"),
-            rules=_strs(raw.get("rules"), path, f"themes[{tid}].rules"),
-            prototypes=_strs(raw.get("prototypes"), path, f"themes[{tid}].prototypes"),
-            exclusive=bool(raw.get("exclusive", False)),
-            requires_scope=bool(raw.get("requires_scope", True)),
+            id=raw.id, ja=raw.ja, en=raw.en,
+            definition=" ".join(raw.definition.split()), notes=" ".join(raw.notes.split()),
+            cues=tuple(raw.cues), rules=tuple(raw.rules), prototypes=tuple(raw.prototypes),
+            # absent flags take the Theme defaults (declared once, on the dataclass)
+            **{k: v for k in ("exclusive", "requires_scope") if (v := getattr(raw, k)) is not None},
         ))
-    tax = Taxonomy(name=str(data.get("name") or path.stem), themes=tuple(themes), source=str(path),
-                   boundary_notes=_strs(data.get("boundary_notes"), path, "boundary_notes"),
-                   scope=" ".join(str(data.get("scope") or "").split()),
-                   scope_window=int(data.get("scope_window", 2)))
-    return tax
+    return Taxonomy(name=f.name or path.stem, themes=tuple(themes), source=str(path),
+                    boundary_notes=tuple(f.boundary_notes), scope=" ".join(f.scope.split()),
+                    **({"scope_window": f.scope_window} if f.scope_window is not None else {}))

@@ -11,38 +11,18 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from pipeline.errors import PipelineError
+from pipeline.config_files import load_config_file
 
 
 def nfkc(s: str) -> str:
     return unicodedata.normalize("NFKC", s)
 
 
-def _mapping(name: str, path: str | Path | None) -> tuple[Path, dict[str, Any]]:
-    from pipeline.config import CONFIGS, load_config
-
-    p = Path(path) if path else CONFIGS / f"{name}.yaml"
-    data = load_config(name, p)
-    if not isinstance(data, dict):
-        raise PipelineError(p, "expected a YAML mapping")
-    return p, data
-
-
-def _words(value: Any, path: Path, key: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
-        raise PipelineError(path, f"{key} must be a list of words")
-    return [str(v) for v in value]
-
-
 def load_stopwords(path: str | Path | None = None, extra: Iterable[str] = ()) -> frozenset[str]:
     """Every list in ``configs/stopwords.yaml`` (or ``path``) plus ``extra``, NFKC-normalised."""
-    p, data = _mapping("stopwords", path)
-    words = [w for key, v in data.items() for w in _words(v, p, key)]
-    return frozenset(nfkc(w) for w in [*words, *map(str, extra)])
+    lists = load_config_file("stopwords", path).root
+    return frozenset(nfkc(w) for w in [*(w for words in lists.values() for w in words), *map(str, extra)])
 
 
 @dataclass(frozen=True)
@@ -62,14 +42,10 @@ class RoleVocabulary:
 
 
 def role_vocabulary(path: str | Path | None = None) -> RoleVocabulary:
-    p, data = _mapping("roles", path)
-    roles = data.get("roles") or {}
-    if not isinstance(roles, dict):
-        raise PipelineError(p, "roles must map a suffix to a role")
-    return RoleVocabulary(roles={str(k): str(v) for k, v in roles.items()},
-                          officials=tuple(_words(data.get("officials"), p, "officials")),
-                          honorifics=tuple(_words(data.get("honorifics"), p, "honorifics")),
-                          other=tuple(_words(data.get("other"), p, "other")))
+    """``configs/roles.yaml`` (or ``path``), validated (:class:`pipeline.config_files.RolesFile`)."""
+    f = load_config_file("roles", path)
+    return RoleVocabulary(roles=dict(f.roles), officials=tuple(f.officials), honorifics=tuple(f.honorifics),
+                          other=tuple(f.other))
 
 
 def person_suffixes(path: str | Path | None = None) -> tuple[str, ...]:

@@ -492,3 +492,52 @@ def test_per_meeting_cache_tags_only_new_meetings(fitted, sample, tmp_path):
     pd.testing.assert_frame_equal(cached, plain)
     # another model never reads these entries
     assert tag_by_meeting(fitted, Xf, meeting.tolist(), "model-b", tmp_path)[3]["computed"] == 5
+
+
+def test_train_reuses_the_classifier_until_labels_or_pool_change(labelled_sample, tmp_path, monkeypatch):
+    """`train` re-runs whenever sentences.parquet changes (DVC), but a new unlabelled meeting changes
+    neither the labelled data nor, until the corpus outgrows the self-training pool by 25 %, the
+    model: the saved classifier is reused byte for byte (so classify's per-meeting cache stays warm)."""
+    from pipeline.classify.model import ThemeClassifier
+    from pipeline.cli import main
+
+    src = SHARED / "corpora" / "tokyo-assembly" / "committee-olympic.json"
+    if not src.exists():
+        pytest.skip("Tokyo Assembly corpus not available")
+    X, _ = labelled_sample
+    turns = list(pd.unique(X["group"]))
+    labelled = pd.DataFrame({"sentence_id": [f"s{i:04d}" for i in range(len(X))], "utterance_id": X["group"],
+                             "meeting_id": X["group"].map({g: f"m{i * 4 // len(turns)}" for i, g in enumerate(turns)}),
+                             "text": X["text"], "terms": X["terms"]})
+    tokyo = [s.strip() + "。" for p in json.loads(src.read_text(encoding="utf-8"))[0]["Proceeding"][:60]
+             for s in p.get("Utterance", "").replace("\n", "").split("。") if len(s.strip()) >= 8]
+
+    def meeting(k: int) -> pd.DataFrame:
+        texts = tokyo[k * 10:(k + 1) * 10]
+        return pd.DataFrame({"sentence_id": [f"t{k}-{i}" for i in range(len(texts))], "utterance_id": f"t{k}",
+                             "meeting_id": f"tokyo{k}", "text": texts, "terms": [[] for _ in texts]})
+
+    monkeypatch.setenv("POLICY_TOPICS_CACHE_DIR", str(tmp_path / "cache"))
+    from pipeline.classify import commands
+    from pipeline.settings import load_settings
+
+    small = load_settings().classify.model_copy(update={  # one C each, no embeddings: a lean fit
+        "C_lex": [1.0], "C_emb": [1.0], "C_meta": [0.3], "inner_folds": 2, "use_embeddings": False})
+    monkeypatch.setattr(commands, "_settings", lambda: small)
+    fits = []
+    real_fit = ThemeClassifier.fit
+    monkeypatch.setattr(ThemeClassifier, "fit", lambda self, *a, **k: fits.append(1) or real_fit(self, *a, **k))
+
+    def train(frames: list[pd.DataFrame]) -> bytes:
+        pd.concat(frames, ignore_index=True).to_parquet(tmp_path / "sentences.parquet")
+        assert main(["-q", "train", "--sentences", str(tmp_path / "sentences.parquet"), "--labels", str(LABELS),
+                     "--taxonomy", str(TAXONOMY), "--model", str(tmp_path / "model.joblib"),
+                     "--metrics", str(tmp_path / "metrics.json"), "--no-eval"]) == 0
+        return (tmp_path / "model.joblib").read_bytes()
+
+    first = train([labelled, meeting(0)])  # 5 meetings
+    n = len(fits)
+    assert n >= 1
+    assert train([labelled, meeting(0), meeting(1)]) == first and len(fits) == n  # 1 new of 5: reused
+    train([labelled, meeting(0), meeting(1), meeting(2)])  # 2 new of 5 > 25 %: the pool is refreshed
+    assert len(fits) > n

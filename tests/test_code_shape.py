@@ -13,15 +13,7 @@ MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 80
 
 #: offenders being split in parallel work on issue #16 (remove an entry when its split lands)
-PENDING: set[str] = {
-    "pipeline/ingest/structure.py",                  # speaker-label rewrite (ingest work, #11)
-    "pipeline/ingest/structure.py::parse_speaker",
-    "pipeline/ingest/assembly.py::read_turns",
-    "pipeline/classify/model.py",                    # classifier generalisation (themes work, #12)
-    "pipeline/classify/model.py::fit",
-    "pipeline/classify/queue.py::build_queue",
-    # being shortened by the config work (#16) next
-}
+PENDING: set[str] = set()
 
 
 def offenders() -> set[str]:

@@ -9,7 +9,8 @@ import pytest
 
 from pipeline.ingest import ingest_paths
 from pipeline.ingest.clean import normalize_width
-from pipeline.ingest.structure import parse_date, parse_number, parse_session, parse_speaker
+from pipeline.ingest.speakers import parse_speaker
+from pipeline.ingest.structure import parse_date, parse_number, parse_session
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "raw" / "mic-chiiki-ict-06_2024-04-24.txt"
@@ -297,3 +298,53 @@ def test_normalize_width_keeps_japanese_punctuation():
 def test_parse_speaker_assembly_labels(label, roster, want):
     s = parse_speaker(label, roster)
     assert (s.name, s.role, s.title, s.number) == want
+
+
+def test_speaker_body_labels_and_plain_rule_order():
+    """BODY（PERSON TITLE） is read against the roster; among plain-label rules the roster reading of
+    'NAME + 事務局長…' wins over the member-role suffix, and a label no rule takes is a name."""
+    from pipeline.ingest.speakers import _PLAIN_RULES
+
+    roster = ["佐々木地域通信振興課長", "金子情報通信政策課統括補佐", "佐藤事務局長補佐"]
+    s = parse_speaker("事務局（佐々木課長）", roster)
+    assert (s.name, s.role, s.affiliation, s.title, s.title_full) == ("佐々木", "事務局", "事務局", "課長",
+                                                                      "地域通信振興課長")
+    s = parse_speaker("総務省（金子統括補佐）", roster)
+    assert (s.name, s.role, s.affiliation, s.title_full) == ("金子", "説明員", "総務省", "情報通信政策課統括補佐")
+    s = parse_speaker("金子統括補佐", roster, secretariat="総務省")
+    assert (s.name, s.role, s.affiliation, s.title) == ("金子", "事務局", "総務省", "統括補佐")
+    assert parse_speaker("佐藤事務局長", roster, "総務省").title_full == "補佐"     # roster rule
+    s = parse_speaker("佐藤事務局長")                                                # member-role rule
+    assert (s.name, s.role, s.affiliation, s.title) == ("佐藤", "事務局", "事務局", "事務局長")
+    assert [r.__name__ for r in _PLAIN_RULES] == ["_bare_role", "_name_and_member_role", "_name_and_roster_title",
+                                                  "_office_only", "_name_and_office"]
+    s = parse_speaker("園田様")
+    assert (s.name, s.role, s.title) == ("園田", "presenter", None)
+
+
+def test_assembly_turn_reader_routes_every_line_kind():
+    """One small minutes text through the assembly turn reader: header before the first turn,
+    a glued stage direction, an item heading inside a turn, a page mark, a rule, the closing
+    clock line and the signature block after it; every character accounted."""
+    from pipeline.ingest.assembly import read_turns
+    from pipeline.ingest.clean import Accounting
+
+    text = ("第1回定例会会議録\n○出席議員\n１番　山田太郎\n"
+            "○議長（山田太郎君）〔登壇〕　ただいまから会議を開きます。\n　本日の日程に入ります。\n"
+            "〔「異議なし」と呼ぶ者あり〕\n──────\n　◎会議録署名議員の指名\n　署名議員を指名します。\n"
+            "○市長（鈴木一郎）　お答えします。\n<PAGE=\"2\">\n　以上です。\n"
+            "午後３時５１分散会\n議長　山田太郎\n")
+    acct = Accounting(chars_in=len(text))
+    rows, header, header_lines = read_turns(text, acct)
+    assert [(r["kind"], r["speaker_raw"], r["text"]) for r in rows] == [
+        ("speech", "議長（山田太郎君）", "ただいまから会議を開きます。\n本日の日程に入ります。"),
+        ("header", None, "◎会議録署名議員の指名\n署名議員を指名します。"),
+        ("procedural_note", None, "〔登壇〕"),
+        ("procedural_note", None, "〔「異議なし」と呼ぶ者あり〕"),
+        ("speech", "市長（鈴木一郎）", "お答えします。\n以上です。"),
+        ("procedural_note", None, "午後3時51分散会"),
+        ("header", None, "議長\u3000山田太郎"),
+    ]
+    assert header == "第1回定例会会議録\n○出席議員\n1番\u3000山田太郎" and len(header_lines) == 3
+    assert acct.total == len(text) and acct.counts["page_marker"] == len('<PAGE="2">')
+    assert acct.counts["other"] == len("──────")

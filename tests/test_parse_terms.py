@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from pipeline.parse.terms import ContentTerms, compound_matches, token_category
 from pipeline.parse.vocab import TermVocab
 
@@ -37,7 +39,7 @@ def test_compound_list_entries_match_first_and_stay_whole():
 
 
 def test_honorific_prefix_numbers_and_stop_words_are_dropped():
-    vocab = TermVocab(stopwords=frozenset({"こと"}))
+    vocab = TermVocab(stopwords=frozenset({"こと"}), drop_prefixes=frozenset({"御"}))
     doc = [tok("御", "接頭辞", pos="NOUN"), tok("意見", NOUN), tok("2020", "名詞-数詞", pos="NUM"),
            tok("年", "接尾辞-名詞的-助数詞"), tok("比", "接尾辞-名詞的-一般"), tok("の", "助詞-格助詞"),
            tok("検討", SAHEN), tok("こと", "名詞-普通名詞-一般")]
@@ -48,6 +50,29 @@ def test_a_run_longer_than_max_parts_is_a_list_of_nouns():
     doc = [tok("東京", PROPER), tok("大阪", PROPER), tok("名古屋", PROPER)]
     assert ContentTerms(TermVocab(max_parts=2))(doc) == ["東京", "大阪", "名古屋"]
     assert ContentTerms(TermVocab(max_parts=6))(doc) == ["東京大阪名古屋"]
+
+
+def test_compound_word_lists_and_max_parts_have_one_home_each(tmp_path):
+    """Prefix/suffix lists come from configs/compounds.yaml only (TermVocab declares none), and
+    the part limit from params.yaml parse.max_compound_parts: the YAML key that used to override
+    it silently is now an error pointing there."""
+    from pipeline.config import ConfigError
+    from pipeline.parse.vocab import load_vocab
+    from pipeline.settings import Settings
+
+    assert not TermVocab().drop_prefixes and not TermVocab().break_suffixes
+    shipped = load_vocab()
+    assert {"御", "第", "諸"} <= shipped.drop_prefixes and "なり" in shipped.break_suffixes
+    assert shipped.max_parts == Settings().parse.max_compound_parts and load_vocab(max_parts=3).max_parts == 3
+    bad = tmp_path / "compounds.yaml"
+    bad.write_text("compounds: [5G]\nmax_parts: 4\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"compounds\.yaml: .*'max_parts'.*params\.yaml parse\.max_compound_parts"):
+        load_vocab(compounds_path=bad)
+    bad.write_text("compounds: [5G]\ndrop_prefix: [御]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"compounds\.yaml: unknown key 'drop_prefix'$"):
+        load_vocab(compounds_path=bad)
+    bad.write_text("compounds: [5G, 2020]\n", encoding="utf-8")
+    assert load_vocab(compounds_path=bad).compounds == ("2020", "5G")  # numbers read as words
 
 
 def test_token_categories_follow_the_sudachi_tag():
@@ -71,6 +96,11 @@ def test_ner_gate_windows_surround_trigger_tokens_and_merge():
     assert is_trigger("名詞-普通名詞-一般", "スマートフォン") and is_trigger("名詞-普通名詞-一般", "DX")
     assert is_trigger("名詞-普通名詞-副詞可能", "昨年") and not is_trigger("名詞-普通名詞-副詞可能", "ところ") and is_trigger("名詞-普通名詞-一般", "一番")
     assert not is_trigger("名詞-普通名詞-一般", "地域") and not is_trigger("動詞-一般", "支える")
+    # programme heads only at the end of a compound (防災 + 計画), not alone (この計画, 方法)
+    assert is_trigger("名詞-普通名詞-サ変可能", "計画", prev_tag="名詞-普通名詞-一般")
+    assert not is_trigger("名詞-普通名詞-サ変可能", "計画", prev_tag="連体詞")
+    assert is_trigger("名詞-普通名詞-一般", "住民税") and not is_trigger("名詞-普通名詞-一般", "方法")
+    assert is_trigger("接尾辞-名詞的-一般", "庁") and is_trigger("名詞-普通名詞-一般", "選手")
     plain = tok("地域", NOUN)
     doc = _Doc([plain] * 5 + [tok("東京", PROPER)] + [plain] * 12 + [tok("三", "名詞-数詞", pos="NUM")] + [plain] * 3)
     gate = NerGate(margin=2)

@@ -15,6 +15,23 @@ def test_l2_normalize_is_unit_rows_and_keeps_zero_rows():
     assert l2_normalize(np.array([0.0, 2.0])).shape == (1, 2)  # one vector -> one row
 
 
+def test_knn_vote_places_points_by_their_neighbours_clusters():
+    from pipeline.topics.geometry import knn_vote
+
+    rng = np.random.default_rng(0)
+    a, b = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    R = np.vstack([a + 0.05 * rng.normal(size=(20, 3)), b + 0.05 * rng.normal(size=(20, 3)),
+                   [[0.0, 0.0, 1.0]] * 5])
+    R /= np.linalg.norm(R, axis=1, keepdims=True)
+    labels = np.array([3] * 20 + [7] * 20 + [-1] * 5)  # -1: points the clusterer left as noise
+    Q = np.array([[0.9, 0.1, 0.0], [0.1, 0.9, 0.0], [0.0, 0.05, 1.0]])
+    Q /= np.linalg.norm(Q, axis=1, keepdims=True)
+    assert knn_vote(Q, R, labels, k=5).tolist() == [3, 7, -1]
+    assert knn_vote(Q, R, labels, k=5, chunk=1).tolist() == [3, 7, -1]  # chunking changes nothing
+    assert knn_vote(Q[:1], R[:1], labels[:1], k=15).tolist() == [3]  # k > reference rows
+    assert knn_vote(Q[:0], R, labels, k=5).shape == (0,)
+
+
 def test_fast_bootstrap_f1_equals_sklearn():
     from sklearn.metrics import f1_score
 
@@ -82,6 +99,62 @@ def test_taxonomy_one_model_for_classify_and_report():
     plain, ruled = taxonomy.load_taxonomy(), checked()
     assert ReportTheme is taxonomy.Theme and plain == ruled
     assert all(t.label for t in plain.themes)
+
+
+def test_taxonomy_defaults_live_on_the_model_only(tmp_path):
+    """A taxonomy YAML without the optional keys gets the dataclass defaults (no second copy in
+    the reader); a key that is present wins."""
+    from pipeline import taxonomy
+
+    p = tmp_path / "tax.yaml"
+    p.write_text("themes:\n  - id: a\n  - id: b\n    exclusive: true\n    requires_scope: false\n"
+                 "scope_window: 5\n", encoding="utf-8")
+    t = taxonomy.load_taxonomy(p)
+    assert t.theme("a") == taxonomy.Theme(id="a") and t.scope_window == 5
+    assert (t.theme("b").exclusive, t.theme("b").requires_scope) == (True, False)
+    p.write_text("themes:\n  - id: a\n", encoding="utf-8")
+    assert taxonomy.load_taxonomy(p).scope_window == taxonomy.Taxonomy(name="x", themes=()).scope_window
+
+@pytest.mark.parametrize("name,text,error", [
+    ("taxonomy", "themes:\n  - id: a\nscope_windw: 3\n", "unknown key 'scope_windw'"),
+    ("taxonomy", "themes:\n  - id: a\n    cue: [x]\n", "unknown key 'themes.0.cue'"),
+    ("taxonomy", "themes:\n  - id: a-b\n", "themes.0.id: String should match pattern"),
+    ("taxonomy", "labelling_unit: utterance\nthemes:\n  - id: a\n", "labelling_unit: Input should be 'sentence'"),
+    ("taxonomy", "multi_label: false\nthemes:\n  - id: a\n", "multi_label: Input should be True"),
+    ("taxonomy", "themes: []\n", "themes: List should have at least 1 item"),
+    ("stopwords", "verbs: [思う]\nnouns: こと: x\n", "invalid YAML"),
+    ("stopwords", "verbs: [思う, no]\n", "verbs.1: Input should be a valid string (got False)"),
+    ("stopwords", "verbs: {思う: 1}\n", "verbs: Input should be a valid list"),
+    ("roles", "roles: {君: 議員}\nhonorific: [様]\n", "unknown key 'honorific'"),
+    ("compounds", "alias: {B5G: Beyond 5G}\n", "unknown key 'alias'"),
+])
+def test_config_files_are_validated_on_load(tmp_path, name, text, error):
+    """configs/*.yaml, like params.yaml: a misspelled key or a wrong type is one line naming it and the file."""
+    from pipeline import taxonomy, vocab
+    from pipeline.config import ConfigError
+    from pipeline.parse.vocab import load_vocab
+
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(text, encoding="utf-8")
+    load = {"taxonomy": taxonomy.load_taxonomy, "stopwords": vocab.load_stopwords, "roles": vocab.role_vocabulary,
+            "compounds": lambda q: load_vocab(compounds_path=q)}[name]
+    with pytest.raises(ConfigError) as exc:
+        load(p)
+    msg = str(exc.value)
+    assert msg.startswith(f"{p}: ") and error in msg and "\n" not in msg
+
+
+def test_shipped_config_files_validate_and_keep_the_label_ids():
+    from pipeline import taxonomy
+    from pipeline.config import CONFIGS
+    from pipeline.config_files import FILES, load_config_file
+
+    assert {p.stem for p in CONFIGS.glob("*.yaml")} == set(FILES)  # every config file has a model
+    for name in FILES:
+        load_config_file(name)
+    raw = load_config_file("taxonomy")
+    assert (raw.labelling_unit, raw.multi_label) == ("sentence", True)
+    assert taxonomy.load_taxonomy().ids == [t.id for t in raw.themes] and len(raw.themes) == 12
 
 
 def test_bad_rule_fails_in_the_classifier_loader_only(tmp_path):

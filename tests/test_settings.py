@@ -122,11 +122,88 @@ def test_classifier_constructor_defaults_are_the_settings_defaults():
         assert (list(v) if isinstance(v, tuple) else v) == (list(bare[k]) if isinstance(bare[k], tuple) else bare[k]), k
 
 
+def test_helper_keyword_defaults_are_the_declared_settings():
+    """Library helpers called bare use the values declared once in the settings models
+    (``pipeline.settings.default``): the topic clusterer (sklearn needs constructor defaults),
+    context mixing, parse chunking, embedding backends, report sizes."""
+    import inspect
+
+    from pipeline import embed
+    from pipeline.parse.sentences import byte_chunks, sentence_spans
+    from pipeline.report.analysis import entity_top, flow
+    from pipeline.settings import default
+    from pipeline.topics.clustering import ProceduralAwareClusterer
+    from pipeline.topics.geometry import context_embeddings
+
+    def dflt(func, name):
+        return inspect.signature(func).parameters[name].default
+
+    s = Settings()
+    bare = ProceduralAwareClusterer().get_params()
+    assert {k: bare[k] for k in s.topics.clustering.model_dump()} == s.topics.clustering.model_dump()
+    assert bare["random_state"] == s.topics.seed
+    assert (dflt(context_embeddings, "window"), dflt(context_embeddings, "weight")) == (
+        s.topics.context.window, s.topics.context.weight)
+    assert dflt(byte_chunks, "max_bytes") == s.parse.max_chunk_bytes
+    assert dflt(sentence_spans, "max_chars") == s.parse.max_sentence_chars
+    assert embed.BACKENDS["use_multilingual"]().batch_size == s.embed.batch_size
+    assert embed.DEFAULT_BACKEND == s.embed.backend
+    assert (dflt(entity_top, "n"), dflt(flow, "hover_chars")) == (s.report.top_entities, s.report.hover_chars)
+    assert default("topics.name_suffixes") is not default("topics.name_suffixes")  # a fresh copy
+    with pytest.raises(AttributeError):
+        default("topics.clustering.metod")
+
+def test_executor_defaults_are_the_declared_scale_settings():
+    """A bare dask client / run record agrees with ScaleSettings (get_client once said 2 workers, scale 1)."""
+    import inspect
+
+    from pipeline import partition as P
+
+    s = Settings().scale
+    sig = inspect.signature(P.get_client).parameters
+    assert (sig["scheduler_address"].default, sig["n_workers"].default) == (s.scheduler_address, s.n_workers)
+    assert (P.RunStats("x").executor, P.RunStats("x").n_workers) == (s.executor, s.n_workers)
+
+
+def test_classify_defaults_are_declared_once(monkeypatch):
+    """The classifier's embedding backend defaults to the embed stage's, label-queue reads
+    classify.labels_dir unless told otherwise, and the model path is written once."""
+    import pipeline.embed
+    from pipeline.classify import DEFAULT_MODEL, tagging
+    from pipeline.classify.features import encode_texts
+    from pipeline.classify.model import ThemeClassifier
+    from pipeline.cli import build_parser
+
+    s = Settings()
+    assert ThemeClassifier().embedding_backend == s.embed.backend
+    asked = []
+
+    def get_backend(name):  # no encoder load: record which backend a bare call asks for
+        asked.append(name)
+        raise LookupError(name)
+
+    monkeypatch.setattr(pipeline.embed, "get_backend", get_backend)
+    parser = build_parser()
+    queue, tag = parser.parse_args(["label-queue"]), parser.parse_args(["tag"])
+    assert queue.labels is None and queue.model == tag.model == DEFAULT_MODEL == tagging.DEFAULT_MODEL
+    hits = [p.relative_to(ROOT).as_posix() for p in (ROOT / "pipeline").rglob("*.py")
+            if "models/classifier.joblib" in p.read_text(encoding="utf-8")]
+    assert hits == ["pipeline/classify/__init__.py"]
+    with pytest.raises(LookupError):
+        encode_texts(["x"])
+    assert asked == [s.embed.backend]
+
+
 def test_architecture_doc_settings_reference_is_up_to_date():
     doc = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
     assert settings_markdown() in doc, "run: python -m pipeline.settings_doc --write docs/ARCHITECTURE.md"
     for stage in STAGES:
         assert f"### `{stage}`" in settings_markdown()
+    from pipeline.config_files import FILES
+
+    for name in FILES:  # the configs/ files are documented from their models too
+        assert f"### `configs/{name}.yaml`" in settings_markdown()
+    assert "| `themes[].requires_scope` |" in settings_markdown()
 
 
 @pytest.mark.parametrize("stage", ["topics", "embed", "parse"])

@@ -353,6 +353,35 @@ def test_adding_a_meeting_assigns_only_its_sentences(incremental):
     assert add["metrics"]["n_sentences"] == len(s) and add["metrics"]["n_fit"] == len(old)
 
 
+def test_new_sentences_are_placed_without_umap(incremental, inputs, monkeypatch):
+    """Assigning new sentences never runs UMAP's transform (its numba compilation was most of an
+    incremental run): their neighbours among the fitted sentences vote, in the features UMAP saw."""
+    import umap
+
+    from pipeline.topics.model import load_topic_model
+    from pipeline.topics.stage import align_embeddings, prepare_frame
+
+    def no_umap(*a, **k):
+        raise AssertionError("UMAP.transform called while assigning new sentences")
+
+    monkeypatch.setattr(umap.UMAP, "transform", no_umap)
+    model = load_topic_model(incremental["dir"] / "model-after-fit")
+    assert model.fit_features_ is not None and len(model.fit_features_) == len(model.fit_labels_)
+    frame = prepare_frame(incremental["sentences"], None)
+    E = align_embeddings(frame, (inputs["ids"], inputs["X"]))
+    new = (frame["meeting_id"] == "m4").to_numpy()
+    t, _ = model.transform(frame.loc[new, "text"].tolist(), E[new], frame.loc[new, "terms"].tolist(),
+                           groups=frame.loc[new, "utterance_id"].tolist())
+    after = incremental["add"]["st"].set_index("sentence_id")
+    assert t.tolist() == after.loc[frame.loc[new, "sentence_id"].astype(str), "topic_id"].tolist()
+    # fitted sentences placed the same way mostly land in the topic the fit gave them
+    old = ~new
+    t_old, _ = model.transform(frame.loc[old, "text"].tolist(), E[old], frame.loc[old, "terms"].tolist(),
+                               groups=frame.loc[old, "utterance_id"].tolist())
+    fitted = incremental["fit"]["st"].set_index("sentence_id")
+    assert (t_old == fitted.loc[frame.loc[old, "sentence_id"].astype(str), "topic_id"].to_numpy()).mean() >= 0.85
+
+
 def test_refit_on_request(incremental):
     ref = incremental["refit"]["metrics"]["model"]
     assert ref["mode"] == "fit" and ref["reason"].startswith("requested") and ref["n_meetings_fitted"] == 5

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["ThemeClassifier", "evaluate", "tag_texts", "register"]
+__all__ = ["ThemeClassifier", "evaluate", "tag_texts", "register", "DEFAULT_MODEL"]
+
+#: where `train` writes the model and `tag`/`label-queue` read it by default (dvc.yaml names it too)
+DEFAULT_MODEL = "models/classifier.joblib"
 
 
 def __getattr__(name):  # lazy public API: sklearn is imported only when used
@@ -74,19 +77,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     '{"text", "themes", "scores", "evidence"} per input line (JSON lines: with id and turn echoed) '
                     "using the last trained model.")
     p.add_argument("file", nargs="?", default="-")
-    p.add_argument("--model", default="models/classifier.joblib")
+    p.add_argument("--model", default=DEFAULT_MODEL)
     p.set_defaults(func=_run("run_tag_cli"))
 
     p = subparsers.add_parser(
         "label-queue", help="export the N most uncertain / rules-vs-model disagreeing sentences as CSV",
         description="Fill the `labels` column (theme ids separated by ';', '-' for none), save the CSV "
                     "into data/labels/ and `dvc repro` retrains.")
-    p.add_argument("--model", default="models/classifier.joblib")
+    p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--sentences", default="data/processed/sentences.parquet",
                    help="classified sentences (data/processed/sentences.parquet) or parse sentences")
     p.add_argument("--embeddings", default="data/interim/embeddings.parquet",
                    help="sentence embeddings of those sentences (re-encoded when the file is absent)")
-    p.add_argument("--labels", default="data/labels", help="already-labelled sentences are skipped")
+    p.add_argument("--labels", default=None,
+                   help="already-labelled sentences are skipped (default: params classify.labels_dir)")
     p.add_argument("-n", type=int, default=None, help="rows (params: classify.queue_size)")
     p.add_argument("--meeting", action="append", default=None,
                    help="only sentences of this meeting_id (repeatable); default: meetings with no labels yet")

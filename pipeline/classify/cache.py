@@ -81,3 +81,54 @@ def tag_by_meeting(model, X: pd.DataFrame, meetings: Sequence[str], model_key: s
     log.info("classify: %d meeting(s), %d from cache, %d computed", stats["meetings"], stats["cached"],
              stats["computed"])
     return out_tags, out_P, out_ev, stats
+
+
+# ------------------------------------------------------------------ the trained classifier
+#: the self-training pool is refreshed (the final model refitted) once the corpus holds more than
+#: this share of meetings that were not in the pool the saved model was trained with
+POOL_REFRESH_SHARE = 0.25
+
+
+def train_key(X: pd.DataFrame, Y: np.ndarray, settings: dict, files: Sequence[str | Path], code: str,
+              backend: str | None, evaluate: bool) -> str:
+    """What the evaluation and the final model of ``train`` depend on, besides the unlabelled pool:
+    the labelled model input (text, terms, turn, embedding, meeting / agenda item / speaker) and labels, the classify settings, the
+    taxonomy and label files (annotator agreement), the code and the embedding backend."""
+    h = hashlib.sha256()
+    h.update(_digest(X).encode())
+    for col in ("meeting_id", "agenda_item", "speaker"):  # the units the cross-group evaluations hold out
+        if col in X.columns:
+            h.update(json.dumps([col, X[col].astype(str).tolist()], ensure_ascii=False).encode())
+    h.update(np.ascontiguousarray(Y, dtype=np.int8).tobytes())
+    h.update(json.dumps([settings, code, backend, evaluate], sort_keys=True, default=str).encode())
+    for f in files:
+        for p in sorted(Path(f).rglob("*")) if Path(f).is_dir() else [Path(f)]:
+            if p.is_file():
+                h.update(p.name.encode() + hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()[:32]
+
+
+def train_entry(key: str, cache_dir: str | Path | None = None) -> Path:
+    from pipeline.partition import cache_root
+
+    return cache_root(cache_dir) / "train" / key
+
+
+def pool_is_fresh(entry: Path, meetings: set[str]) -> bool:
+    """The saved model's self-training pool still stands for the corpus (few meetings added since)."""
+    p = entry / "pool.json"
+    if not (entry / "model.joblib").exists() or not p.exists():
+        return False
+    pool = set(json.loads(p.read_text(encoding="utf-8"))["meetings"])
+    return len(meetings - pool) <= POOL_REFRESH_SHARE * max(1, len(pool))
+
+
+def store_training(entry: Path, model_file: Path, metrics: dict, meetings: set[str]) -> None:
+    import shutil
+
+    entry.mkdir(parents=True, exist_ok=True)
+    tmp = entry / "model.joblib.tmp"
+    shutil.copyfile(model_file, tmp)
+    tmp.replace(entry / "model.joblib")
+    (entry / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, default=str), encoding="utf-8")
+    (entry / "pool.json").write_text(json.dumps({"meetings": sorted(meetings)}, ensure_ascii=False), encoding="utf-8")

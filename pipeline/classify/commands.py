@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.cells import neutralise_frame  # minutes text opened in spreadsheets
+from pipeline.classify.train_metrics import _ablations, _cross_group, _cross_meeting, _held_out_units  # noqa: F401
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path, stage_timer, write_metrics, write_parquet, write_text
 
@@ -41,9 +42,12 @@ def _settings():
 
 
 def training_data(sentences: pd.DataFrame, labels_dir, taxonomy, embeddings=None, model=None):
-    """(X, Y, info) for the labelled sentences, in document order."""
+    """(X, Y, info) for the labelled sentences: the corpus's in document order, then those of
+    label records whose meeting is not in the corpus (anchored to a ``turn``; featurised from
+    their own text, meeting by meeting in document order, so their turn context is the
+    pipeline's). X is None without a ``model``."""
     from pipeline.classify.tagging import _frame_for
-    from pipeline.labels import load_labels, match_labels
+    from pipeline.labels import anchor_meeting, load_labels, match_labels
 
     ids = taxonomy.ids
     for col in ("text", "utterance_id", "sentence_id"):
@@ -52,22 +56,50 @@ def training_data(sentences: pd.DataFrame, labels_dir, taxonomy, embeddings=None
     labelset = load_labels(labels_dir, ids)
     matched = match_labels(sentences, labelset)
     rows = sorted(matched.rows)
-    if len(rows) < 20:
-        raise PipelineError(labels_dir, f"only {len(rows)} labelled sentence(s) match the sentences; need >= 20")
+    off = matched.off_corpus
+    if len(rows) + len(off) < 20:
+        raise PipelineError(labels_dir, f"only {len(rows) + len(off)} labelled sentence(s) match the sentences "
+                                        "or carry a meeting turn; need >= 20")
     sub = sentences.iloc[rows].reset_index(drop=True)
     X = _frame_for(model, sub, embeddings) if model is not None else None
-    Y = np.zeros((len(rows), len(ids)), dtype=int)
-    for r, i in enumerate(rows):
-        for lab in matched.rows[i]:
+    if model is not None and off:
+        X = pd.concat([X, _label_record_frame(off, model, with_embeddings="embedding" in X.columns)],
+                      ignore_index=True)
+        if "agenda_item" in X.columns:
+            X["agenda_item"] = X["agenda_item"].fillna("(none)")
+    Y = np.zeros((len(rows) + len(off), len(ids)), dtype=int)
+    labs = [matched.rows[i] for i in rows] + [r["labels"] for r in off]
+    for r, lab_ids in enumerate(labs):
+        for lab in lab_ids:
             Y[r, ids.index(lab)] = 1
     info = {"files": labelset.files, "label_rows": labelset.n_rows, "unique_texts": len(labelset),
             "conflicting_texts": labelset.conflicts, "conflict_examples": labelset.conflict_examples[:10],
             "unknown_ids": labelset.unknown_ids,
             "matched_exact": matched.n_exact, "matched_by_containment": matched.n_contained,
             "unmatched": len(matched.unmatched), "unmatched_examples": [u[:60] for u in matched.unmatched[:5]],
-            "sentences_labelled": len(rows), "sentences_no_label": int((Y.sum(1) == 0).sum()),
+            "sentences_labelled": len(Y), "from_corpus": len(rows), "from_label_records": len(off),
+            "label_record_meetings": dict(pd.Series([anchor_meeting(r) for r in off], dtype=object)
+                                          .value_counts(sort=False).astype(int)) if off else {},
+            "anchored_matched_in_corpus": matched.n_anchored_in_corpus,
+            "sentences_no_label": int((Y.sum(1) == 0).sum()),
             "label_counts": {t: int(Y[:, j].sum()) for j, t in enumerate(ids)}}
     return X, Y, info
+
+
+def _label_record_frame(records: list[dict], model, with_embeddings: bool) -> pd.DataFrame:
+    """Model input for off-corpus label records: text, terms (parse stage), group = the record's
+    turn, meeting_id, agenda_item "(none)", speaker, embedding (the embed backend) -- cached."""
+    from pipeline.labels import anchor_meeting, anchor_turn, anchored_features
+
+    terms, E = anchored_features(records, model.embedding_backend if with_embeddings else None)
+    X = pd.DataFrame({"text": [str(r["text"]) for r in records], "terms": terms,
+                      "group": [anchor_turn(r) for r in records],
+                      "meeting_id": [anchor_meeting(r) for r in records],
+                      "agenda_item": "(none)",
+                      "speaker": [str(r.get("speaker") or anchor_turn(r)) for r in records]})
+    if with_embeddings:
+        X["embedding"] = list(E)
+    return X
 
 
 def unlabelled_data(sentences: pd.DataFrame, X_labelled: pd.DataFrame, embeddings=None, model=None,
@@ -108,12 +140,38 @@ def run_train_cli(args) -> int:
             model.set_params(embedding_backend=backend)  # `tag` must encode like the embed stage did
         X, Y, info = training_data(sentences, args.labels, tax, emb, model)
         stats["labelled"] = len(Y)
+        # a cache of the training (classify/cache.py): an unlabelled meeting added to the corpus
+        # changes neither the evaluation nor, until the pool is stale, the shipped model
+        from pipeline.classify import cache as tcache
+        from pipeline.sources import code_digest
+
+        key = tcache.train_key(X, Y, params.model_dump(mode="json"), [p for p in (args.labels, args.taxonomy) if p],
+                               code_digest(run_train_cli), getattr(model, "embedding_backend", None), not args.no_eval)
+        entry = tcache.train_entry(key)
+        meetings = set(sentences["meeting_id"].astype(str)) if "meeting_id" in sentences.columns else set()
+        cached = json.loads((entry / "metrics.json").read_text(encoding="utf-8")) \
+            if (entry / "metrics.json").exists() else None
+        if cached is not None and (entry / "model.joblib").exists() and (
+                not model.self_training or tcache.pool_is_fresh(entry, meetings)):
+            log.info("train: labelled data, settings and code unchanged and the self-training pool still "
+                     "stands (%s): the saved classifier is reused", entry.name[:12])
+            with atomic_path(args.model) as tmp:
+                tmp.write_bytes((entry / "model.joblib").read_bytes())
+            write_metrics(cached, args.metrics)
+            if args.plots_dir and cached.get("per_label"):
+                _write_plots(cached, Path(args.plots_dir))
+            stats.update(reused=True, macro_f1=cached.get("macro_f1"), micro_f1=cached.get("micro_f1"))
+            return 0
         metrics: dict = {}
-        if not args.no_eval:
+        if cached is not None:  # only the pool is stale: the evaluation (labelled data only) still holds
+            metrics.update({k: v for k, v in cached.items() if k not in ("labels", "shipped_model",
+                                                                         "annotator_agreement")})
+        elif not args.no_eval:
             res = evaluate(model, X, Y, n_splits=params.n_splits, n_boot=params.n_boot, seed=params.seed)
             res.pop("oof")
             metrics.update(res)
             metrics["cross_group"] = _cross_group(model, X, Y, params, params.n_boot)
+            metrics["cross_meeting"] = _cross_meeting(model, X, Y, params)
             if params.ablations:
                 metrics["ablations"] = _ablations(model, X, Y, params)
         metrics["annotator_agreement"] = agreement(args.labels, tax.ids)
@@ -135,6 +193,7 @@ def run_train_cli(args) -> int:
             joblib.dump(final, tmp)
         if "macro_f1" not in metrics:
             metrics = {"macro_f1": None, "micro_f1": None, "per_label": {}, "baselines": {}, **metrics}
+        tcache.store_training(entry, Path(args.model), metrics, meetings)  # the pool was drawn from these
         write_metrics(metrics, args.metrics)  # fit/eval seconds go to metrics/timings/, not into dvc.lock
         if args.plots_dir and "per_label" in metrics and metrics["per_label"]:
             _write_plots(metrics, Path(args.plots_dir))
@@ -145,70 +204,6 @@ def run_train_cli(args) -> int:
 def _jsonable(d: dict) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()
             if isinstance(v, (str, int, float, bool, tuple, list, type(None)))}
-
-
-def _cross_group(model, X, Y, params, n_boot) -> dict | None:
-    """Leave-one-agenda-item-out (one labelled meeting) or leave-one-meeting-out (several),
-    plus the label-queue round trip on each held-out unit large enough for a full queue."""
-    from pipeline.classify.evaluate import cross_group, simulate_queue
-
-    col = params.cross_group
-    if col == "agenda_item" and "meeting_id" in X.columns and X["meeting_id"].nunique() > 1:
-        col = "meeting_id"
-    if col not in X.columns or X[col].nunique() < 2:
-        return None
-    what = "meeting" if col == "meeting_id" else "agenda item"
-    res = cross_group(model, X, Y, X[col].to_numpy(), n_boot=n_boot, seed=params.seed, what=what)
-    res.pop("oof")
-    n = params.queue_size
-    plain_model = model.__class__(**{**model.get_params(), "use_coding_rules": False})
-    sents = pd.DataFrame({"sentence_id": [str(i) for i in range(len(X))], "text": X["text"],
-                          "utterance_id": X["group"], "speaker": X.get("speaker", X["group"]),
-                          "meeting_id": X.get("meeting_id", "")})
-    sims = []
-    for g, size in X[col].value_counts().items():
-        if size >= 3 * n and g != "(none)":
-            sim = simulate_queue(model, X, Y, X[col].to_numpy(), g, n=n, sentences=sents)
-            # the same round trip without the coding rules written on this meeting: closer to a
-            # council whose wording the rules have never seen
-            p = simulate_queue(plain_model, X, Y, X[col].to_numpy(), g, n=n, sentences=sents)
-            sim["plain_cues_only"] = {k: p[k] for k in ("before_whole_group", "before_rest", "after_rest", "n_rest")}
-            sims.append(sim)
-    res["label_queue_simulation"] = sims
-    res["column"] = col
-    # the coding rules were written while reading this meeting: the same scheme with only the
-    # taxonomy's plain cue lists (from policy-themes.md) is the less optimistic reading
-    plain = cross_group(plain_model, X, Y, X[col].to_numpy(), n_boot=1, seed=params.seed, what=what)
-    res["plain_cues_only"] = {"micro_f1": plain["micro_f1"], "macro_f1": plain["macro_f1"],
-                              "per_label_f1": plain["per_label_f1"]}
-    return res
-
-
-def _ablations(model, X, Y, params) -> dict:
-    """The shipped configuration minus one signal, same folds (cheap: single C values, no bootstrap,
-    no baselines; compare with ``ablations.reference``, the full configuration run the same way)."""
-    from pipeline.classify.evaluate import evaluate
-
-    out = {}
-    # cheaper: single C values (the grids' middle) instead of the nested grids
-    mid = {k: (v[len(v) // 2],) if isinstance(v, (list, tuple)) and len(v) > 1 else v
-           for k, v in model.get_params().items() if k in ("C_lex", "C_emb")}
-    cm = model.C_meta
-    mid["C_meta"] = cm[len(cm) // 2] if isinstance(cm, (list, tuple)) else cm
-    variants = {"without_embeddings": {"use_embeddings": False}, "without_context": {"use_context": False},
-                "without_rules": {"use_rules": False},
-                # the coding rules were written while reading the sample: this row shows the model
-                # with only the taxonomy's plain cue lists (a less optimistic estimate for new councils)
-                "plain_cues_only": {"use_coding_rules": False},
-                "without_definitions": {"use_definitions": False}}
-    variants = {"reference": {"use_rules": True}, **variants}
-    for name, kw in variants.items():
-        if name != "reference" and not getattr(model, next(iter(kw))):
-            continue
-        r = evaluate(model.__class__(**{**model.get_params(), **mid, **kw}), X, Y, n_splits=params.n_splits,
-                     n_boot=1, seed=params.seed, with_baselines=False)
-        out[name] = {"macro_f1": r["macro_f1"], "micro_f1": r["micro_f1"]}
-    return out
 
 
 def _write_plots(metrics: dict, plots: Path) -> None:
@@ -249,7 +244,7 @@ def run_classify_cli(args) -> int:
         labelled = set()
         labels_dir = Path(params.labels_dir)
         if labels_dir.is_dir():
-            labelled = load_labels(labels_dir, [str(c) for c in model.classes_]).labels
+            labelled = load_labels(labels_dir, [str(c) for c in model.classes_]).all_labels()
         n = args.queue_size or params.queue_size
         emb_m = None
         if emb and getattr(model, "use_embeddings", False):
@@ -388,8 +383,9 @@ def run_label_queue_cli(args) -> int:
     X = _frame_for(model, sentences, args.embeddings)
     _, P, rule_ev = model.tag(X, return_details=True)
     labelled = set()
-    if args.labels and Path(args.labels).is_dir():
-        labelled = load_labels(args.labels, [str(c) for c in model.classes_]).labels
+    labels_dir = args.labels or params.labels_dir
+    if labels_dir and Path(labels_dir).is_dir():
+        labelled = load_labels(labels_dir, [str(c) for c in model.classes_]).all_labels()
     emb = np.vstack(X["embedding"].to_numpy()) if "embedding" in X.columns and len(X) else None
     q = build_queue(model, sentences, P, rule_ev, labelled, args.n or params.queue_size,
                     embeddings=emb)

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pipeline.settings import default
+
 
 # ------------------------------------------------------------------ terms
 def terms_for_texts(texts: Sequence[str]) -> list[list[str]]:
@@ -23,10 +25,10 @@ def terms_for_texts(texts: Sequence[str]) -> list[list[str]]:
 
 # ------------------------------------------------------------------ embeddings
 def encode_texts(texts: Sequence[str], backend: str | None = None) -> np.ndarray:
-    """Sentence embeddings with the embed stage's backend (USE multilingual by default)."""
+    """Sentence embeddings with the embed stage's backend (default: the declared ``embed.backend``)."""
     from pipeline.embed import get_backend
 
-    return np.asarray(get_backend(backend or "use_multilingual").encode([str(t or "") for t in texts]),
+    return np.asarray(get_backend(backend or default("embed.backend")).encode([str(t or "") for t in texts]),
                       dtype=np.float32)
 
 

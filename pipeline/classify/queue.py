@@ -78,83 +78,93 @@ def build_queue(model, sentences: pd.DataFrame, P: np.ndarray, rule_evidence: li
     contradicts (``labels`` pre-filled with the current label, to confirm or correct).
     """
     ids = [str(c) for c in model.classes_]
-    thr = np.asarray(model.thresholds_)
-    Yp = model.decide(P) if len(P) else np.zeros((0, len(ids)), dtype=int)
-    scale = np.maximum(thr, 1 - thr)[None, :]
-    unc = (1 - np.abs(P - thr[None, :]) / scale).max(1) if len(P) else np.zeros(0)
-    rows = []
-    texts = sentences["text"].fillna("").astype(str).tolist()
-    seen: set[str] = set(labelled_keys)
-    prev_text = [""] + texts[:-1]
-    utt = sentences["utterance_id"].astype(str).tolist() if "utterance_id" in sentences.columns else [""] * len(texts)
-    gold = labelled_keys if isinstance(labelled_keys, dict) else {}
-    topic = sentences["topic_id"].tolist() if "topic_id" in sentences.columns else [""] * len(texts)
-    meeting = sentences["meeting_id"].astype(str).tolist() if "meeting_id" in sentences.columns else [""] * len(texts)
+    ctx = _Context(model, sentences, P, labelled_keys)
     if embeddings is not None:
         embeddings = np.asarray(embeddings, dtype=np.float32)
         embeddings = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-9)
+    seen: set[str] = set(labelled_keys)
     # a meeting counts as labelled when at least half its sentences are (a new meeting sharing
     # a few stock phrases such as "ありがとうございました。" with the labels is still new)
-    done = pd.Series([text_key(t) in seen for t in texts], dtype=float).groupby(pd.Series(meeting)).mean()
+    done = pd.Series([text_key(t) in seen for t in ctx.texts], dtype=float).groupby(pd.Series(ctx.meeting)).mean()
     labelled_meetings = set(done.index[done >= 0.5])
-    review = []
-    for i, text in enumerate(texts):
+    rows, review = [], []
+    for i, text in enumerate(ctx.texts):
         key = text_key(text)
-        if key in gold and text.strip():
-            pred = {ids[j] for j in np.flatnonzero(Yp[i])}
-            have = set(gold[key]) & set(ids)
+        if key in ctx.gold and text.strip():
+            pred = {ids[j] for j in np.flatnonzero(ctx.Yp[i])}
+            have = set(ctx.gold[key]) & set(ids)
             if pred != have:
                 review.append((i, have, pred))
         if not key or key in seen:
             continue
         seen.add(key)
-        pred = {ids[j] for j in np.flatnonzero(Yp[i])}
+        pred = {ids[j] for j in np.flatnonzero(ctx.Yp[i])}
         rules = set(rule_evidence[i].keys()) & set(ids)
         dis = sorted(pred ^ rules)
-        reason = ("rules vs model: " + ", ".join(dis)) if dis else "uncertain"
-        rows.append({
-            "_row": i, "topic_id": topic[i],
-            "sentence_id": sentences["sentence_id"].iloc[i] if "sentence_id" in sentences.columns else str(i),
-            "meeting_id": meeting[i],
-            "speaker": sentences["speaker"].iloc[i] if "speaker" in sentences.columns else "",
-            "previous_text": prev_text[i] if i > 0 and utt[i - 1] == utt[i] else "",
-            "text": text,
-            "predicted": ";".join(sorted(pred, key=ids.index)),
-            "rule_hits": ";".join(sorted(rules, key=ids.index)),
-            "uncertainty": round(float(unc[i]), 4),
-            "priority": float(unc[i]) + len(dis),
-            "reason": reason,
-            "labels": "",
-        })
+        rows.append({**ctx.row(i, pred, rules), "_row": i, "priority": float(ctx.unc[i]) + len(dis),
+                     "reason": ("rules vs model: " + ", ".join(dis)) if dis else "uncertain", "labels": ""})
     if new_meetings_only and any(r["meeting_id"] not in labelled_meetings for r in rows):
         rows = [r for r in rows if r["meeting_id"] not in labelled_meetings]
     rows.sort(key=lambda r: (-r["priority"], -r["uncertainty"]))
     q = pd.DataFrame(_diverse(rows, n, embeddings), columns=QUEUE_COLUMNS + ["priority"])
     if len(q) < n and review:
-        extra, done = [], set()
-        for i, have, pred in review:
-            key = text_key(texts[i])
-            if key in done:
-                continue
-            done.add(key)
-            extra.append({
-                "topic_id": topic[i],
-                "sentence_id": sentences["sentence_id"].iloc[i] if "sentence_id" in sentences.columns else str(i),
-                "meeting_id": sentences["meeting_id"].iloc[i] if "meeting_id" in sentences.columns else "",
-                "speaker": sentences["speaker"].iloc[i] if "speaker" in sentences.columns else "",
-                "previous_text": prev_text[i] if i > 0 and utt[i - 1] == utt[i] else "",
-                "text": texts[i],
-                "predicted": ";".join(sorted(pred, key=ids.index)),
-                "rule_hits": ";".join(sorted(set(rule_evidence[i]) & set(ids), key=ids.index)),
-                "uncertainty": round(float(unc[i]), 4),
-                "priority": float(unc[i]) + len(have ^ pred),
-                "reason": "review: labelled " + (";".join(sorted(have, key=ids.index)) or "-")
-                          + ", model says " + (";".join(sorted(pred, key=ids.index)) or "-"),
-                "labels": ";".join(sorted(have, key=ids.index)) or "-",
-            })
-        ex = pd.DataFrame(extra).sort_values("priority", ascending=False, kind="stable").head(n - len(q))
+        ex = _review_rows(ctx, review, rule_evidence).head(n - len(q))
         q = pd.concat([q, ex], ignore_index=True) if len(q) else ex
     return q[QUEUE_COLUMNS].reset_index(drop=True)
+
+
+class _Context:
+    """Per-sentence columns the queue rows are built from."""
+
+    def __init__(self, model, sentences: pd.DataFrame, P: np.ndarray, labelled_keys):
+        self.ids = [str(c) for c in model.classes_]
+        thr = np.asarray(model.thresholds_)
+        self.Yp = model.decide(P) if len(P) else np.zeros((0, len(self.ids)), dtype=int)
+        scale = np.maximum(thr, 1 - thr)[None, :]
+        self.unc = (1 - np.abs(P - thr[None, :]) / scale).max(1) if len(P) else np.zeros(0)
+        self.sentences = sentences
+        self.texts = sentences["text"].fillna("").astype(str).tolist()
+        self.prev_text = [""] + self.texts[:-1]
+        self.utt = sentences["utterance_id"].astype(str).tolist() if "utterance_id" in sentences.columns \
+            else [""] * len(self.texts)
+        self.gold = labelled_keys if isinstance(labelled_keys, dict) else {}
+        self.topic = sentences["topic_id"].tolist() if "topic_id" in sentences.columns else [""] * len(self.texts)
+        self.meeting = sentences["meeting_id"].astype(str).tolist() if "meeting_id" in sentences.columns \
+            else [""] * len(self.texts)
+
+    def row(self, i: int, pred: set, rules: set) -> dict:
+        s, ids = self.sentences, self.ids
+        return {
+            "topic_id": self.topic[i],
+            "sentence_id": s["sentence_id"].iloc[i] if "sentence_id" in s.columns else str(i),
+            "meeting_id": self.meeting[i],
+            "speaker": s["speaker"].iloc[i] if "speaker" in s.columns else "",
+            "previous_text": self.prev_text[i] if i > 0 and self.utt[i - 1] == self.utt[i] else "",
+            "text": self.texts[i],
+            "predicted": ";".join(sorted(pred, key=ids.index)),
+            "rule_hits": ";".join(sorted(rules, key=ids.index)),
+            "uncertainty": round(float(self.unc[i]), 4),
+        }
+
+
+def _review_rows(ctx: _Context, review: list, rule_evidence: list[dict]) -> pd.DataFrame:
+    """Labelled sentences whose label the model contradicts (``labels`` pre-filled with the
+    current label, to confirm or correct), most contradicted first."""
+    ids = ctx.ids
+    extra, done = [], set()
+    for i, have, pred in review:
+        key = text_key(ctx.texts[i])
+        if key in done:
+            continue
+        done.add(key)
+        extra.append({
+            **ctx.row(i, pred, set(rule_evidence[i]) & set(ids)),
+            "priority": float(ctx.unc[i]) + len(have ^ pred),
+            "reason": "review: labelled " + (";".join(sorted(have, key=ids.index)) or "-")
+                      + ", model says " + (";".join(sorted(pred, key=ids.index)) or "-"),
+            "labels": ";".join(sorted(have, key=ids.index)) or "-",
+        })
+    return pd.DataFrame(extra).sort_values("priority", ascending=False, kind="stable")
 
 
 def evidence_from_column(values) -> list[dict]:

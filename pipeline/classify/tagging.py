@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.classify import DEFAULT_MODEL  # declared once, next to the CLI
 from pipeline.errors import PipelineError
 
 log = logging.getLogger("policy_topics.classify")
-
-DEFAULT_MODEL = "models/classifier.joblib"
 
 
 def load_model(path: str | Path = DEFAULT_MODEL):

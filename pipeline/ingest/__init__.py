@@ -4,8 +4,9 @@ Library: :func:`ingest_paths`. CLI: ``policy-topics ingest FILE_OR_DIR... -o utt
 [--meetings meetings.parquet] [--report ingest.json] [--format auto|pdf_text|pdf|...]``.
 
 Formats live in :mod:`pipeline.ingest.formats` (one module each, auto-detected);
-cleaning in :mod:`pipeline.ingest.clean`; dates, speakers, header and agenda
-parsing in :mod:`pipeline.ingest.structure`.
+cleaning in :mod:`pipeline.ingest.clean`; speaker labels in :mod:`pipeline.ingest.speakers`;
+dates, header and agenda parsing in :mod:`pipeline.ingest.structure`; reading and decoding
+files in the stage-free :mod:`pipeline.textio`.
 """
 from __future__ import annotations
 

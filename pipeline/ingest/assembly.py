@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 
 from pipeline.ingest.clean import Accounting, Block, normalize_width, split_ws
-from pipeline.ingest.structure import OFFICIAL_SUFFIXES, ROLE_SUFFIXES
+from pipeline.ingest.speakers import OFFICIAL_SUFFIXES, ROLE_SUFFIXES
 from pipeline.textio import split_lines
 
 MARKS = "○◯〇◆◎"
@@ -79,102 +79,162 @@ def read_turns(text: str, acct: Accounting, *, turns: bool = True, heading_after
     ``heading_after_rule``: a line opening with 日程第 right after a rule (────) is a printed agenda
     heading, not speech (DB-Search pages print them inside the chair's block).
     """
-    rows: list[dict] = []
-    header = Block(acct, "header")
-    header_lines: list[str] = []
-    cur: Block | None = None
-    label: str | None = None
-    notes: list[str] = []
-    signature: Block | None = None
-    closed = False
-    after_rule = False
-    headings: Block | None = None
-
-    def finish():
-        nonlocal cur, notes, headings
-        if cur is not None:
-            rows.append({"kind": "speech", "speaker_raw": label, "text": cur.close()})
-            cur = None
-        if headings is not None:
-            rows.append({"kind": "header", "speaker_raw": None, "text": headings.close()})
-            headings = None
-        rows.extend({"kind": "procedural_note", "speaker_raw": None, "text": n} for n in notes)
-        notes = []
-
-    carry = 0
+    reader = TurnReader(acct, turns=turns, heading_after_rule=heading_after_rule,
+                        unindented_heading=unindented_heading)
     for raw, nl in split_lines(text):
-        target = signature or headings or cur or header
-        target.add_layout(carry)
-        carry = len(nl)
+        reader.line(raw, nl)
+    return reader.close()
+
+
+class TurnReader:
+    """One pass of :func:`read_turns` over the lines of a text: which block each line feeds.
+
+    Lines go to the open turn's speech, to the header before the first turn, to an item
+    heading inside the speeches, or to the signature block after the closing clock line
+    (:attr:`target`); page marks, rules and stage directions are accounted and set aside.
+    Rows are emitted when a turn ends (:meth:`_end_turn`): its speech, then the heading
+    lines printed inside it, then the stage directions that interrupted it.
+    """
+
+    def __init__(self, acct: Accounting, *, turns: bool = True, heading_after_rule: bool = False,
+                 unindented_heading: bool = False):
+        self.acct = acct
+        self.turns = turns
+        self.heading_after_rule = heading_after_rule
+        self.unindented_heading = unindented_heading
+        self.rows: list[dict] = []
+        self.header = Block(acct, "header")
+        self.header_lines: list[str] = []
+        self.speech: Block | None = None        # the open turn's speech
+        self.label: str | None = None           # the open turn's speaker label
+        self.notes: list[str] = []              # stage directions inside the open turn
+        self.headings: Block | None = None      # item heading printed inside the open turn
+        self.signature: Block | None = None     # lines after the closing clock line
+        self.closed = False                     # the open turn has met the closing clock line
+        self.after_rule = False                 # the previous content line was a rule (────)
+        self.carry = 0                          # terminator of the previous line (layout)
+
+    @property
+    def target(self) -> Block:
+        """The block the next text line belongs to."""
+        return self.signature or self.headings or self.speech or self.header
+
+    def line(self, raw: str, nl: str) -> None:
+        """One physical line ``raw`` with its terminator ``nl``."""
+        self.target.add_layout(self.carry)
+        self.carry = len(nl)
         lead, content, trail = split_ws(raw)
         if not content:
-            target.add_line(lead, content, trail, force_break=True)
-            continue
-        if _PAGE.match(raw):
-            acct.add("whitespace", len(lead) + len(trail))
-            acct.add("page_marker", len(content))
-            continue
-        if _RULE.match(raw):
-            acct.add("whitespace", len(lead) + len(trail))
-            acct.add("other", len(content))
-            after_rule = True
-            continue
-        m = match_turn(raw) if turns and not lead else None
+            self.target.add_line(lead, content, trail, force_break=True)
+            return
+        if self._decoration(raw, lead, content, trail):
+            return
+        m = match_turn(raw) if self.turns and not lead else None
         if m:
-            finish()
-            signature, closed = None, False
-            label = m.group(2)
-            acct.add("speaker_label", len(m.group(1)) + len(m.group(2)))
-            rest = m.group(3)
-            # a stage direction glued to the label: ◯議会運営委員長（神長基子）〔登壇〕
-            g = re.match(r"^(〔[^〔〕]*〕)", rest)
-            if g:
-                acct.add("procedural", len(g.group(1)))
-                notes.append(normalize_width(g.group(1)))
-                rest = rest[g.end():]
-            cur = Block(acct, "speech")
-            r_lead, r_content, r_trail = split_ws(rest)
-            cur.add_line(r_lead, r_content, r_trail, force_break=True)
-            after_rule = False
-            continue
-        if _NOTE.match(content) and turns:
-            acct.add("whitespace", len(lead) + len(trail))
-            acct.add("procedural", len(content))
-            note = normalize_width(content)
-            if cur is None and not rows:
-                rows.append({"kind": "procedural_note", "speaker_raw": None, "text": note})
+            self._open_turn(m)
+        elif self.turns and _NOTE.match(content):
+            self._note(lead, content, trail)
+        else:
+            if self.closed and self.speech is not None:
+                self._open_signature()
+            if self._is_heading(lead, content):
+                self._heading(lead, content, trail)
             else:
-                notes.append(note)
-            if _CLOSING.search(content) and cur is not None:
-                closed = True
-            continue
-        if closed and cur is not None:
-            # after the closing clock line: signature block (議長 … 署名議員 …), not speech
-            finish()
-            signature = Block(acct, "header")
-            rows.append({"kind": "header", "speaker_raw": None, "text": None, "_block": signature})
-            target = signature
-        if cur is not None and (headings is not None or content.startswith("◎")
-                                or (unindented_heading and not lead and not cur.empty)
-                                or (heading_after_rule and after_rule and re.match(r"^(?:追加)?日程第", content))):
-            # a printed item heading closes the turn's speech: it and the lines after it (its wrapped
-            # continuation) up to the next turn are a header row after the turn
-            if headings is None:
-                headings = Block(acct, "header")
-            headings.add_line(lead, content, trail, force_break=True)
-            continue
-        after_rule = False
-        target = signature or headings or cur or header
+                self._text(lead, content, trail)
+
+    def close(self) -> tuple[list[dict], str, list[str]]:
+        """End of text: (rows, header text, header content lines)."""
+        self.target.add_layout(self.carry)
+        self._end_turn()
+        for r in self.rows:
+            if "_block" in r:
+                r["text"] = r.pop("_block").close()
+        rows = [r for r in self.rows if not (r["kind"] == "header" and not r["text"])]
+        return rows, self.header.close(), self.header_lines
+
+    # ------------------------------------------------------------ line kinds
+
+    def _decoration(self, raw: str, lead: str, content: str, trail: str) -> bool:
+        """A page mark (``<PAGE="2">``) or a rule (────): accounted, no text."""
+        if _PAGE.match(raw):
+            bucket = "page_marker"
+        elif _RULE.match(raw):
+            bucket = "other"
+            self.after_rule = True
+        else:
+            return False
+        self.acct.add("whitespace", len(lead) + len(trail))
+        self.acct.add(bucket, len(content))
+        return True
+
+    def _open_turn(self, m: re.Match) -> None:
+        self._end_turn()
+        self.signature, self.closed = None, False
+        self.label = m.group(2)
+        self.acct.add("speaker_label", len(m.group(1)) + len(m.group(2)))
+        rest = m.group(3)
+        # a stage direction glued to the label: ◯議会運営委員長（神長基子）〔登壇〕
+        g = re.match(r"^(〔[^〔〕]*〕)", rest)
+        if g:
+            self.acct.add("procedural", len(g.group(1)))
+            self.notes.append(normalize_width(g.group(1)))
+            rest = rest[g.end():]
+        self.speech = Block(self.acct, "speech")
+        r_lead, r_content, r_trail = split_ws(rest)
+        self.speech.add_line(r_lead, r_content, r_trail, force_break=True)
+        self.after_rule = False
+
+    def _note(self, lead: str, content: str, trail: str) -> None:
+        """A stage direction or clock line: its own row, after the turn it interrupts."""
+        self.acct.add("whitespace", len(lead) + len(trail))
+        self.acct.add("procedural", len(content))
+        note = normalize_width(content)
+        if self.speech is None and not self.rows:
+            self.rows.append({"kind": "procedural_note", "speaker_raw": None, "text": note})
+        else:
+            self.notes.append(note)
+        if _CLOSING.search(content) and self.speech is not None:
+            self.closed = True
+
+    def _open_signature(self) -> None:
+        """After the closing clock line: the signature block (議長 … 署名議員 …), not speech."""
+        self._end_turn()
+        self.signature = Block(self.acct, "header")
+        self.rows.append({"kind": "header", "speaker_raw": None, "text": None, "_block": self.signature})
+
+    def _is_heading(self, lead: str, content: str) -> bool:
+        """A printed item heading inside a turn (``◎…``; see ``unindented_heading`` and
+        ``heading_after_rule``), or the wrapped continuation of one."""
+        if self.speech is None:
+            return False
+        return (self.headings is not None or content.startswith("◎")
+                or (self.unindented_heading and not lead and not self.speech.empty)
+                or (self.heading_after_rule and self.after_rule and bool(re.match(r"^(?:追加)?日程第", content))))
+
+    def _heading(self, lead: str, content: str, trail: str) -> None:
+        # a printed item heading closes the turn's speech: it and the lines after it (its wrapped
+        # continuation) up to the next turn are a header row after the turn
+        if self.headings is None:
+            self.headings = Block(self.acct, "header")
+        self.headings.add_line(lead, content, trail, force_break=True)
+
+    def _text(self, lead: str, content: str, trail: str) -> None:
+        self.after_rule = False
+        target = self.target
         target.add_line(lead, content, trail, force_break=True)
-        if target is header:
-            header_lines.append(content)
-    (signature or headings or cur or header).add_layout(carry)
-    finish()
-    for r in rows:
-        if "_block" in r:
-            r["text"] = r.pop("_block").close()
-    rows = [r for r in rows if not (r["kind"] == "header" and not r["text"])]
-    return rows, header.close(), header_lines
+        if target is self.header:
+            self.header_lines.append(content)
+
+    def _end_turn(self) -> None:
+        """Rows of the open turn: its speech, the headings printed inside it, its stage directions."""
+        if self.speech is not None:
+            self.rows.append({"kind": "speech", "speaker_raw": self.label, "text": self.speech.close()})
+            self.speech = None
+        if self.headings is not None:
+            self.rows.append({"kind": "header", "speaker_raw": None, "text": self.headings.close()})
+            self.headings = None
+        self.rows.extend({"kind": "procedural_note", "speaker_raw": None, "text": n} for n in self.notes)
+        self.notes = []
 
 
 def roster_text(header_text: str) -> str:

@@ -8,7 +8,8 @@ import pandas as pd
 
 from pipeline.errors import PipelineError
 from pipeline.ingest.model import Document, Meeting, Source
-from pipeline.ingest.structure import assign_agenda, parse_speaker
+from pipeline.ingest.speakers import parse_speaker
+from pipeline.ingest.structure import assign_agenda
 from pipeline.textio import LINE_BREAKS, normalize_breaks, read_input
 
 UTTERANCE_COLUMNS = [

@@ -13,6 +13,8 @@ of spoken minutes are not part of any entity. The gate looks at what the tokeniz
   person / position / nationality (員 長 官 者 人 ... 先生 さん: 構成員, 座長, 参事官, 日本人), a
   language, place or colour (語 内 場 色 緑 ...: 英語, 都内, 競技場), and the role words
   of the shared role vocabulary;
+* heads of programme, plan, law and contract names ending a compound (防災 + 計画, 支援 + 事業,
+  増進 + 法, 住民税, 随意契約) and a few common nouns GiNZA tags as entities (選手, 宝くじ, 午前中);
 * adverbial nouns (``副詞可能``) that name a time (来年, 本年, 金曜日, 午前, 下旬): dates without
   numerals -- not the many that do not (今, ところ, ため, 今回);
 * the meeting's known people (matched by rule, pre-set as ``Person`` entities).
@@ -38,8 +40,15 @@ _TIME_CHARS = re.compile(r"[年月日週曜時春夏秋冬朝晩夜午旬末半]
 ORG_ENDINGS = tuple("省庁局課部室院会団所館校園港駅県都府道市区町村国党社")
 #: endings of person / position / nationality words (構成員, 座長, 参事官, 責任者, 高校生, 先生, 日本人)
 PERSON_ENDINGS = (*"員長官師者家士生人", "先生", "さん", "様", "君", "氏")
-#: endings of common-noun entities of other kinds: languages (日本語, 英語), places (都内, 競技場), colours
-OTHER_ENDINGS = (*"語内場色", *"緑赤青白黒")
+#: endings of common-noun entities of other kinds: languages (日本語, 英語), places (都内, 競技場), colours,
+#: federations (連盟), documents (報告書), charges (電気料金, 手数料率)
+OTHER_ENDINGS = (*"語内場色", *"緑赤青白黒", "連盟", "料金", "料率")
+#: heads of programme / plan / law / contract names (地域防災計画, 復興支援事業, 健康増進法, 住民税,
+#: 随意契約, 招致決議): a trigger when the token is itself a compound or ends one (a noun before it)
+PROGRAMME_HEADS = ("計画", "事業", "制度", "法", "条例", "条約", "契約", "決議", "委託", "税", "運動",
+                   "主義", "基金", "協定", "構想", "戦略", "報告書")
+#: common nouns GiNZA tags as entities of their own (titles, lotteries, times of day)
+ENTITY_NOUNS = frozenset({"選手", "監督", "大使", "公使", "閣僚", "人間", "人類", "宝くじ", "午前中", "午後"})
 
 MODES = ("gated", "full", "off")
 
@@ -56,15 +65,21 @@ def ner_mode(value) -> str:
     return mode
 
 
-def is_trigger(tag: str, text: str, roles: frozenset[str] = frozenset()) -> bool:
-    """Can this token (Sudachi POS ``tag``, surface ``text``) be part of an entity?"""
+def is_trigger(tag: str, text: str, roles: frozenset[str] = frozenset(), prev_tag: str = "") -> bool:
+    """Can this token (Sudachi POS ``tag``, surface ``text``; ``prev_tag``: the token before) be part
+    of an entity?"""
     if "固有名詞" in tag or "助数詞" in tag or tag.startswith("名詞-数詞"):
         return True
     if "副詞可能" in tag and _TIME_CHARS.search(text):
         return True
     if _DIGIT.search(text) or _KANJI_NUMERAL.search(text) or _KATAKANA.search(text) or _LATIN.search(text):
         return True
-    if tag.startswith("名詞") and text.endswith(ORG_ENDINGS + OTHER_ENDINGS):
+    if tag.startswith(("名詞", "接尾辞")) and text.endswith(ORG_ENDINGS + OTHER_ENDINGS):  # 警視 + 庁 (接尾辞)
+        return True
+    if text in ENTITY_NOUNS:
+        return True
+    if tag.startswith("名詞") and text.endswith(PROGRAMME_HEADS) and (
+            len(text) > 2 or prev_tag.startswith("名詞")):
         return True
     if tag.startswith(("名詞", "接尾辞")) and text.endswith(PERSON_ENDINGS):
         return True
@@ -80,7 +95,8 @@ class NerGate:
 
     def triggers(self, doc) -> list[int]:
         """Indices of the trigger tokens of ``doc``, pre-set entities (known people) included."""
-        hits = {i for i, t in enumerate(doc) if is_trigger(t.tag_, t.text, self.roles)}
+        hits = {i for i, t in enumerate(doc)
+                if is_trigger(t.tag_, t.text, self.roles, doc[i - 1].tag_ if i else "")}
         for e in doc.ents:
             hits.update(range(e.start, e.end))
         return sorted(hits)

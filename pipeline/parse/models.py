@@ -5,6 +5,7 @@ from functools import lru_cache
 
 from pipeline.errors import PipelineError
 from pipeline.parse.entities import KnownPersons
+from pipeline.settings import default
 
 KNOWN_PERSONS = "policy_topics_known_persons"
 STRIP = "policy_topics_strip"
@@ -33,7 +34,7 @@ def _register_component() -> None:
 
 
 @lru_cache(maxsize=4)
-def load_nlp(model: str = "ja_ginza", ner: bool = True):
+def load_nlp(model: str = default("parse.model"), ner: bool = True):
     """GiNZA with only what the parse stage needs (tokenizer, tok2vec, ner), loaded once per process.
 
     The dependency parser, morphologizer, compound splitter and bunsetu recognizer

@@ -16,6 +16,7 @@ from collections import Counter
 import pandas as pd
 
 from pipeline.errors import PipelineError
+from pipeline.settings import default
 
 #: SudachiPy refuses inputs longer than this many UTF-8 bytes
 SUDACHI_MAX_BYTES = 49149
@@ -35,8 +36,9 @@ _CLAUSE_END = re.compile(
 _MIN_CLAUSE_CHARS = 20
 
 
-def sentence_spans(text: str, *, split_long: bool = False, max_chars: int = 200,
-                   split_on_newline: bool = False) -> list[tuple[int, int]]:
+def sentence_spans(text: str, *, split_long: bool = default("parse.split_long_sentences"),
+                   max_chars: int = default("parse.max_sentence_chars"),
+                   split_on_newline: bool = default("parse.split_on_newline")) -> list[tuple[int, int]]:
     """Character spans ``(start, end)`` of the sentences of one utterance text.
 
     A sentence ends after 。？！ (and any closing brackets right after it) or at the end
@@ -92,7 +94,7 @@ def clean_sentence_text(raw: str) -> str:
     return re.sub(r"[ \t\u3000]*\n[\s\u3000]*", "", raw)
 
 
-def byte_chunks(text: str, max_bytes: int = 30000) -> list[tuple[int, int]]:
+def byte_chunks(text: str, max_bytes: int = default("parse.max_chunk_bytes")) -> list[tuple[int, int]]:
     """Character spans covering ``text`` exactly, each at most ``max_bytes`` of UTF-8.
 
     Cuts prefer (in order) 。 、 a line break or a space in the second half of the

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.report.data import PROCEDURAL, ReportData
+from pipeline.settings import default
 
 _SENT_K = re.compile(r":s(\d+)$")
 
@@ -179,7 +180,7 @@ def speaker_table(ctx: Context, top_themes: int = 3) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def theme_quotes(ctx: Context, theme_id: str, k: int = 3, min_chars: int = 25, max_chars: int = 220,
+def theme_quotes(ctx: Context, theme_id: str, k: int = default("report.top_quotes"), min_chars: int = 25, max_chars: int = 220,
                  used: set[str] | None = None) -> list[dict]:
     """Up to ``k`` quotes for a theme: highest theme score first, one per speaker where possible,
     preferring sentences of readable length not already quoted for another theme (``used``)."""
@@ -212,7 +213,7 @@ def theme_quotes(ctx: Context, theme_id: str, k: int = 3, min_chars: int = 25, m
     return [quote(ctx, r) for r in picked]
 
 
-def theme_headlines(ctx: Context, k: int = 3) -> list[dict[str, Any]]:
+def theme_headlines(ctx: Context, k: int = default("report.top_quotes")) -> list[dict[str, Any]]:
     """Per policy theme with any sentence: counts, who raised it, quotes."""
     d = ctx.data
     cov = coverage(d).set_index("theme_id")
@@ -252,7 +253,7 @@ def theme_over_time(data: ReportData) -> pd.DataFrame | None:
 
 
 # ---------------------------------------------------------------- topics
-def topic_table(ctx: Context, k: int = 3, min_chars: int = 20, max_chars: int = 200) -> list[dict[str, Any]]:
+def topic_table(ctx: Context, k: int = default("report.top_quotes"), min_chars: int = 20, max_chars: int = 200) -> list[dict[str, Any]]:
     """Topics (outliers last): label, top terms, size in this report's sentences, quotes."""
     d = ctx.data
     ti = d.topic_info
@@ -363,7 +364,7 @@ def _classical_mds(X: np.ndarray) -> np.ndarray:
     return xy
 
 
-def topics_over_time(data: ReportData, top: int = 10) -> pd.DataFrame | None:
+def topics_over_time(data: ReportData, top: int = default("report.top_topics_over_time")) -> pd.DataFrame | None:
     """Topic frequency per date (rows = dates, cols = topic ids) for the ``top`` largest topics.
     Uses the topics stage's topics_over_time table, else counts sentences per meeting date."""
     m = data.meetings[["meeting_id", "meeting_date"]].dropna()
@@ -410,7 +411,7 @@ ENTITY_GROUPS = {
 }
 
 
-def entity_top(data: ReportData, n: int = 15) -> pd.DataFrame | None:
+def entity_top(data: ReportData, n: int = default("report.top_entities")) -> pd.DataFrame | None:
     """Most mentioned entities per coarse label: coarse_label, text, mentions, sentences, speakers."""
     e = data.entities
     if e is None or e.empty or "text" not in e.columns:
@@ -438,7 +439,7 @@ def entity_top(data: ReportData, n: int = 15) -> pd.DataFrame | None:
 
 
 # ---------------------------------------------------------------- flow
-def flow(ctx: Context, hover_chars: int = 60) -> list[dict[str, Any]]:
+def flow(ctx: Context, hover_chars: int = default("report.hover_chars")) -> list[dict[str, Any]]:
     """Per meeting, the themes along sentence order (compact, built into charts by the page's JS).
 
     Each meeting: points [[position, theme_index, text_index]], texts (truncated), agenda

@@ -17,6 +17,7 @@ from pipeline.io import atomic_path, on_commit
 from pipeline.report import analysis as A
 from pipeline.report.data import ReportData
 from pipeline.report.sanitize import safe_frame
+from pipeline.settings import default
 
 #: English -> Japanese column headers
 JA = {
@@ -85,8 +86,8 @@ SHEETS = ["utterances", "sentences", "topic_info", "theme_by_speaker", "theme_by
           "meetings", "entities_top"]
 
 
-def write_tables(data: ReportData, out_dir: str | Path, headers: str = "en", excel_headers: str = "ja",
-                 workbook: str = "report.xlsx") -> dict[str, Any]:
+def write_tables(data: ReportData, out_dir: str | Path, headers: str = default("report.headers"),
+                 excel_headers: str = default("report.excel_headers"), workbook: str = "report.xlsx") -> dict[str, Any]:
     """Write ``<name>.csv`` per table and one workbook; returns {name: path}."""
     out_dir = Path(out_dir)
     theme_names = {t.id: t.ja for t in data.themes}

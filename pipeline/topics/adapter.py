@@ -32,6 +32,8 @@ from bertopic.backend import BaseEmbedder
 from bertopic.representation import KeyBERTInspired, MaximalMarginalRelevance
 from bertopic.vectorizers import ClassTfidfTransformer
 
+from pipeline.settings import default
+
 __all__ = ["BERTOPIC_VERSION", "BERTopicAdapter", "BackendEmbedder", "representation_chain"]
 
 
@@ -50,7 +52,7 @@ def _bertopic_log(level: int = logging.ERROR) -> Iterator[None]:
 class BackendEmbedder(BaseEmbedder):
     """BERTopic backend around :func:`pipeline.embed.get_backend` (pickles without weights)."""
 
-    def __init__(self, backend: str = "use_multilingual", **backend_kw: Any):
+    def __init__(self, backend: str = default("embed.backend"), **backend_kw: Any):
         super().__init__()
         self.backend = backend
         self.backend_kw = dict(backend_kw)

@@ -7,6 +7,8 @@ import logging
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 
+from pipeline.settings import default
+
 log = logging.getLogger("policy_topics.topics")
 
 
@@ -29,9 +31,12 @@ class ProceduralAwareClusterer(BaseEstimator, ClusterMixin):
     there by the rule, not by geometry.
     """
 
-    def __init__(self, method: str = "hdbscan", n_clusters: int | str = "auto",
-                 min_cluster_size: int | str = "auto", min_samples: int | None = None,
-                 cluster_selection_method: str = "eom", random_state: int = 42,
+    def __init__(self, method: str = default("topics.clustering.method"),
+                 n_clusters: int | str = default("topics.clustering.n_clusters"),
+                 min_cluster_size: int | str = default("topics.clustering.min_cluster_size"),
+                 min_samples: int | None = default("topics.clustering.min_samples"),
+                 cluster_selection_method: str = default("topics.clustering.cluster_selection_method"),
+                 random_state: int = default("topics.seed"),
                  procedural: np.ndarray | None = None):
         self.procedural = procedural
         self.method = method

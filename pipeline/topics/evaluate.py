@@ -11,6 +11,7 @@ import pandas as pd
 
 from pipeline.labels import load_labels as load_label_set
 from pipeline.labels import text_key as norm_text  # no BERTopic import for a text key
+from pipeline.settings import default
 
 
 def load_labels(labels_dir: str | Path | None) -> dict[str, list[str]]:
@@ -21,7 +22,7 @@ def load_labels(labels_dir: str | Path | None) -> dict[str, list[str]]:
     return load_label_set(labels_dir).labels
 
 
-def dev_test_split(groups: Sequence, seed: int = 42, test_size: float = 0.5) -> np.ndarray:
+def dev_test_split(groups: Sequence, seed: int = default("topics.evaluation.split_seed"), test_size: float = 0.5) -> np.ndarray:
     """Boolean ``is_test`` per row; whole groups (speaker turns) go to one side (fixed seed)."""
     from sklearn.model_selection import GroupShuffleSplit
 
@@ -36,7 +37,7 @@ def dev_test_split(groups: Sequence, seed: int = 42, test_size: float = 0.5) -> 
 
 
 def nmi_report(texts: Sequence[str], topics: Sequence[int], groups: Sequence, labels: dict[str, list[str]],
-               seed: int = 42) -> dict:
+               seed: int = default("topics.evaluation.split_seed")) -> dict:
     """NMI(topic, theme) on substantive single-theme labelled sentences: dev, test and all.
 
     Evaluated sentences: matched to a label record, exactly one label, and that

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import vectors
+from pipeline.settings import default
 
 
 def l2_normalize(X: np.ndarray) -> np.ndarray:
@@ -16,7 +17,8 @@ def l2_normalize(X: np.ndarray) -> np.ndarray:
 
 
 def context_embeddings(X: np.ndarray, groups: Sequence[Any], mask: np.ndarray | None = None,
-                       window: int = 1, weight: float = 0.5) -> np.ndarray:
+                       window: int = default("topics.context.window"),
+                       weight: float = default("topics.context.weight")) -> np.ndarray:
     """x_i + weight * mean(neighbours within ``window`` rows in the same group, not masked), re-normalised.
 
     Rows must be in document order (sentences.parquet order). ``weight=0`` returns X normalised.
@@ -42,7 +44,9 @@ def centroids(C: np.ndarray, topics: np.ndarray) -> tuple[np.ndarray, np.ndarray
     cents = []
     for t in ids:
         c = C[topics == t].mean(axis=0)
-        cents.append(c / max(np.linalg.norm(c), 1e-12))  # 1-D norm (BLAS dot): not vectors.l2_normalize's row norm
+        # 1-D norm (BLAS dot), not vectors.l2_normalize's row-wise sum: the two differ in the last
+        # float32 bit (8 of 44 centroids of a sample fit), and centroids decide outlier re-assignment
+        cents.append(c / max(np.linalg.norm(c), 1e-12))
     return (np.array(ids, dtype=int),
             np.vstack(cents).astype(np.float32) if cents else np.zeros((0, C.shape[1]), np.float32))
 
@@ -75,4 +79,31 @@ def reassign(topics: np.ndarray, todo: np.ndarray, S: np.ndarray, candidates: np
     best = S.argmax(axis=1)
     ok = S[np.arange(len(todo)), best] >= threshold
     out[todo[ok]] = candidates[best[ok]]
+    return out
+
+
+def knn_vote(Q: np.ndarray, R: np.ndarray, labels: np.ndarray, k: int, chunk: int = 2048) -> np.ndarray:
+    """Label of each row of ``Q``: the similarity-weighted majority label (``-1`` included) of its
+    ``k`` most cosine-similar rows of ``R`` (unit-length rows; a tie goes to the nearest neighbour's label).
+
+    How a new sentence is placed without UMAP: ``UMAP.transform`` puts a point at the weighted mean
+    of its nearest fitted points in the same feature space, and HDBSCAN's prediction takes the
+    cluster (or the noise) around it; the vote over the same neighbours' clusters says the same
+    without UMAP's numba compilation (~15 CPU-s per process, most of an incremental run)."""
+    Q = np.asarray(Q, dtype=np.float32)
+    R = np.asarray(R, dtype=np.float32)
+    labels = np.asarray(labels, dtype=int)
+    out = np.full(len(Q), -1, dtype=int)
+    if not len(Q) or not len(R):
+        return out
+    k = max(1, min(int(k), len(R)))
+    uniq, inv = np.unique(labels, return_inverse=True)
+    for s in range(0, len(Q), chunk):
+        S = Q[s:s + chunk] @ R.T
+        nb = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < len(R) else np.tile(np.arange(len(R)), (len(S), 1))
+        w = np.take_along_axis(S, nb, axis=1).clip(min=1e-6)
+        votes = np.zeros((len(S), len(uniq)), dtype=np.float64)
+        np.add.at(votes, (np.repeat(np.arange(len(S)), k), inv[nb].ravel()), w.ravel())
+        votes[np.arange(len(S)), inv[nb[np.arange(len(S)), w.argmax(axis=1)]]] += 1e-9  # ties: nearest
+        out[s:s + chunk] = uniq[votes.argmax(axis=1)]
     return out

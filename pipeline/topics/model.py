@@ -31,7 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.topics.geometry import centroids, context_embeddings, reassign, topic_probabilities
+from pipeline.settings import default
+from pipeline.topics.geometry import (
+    centroids,
+    context_embeddings,
+    knn_vote,
+    l2_normalize,
+    reassign,
+    topic_probabilities,
+)
 from pipeline.topics.rules import OUTLIER_LABEL, PROCEDURAL_LABEL, procedural_mask, topic_labels
 from pipeline.topics.terms import TermAnalyzer, TermFeatures, norm_text
 
@@ -53,7 +61,7 @@ class PolicyTopicModel:
     """
 
     def __init__(self, settings=None, stopwords: Sequence[str] = (),
-                 backend: str = "use_multilingual", backend_kw: dict | None = None):
+                 backend: str = default("embed.backend"), backend_kw: dict | None = None):
         from pipeline.settings import resolve
 
         self.s = resolve("topics", settings)
@@ -172,6 +180,9 @@ class PolicyTopicModel:
         docs = [norm_text(t) for t in texts]  # BERTopic documents: whitespace-free keys (see TermAnalyzer)
         topics = np.full(n, -1, dtype=int)
         topics[idx] = self.bertopic_.fit([docs[i] for i in idx], C[idx])
+        # what `transform` places new sentences by (k nearest fitted substantive sentences, see _predict_knn)
+        ref = idx[~proc[idx]]
+        self.fit_features_, self.fit_labels_ = l2_normalize(C[ref]).astype(np.float16), topics[ref].copy()
         pt = [t for t, p in zip(topics[idx].tolist(), proc[idx]) if p]
         self.procedural_topic_ = int(max(set(pt), key=pt.count)) if pt else None
         rest = np.setdiff1d(np.arange(n), idx)
@@ -231,6 +242,14 @@ class PolicyTopicModel:
         return topic_probabilities(C, topics, proc, self.centroid_ids_, self.centroids_,
                                    float(self.s.prob_temperature))
 
+    def _predict_knn(self, C: np.ndarray) -> np.ndarray:
+        """Cluster of new substantive sentences without UMAP: the similarity-weighted vote of their
+        ``umap.n_neighbors`` nearest fitted substantive sentences (cosine, in the features UMAP saw)
+        over those sentences' fitted clusters, -1 (outlier, re-assigned afterwards) included.
+        UMAP's own transform places a point from the same neighbours but compiles its numba code in
+        every process (~15 CPU-s), most of what adding one meeting cost."""
+        return knn_vote(l2_normalize(C), self.fit_features_, self.fit_labels_, int(self.s.umap.n_neighbors))
+
     def _predict_geometry(self, docs: list[str], C: np.ndarray, proc: np.ndarray) -> np.ndarray:
         topics = self.bertopic_.predict(docs, C)
         if self.procedural_topic_ is not None:
@@ -279,7 +298,10 @@ class PolicyTopicModel:
         topics = np.full(len(texts), -1, dtype=int)
         sub = np.where(~proc)[0]
         if len(sub):
-            topics[sub] = self._predict_geometry([docs[i] for i in sub], C[sub], np.zeros(len(sub), dtype=bool))
+            if getattr(self, "fit_features_", None) is not None:
+                topics[sub] = self._predict_knn(C[sub])
+            else:  # a model saved without its fitted features: UMAP transform + cluster model predict
+                topics[sub] = self._predict_geometry([docs[i] for i in sub], C[sub], np.zeros(len(sub), dtype=bool))
         if self.procedural_topic_ is not None:
             topics[proc] = self.procedural_topic_
         before = topics == -1
@@ -310,6 +332,9 @@ class PolicyTopicModel:
             self.hierarchy_.to_parquet(path / "hierarchy.parquet", index=False)
         if getattr(self, "term_features_", None) is not None:
             (path / "term_features.pkl").write_bytes(pickle.dumps(self.term_features_))
+        if getattr(self, "fit_features_", None) is not None:
+            np.save(path / "fit_features.npy", self.fit_features_)
+            np.save(path / "fit_labels.npy", self.fit_labels_)
         return path
 
 
@@ -338,6 +363,9 @@ def load_topic_model(path: str | Path) -> PolicyTopicModel:
         import pandas as pd
 
         m.hierarchy_ = pd.read_parquet(path / "hierarchy.parquet")
+    m.fit_features_ = m.fit_labels_ = None
+    if (path / "fit_features.npy").exists() and (path / "fit_labels.npy").exists():
+        m.fit_features_, m.fit_labels_ = np.load(path / "fit_features.npy"), np.load(path / "fit_labels.npy")
     m.term_features_ = None
     if (path / "term_features.pkl").exists():
         m.term_features_ = pickle.loads((path / "term_features.pkl").read_bytes())

@@ -7,12 +7,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pipeline.settings import default
+
 PROCEDURAL_LABEL = "議事進行・挨拶"
 OUTLIER_LABEL = "未分類"
 
 
-def procedural_mask(texts: Sequence[str], terms: Sequence[Sequence[str]], *, min_terms: int = 2,
-                    max_chars: int = 45, cues: Sequence[str] = ()) -> np.ndarray:
+def procedural_mask(texts: Sequence[str], terms: Sequence[Sequence[str]], *,
+                    min_terms: int = default("topics.procedural.min_terms"),
+                    max_chars: int = default("topics.procedural.max_chars"), cues: Sequence[str] = ()) -> np.ndarray:
     """The documented procedural rule: True where a sentence is meeting management, not policy.
 
     A sentence is procedural when it has fewer than ``min_terms`` content terms
@@ -31,7 +34,8 @@ def procedural_mask(texts: Sequence[str], terms: Sequence[Sequence[str]], *, min
     return out
 
 
-def short_label(words: Sequence[str], n: int = 3, max_chars: int = 12) -> str:
+def short_label(words: Sequence[str], n: int = default("topics.label_terms"),
+                max_chars: int = default("topics.label_max_chars")) -> str:
     """First ``n`` top terms of at most ``max_chars`` characters, skipping terms nested in a chosen one."""
     chosen: list[str] = []
     for pool in ([w for w in words if len(w) <= max_chars], list(words)):
@@ -45,8 +49,9 @@ def short_label(words: Sequence[str], n: int = 3, max_chars: int = 12) -> str:
     return "・".join(chosen)
 
 
-def topic_labels(topics: Sequence[int], procedural_topic: int | None, words_of, n_terms: int = 3,
-                 max_chars: int = 12) -> dict[int, str]:
+def topic_labels(topics: Sequence[int], procedural_topic: int | None, words_of,
+                 n_terms: int = default("topics.label_terms"),
+                 max_chars: int = default("topics.label_max_chars")) -> dict[int, str]:
     """Label of every topic id: 未分類 for -1, 議事進行・挨拶 for the procedural topic, else its top terms."""
     labels = {}
     for t in sorted(set(int(x) for x in topics)):

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pipeline.labels import text_key
+from pipeline.settings import default
 
 norm_text = text_key  # one key for sentences, labels and BERTopic documents
 
@@ -106,7 +107,8 @@ class TermFeatures:
     (CYDER, 公設光ファイバ) that decide a policy theme.
     """
 
-    def __init__(self, dims: int = 100, min_df: int = 2, random_state: int = 42):
+    def __init__(self, dims: int = default("topics.term_features.dims"),
+                 min_df: int = default("topics.term_features.min_df"), random_state: int = default("topics.seed")):
         self.dims = dims
         self.min_df = min_df
         self.random_state = random_state

@@ -40,7 +40,7 @@ def _speaker_labels(lines) -> set[str]:
     """
     from collections import Counter
 
-    from pipeline.ingest.structure import OFFICIAL_SUFFIXES, ROLE_SUFFIXES
+    from pipeline.ingest.speakers import OFFICIAL_SUFFIXES, ROLE_SUFFIXES
 
     counts = Counter(m.group(2) for m in map(_turn, lines) if m)
     return {lab for lab, n in counts.items()

@@ -29,7 +29,8 @@ from pipeline.ingest.clean import Accounting, normalize_width
 from pipeline.ingest.formats.tokyo_assembly_json import text_block
 from pipeline.ingest.model import Document, Meeting, Source
 from pipeline.ingest.schema import check_kokkai
-from pipeline.ingest.structure import parse_date, parse_number, parse_speaker
+from pipeline.ingest.speakers import parse_speaker
+from pipeline.ingest.structure import parse_date, parse_number
 from pipeline.textio import lines_of
 
 NAME = "kokkai_json"

@@ -5,7 +5,7 @@ label styles besides the ``○山田座長　…`` of :mod:`pdf_text`:
 * ``山田座長：…`` / ``山田委員　…`` — the label then a colon, or a role-suffixed label then a space;
 * ``田中会長`` alone on its line, the speech on the lines below.
 
-A label is a speaker label when :func:`pipeline.ingest.structure.parse_speaker` finds a person in
+A label is a speaker label when :func:`pipeline.ingest.speakers.parse_speaker` finds a person in
 it or it is a chair/secretariat role (座長, 会長, 委員長, 事務局 …): ``【構成員】石川座長、…`` or
 ``【総務省】…`` in the attendance list are header lines, not turns. Lines before the first turn are
 the header (title, 日時, 場所, 出席者, 議事, read by :func:`parse_minutes_header`); a closing
@@ -18,14 +18,8 @@ import re
 from pipeline.errors import PipelineError
 from pipeline.ingest.clean import Accounting, Block, normalize_width, split_ws
 from pipeline.ingest.model import Document, Meeting, Source
-from pipeline.ingest.structure import (
-    OFFICIAL_SUFFIXES,
-    ROLE_SUFFIXES,
-    parse_date,
-    parse_minutes_header,
-    parse_session,
-    parse_speaker,
-)
+from pipeline.ingest.speakers import OFFICIAL_SUFFIXES, ROLE_SUFFIXES, parse_speaker
+from pipeline.ingest.structure import parse_date, parse_minutes_header, parse_session
 from pipeline.textio import lines_of, split_lines
 
 NAME = "shingikai_text"

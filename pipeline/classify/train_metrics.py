@@ -1,0 +1,116 @@
+"""The figures ``train`` writes next to the grouped CV: leave-one-agenda-item-out
+(``cross_group``, with the label-queue round trip), leave-one-meeting-out (``cross_meeting``,
+also per council with several meetings) and the ablations."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def _held_out_units(X: pd.DataFrame, col: str):
+    """Per row, the unit ``cross_group`` holds out (None: never held out). With labels from one
+    meeting: the ``col`` value. With several and ``col`` = agenda_item: agenda items of the
+    meetings that have two or more (meeting-qualified); rows of other meetings (e.g. label
+    records of another council, whose agenda is unknown) always stay in training."""
+    units = X[col].astype(str).to_numpy().astype(object)
+    if col == "agenda_item" and "meeting_id" in X.columns and X["meeting_id"].nunique() > 1:
+        n_items = X.groupby("meeting_id")["agenda_item"].transform("nunique").to_numpy()
+        units = np.where(n_items >= 2, (X["meeting_id"].astype(str) + " / " + X[col].astype(str)).to_numpy(),
+                         None).astype(object)
+    return units
+
+
+def _cross_group(model, X, Y, params, n_boot) -> dict | None:
+    """Leave-one-agenda-item-out (``classify.cross_group``; agenda items of labelled corpus
+    meetings), plus the label-queue round trip on each held-out unit large enough for a full
+    queue. Leave-one-meeting-out is :func:`_cross_meeting`."""
+    from pipeline.classify.evaluate import cross_group, simulate_queue
+
+    col = params.cross_group
+    if col not in X.columns:
+        return None
+    units = _held_out_units(X, col)
+    if len({u for u in units if u is not None}) < 2:
+        return None
+    what = "meeting" if col == "meeting_id" else "agenda item"
+    res = cross_group(model, X, Y, units, n_boot=n_boot, seed=params.seed, what=what)
+    res.pop("oof")
+    n = params.queue_size
+    plain_model = model.__class__(**{**model.get_params(), "use_coding_rules": False})
+    sents = pd.DataFrame({"sentence_id": [str(i) for i in range(len(X))], "text": X["text"],
+                          "utterance_id": X["group"], "speaker": X.get("speaker", X["group"]),
+                          "meeting_id": X.get("meeting_id", "")})
+    sims = []
+    for g, size in pd.Series([u for u in units if u is not None]).value_counts().items():
+        if size >= 3 * n and not str(g).endswith("(none)"):
+            sim = simulate_queue(model, X, Y, units, g, n=n, sentences=sents)
+            # the same round trip without the coding rules written on this meeting: closer to a
+            # council whose wording the rules have never seen
+            p = simulate_queue(plain_model, X, Y, units, g, n=n, sentences=sents)
+            sim["plain_cues_only"] = {k: p[k] for k in ("before_whole_group", "before_rest", "after_rest", "n_rest")}
+            sims.append(sim)
+    res["label_queue_simulation"] = sims
+    res["column"] = col
+    # the coding rules were written while reading this meeting: the same scheme with only the
+    # taxonomy's plain cue lists (from policy-themes.md) is the less optimistic reading
+    plain = cross_group(plain_model, X, Y, units, n_boot=1, seed=params.seed, what=what)
+    res["plain_cues_only"] = {"micro_f1": plain["micro_f1"], "macro_f1": plain["macro_f1"],
+                              "per_label_f1": plain["per_label_f1"]}
+    return res
+
+
+def _cross_meeting(model, X, Y, params) -> dict:
+    """Leave-one-meeting-out whenever labels come from two or more meetings (the corpus's and
+    label records' of meetings outside it): per held-out meeting micro/macro F1 with bootstrap
+    CIs (resampling turns), n sentences, the mean over meetings and the pooled figure."""
+    from pipeline.classify.evaluate import cross_group
+
+    meetings = X["meeting_id"].astype(str) if "meeting_id" in X.columns else pd.Series([""] * len(X))
+    if meetings.nunique() < 2:
+        return {"n_meetings": int(meetings.nunique()),
+                "note": "labels come from one meeting: leave-one-meeting-out needs labels from two or more "
+                        "(see cross_group for leave-one-agenda-item-out)"}
+    res = cross_group(model, X, Y, meetings.to_numpy(), n_boot=params.n_boot, seed=params.seed, what="meeting",
+                      per_group_ci=True)
+    res.pop("oof")
+    res["n_meetings"] = res.pop("n_groups")
+    res["meetings"] = res.pop("groups")
+    res["mean_over_meetings"] = res.pop("mean_over_groups")
+    # a council (source file, the part of a meeting id before '#') with several labelled meetings,
+    # held out whole: no label of that council at all (the other meetings are the zero-shot case's
+    # training data)
+    sources = meetings.str.split("#", n=1).str[0]
+    multi = [s for s, g in meetings.groupby(sources) if g.nunique() > 1]
+    if multi and sources.nunique() > 1:
+        units = np.where(sources.isin(multi), sources, None).astype(object)
+        by = cross_group(model, X, Y, units, n_boot=params.n_boot, seed=params.seed, what="source (council)",
+                         per_group_ci=True)
+        res["by_source"] = {"scheme": by["scheme"], "sources": by["groups"]}
+    return res
+
+
+def _ablations(model, X, Y, params) -> dict:
+    """The shipped configuration minus one signal, same folds (cheap: single C values, no bootstrap,
+    no baselines; compare with ``ablations.reference``, the full configuration run the same way)."""
+    from pipeline.classify.evaluate import evaluate
+
+    out = {}
+    # cheaper: single C values (the grids' middle) instead of the nested grids
+    mid = {k: (v[len(v) // 2],) if isinstance(v, (list, tuple)) and len(v) > 1 else v
+           for k, v in model.get_params().items() if k in ("C_lex", "C_emb")}
+    cm = model.C_meta
+    mid["C_meta"] = cm[len(cm) // 2] if isinstance(cm, (list, tuple)) else cm
+    variants = {"without_embeddings": {"use_embeddings": False}, "without_context": {"use_context": False},
+                "without_rules": {"use_rules": False},
+                # the coding rules were written while reading the sample: this row shows the model
+                # with only the taxonomy's plain cue lists (a less optimistic estimate for new councils)
+                "plain_cues_only": {"use_coding_rules": False},
+                "without_definitions": {"use_definitions": False}}
+    variants = {"reference": {"use_rules": True}, **variants}
+    for name, kw in variants.items():
+        if name != "reference" and not getattr(model, next(iter(kw))):
+            continue
+        r = evaluate(model.__class__(**{**model.get_params(), **mid, **kw}), X, Y, n_splits=params.n_splits,
+                     n_boot=1, seed=params.seed, with_baselines=False)
+        out[name] = {"macro_f1": r["macro_f1"], "micro_f1": r["micro_f1"]}
+    return out
