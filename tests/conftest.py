@@ -21,6 +21,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ROOT / "data" / "labels"
+#: the sample meeting's own label files (data/labels also holds other councils' label records,
+#: which have their own idx sequence and are not sentences of the sample)
+SAMPLE_LABEL_GLOB = "sample_*.jsonl"
 FAST = os.environ.get("POLICY_TOPICS_TEST_FAST") == "1"
 
 #: fixtures that load a model, fit, or run the pipeline: a test using one is ``slow``
@@ -83,7 +86,7 @@ def labelled_sample():
     from pipeline.classify.features import terms_for_texts
 
     rows = []
-    for p in sorted(LABELS.glob("*.jsonl")):
+    for p in sorted(LABELS.glob(SAMPLE_LABEL_GLOB)):
         rows += [json.loads(line) for line in p.open(encoding="utf-8") if line.strip()]
     rows.sort(key=lambda r: r["idx"])
     if len(rows) < 100:
