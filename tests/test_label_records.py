@@ -94,7 +94,7 @@ def test_agreement_pairs_by_source_meeting_and_idx(tmp_path):
 
 
 def test_held_out_units_keep_other_councils_in_training():
-    from pipeline.classify.commands import _held_out_units
+    from pipeline.classify.train_metrics import _held_out_units
 
     one = pd.DataFrame({"agenda_item": ["(1)", "(1)", "(2)", "(none)"], "meeting_id": ["m"] * 4})
     assert list(_held_out_units(one, "agenda_item")) == ["(1)", "(1)", "(2)", "(none)"]
@@ -153,8 +153,8 @@ def test_label_records_featurised_like_the_pipeline_and_cached(labelled_sample, 
 
 
 def test_cross_meeting_per_meeting_ci_and_mean(labelled_sample):
-    from pipeline.classify.commands import _cross_meeting
     from pipeline.classify.model import ThemeClassifier
+    from pipeline.classify.train_metrics import _cross_meeting
     from pipeline.settings import load_settings
 
     X, Y = labelled_sample

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.cells import neutralise_frame  # minutes text opened in spreadsheets
-from pipeline.classify.train_metrics import _ablations, _cross_group, _cross_meeting, _held_out_units  # noqa: F401
+from pipeline.classify.train_metrics import _ablations, _cross_group, _cross_meeting
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path, stage_timer, write_metrics, write_parquet, write_text
 
