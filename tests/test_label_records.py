@@ -175,3 +175,19 @@ def test_cross_meeting_per_meeting_ci_and_mean(labelled_sample):
     mean = np.mean([m["micro_f1"] for m in res["meetings"].values()])
     assert res["mean_over_meetings"]["micro_f1"] == pytest.approx(mean, abs=1e-4)
     assert 0.4 <= res["micro_f1"] <= 1.0
+
+
+def test_stored_training_metrics_read_back_as_written(tmp_path):
+    """A reused `train` writes the cached metrics: numpy counts must come back as numbers, not strings."""
+    import json
+
+    import numpy as np
+
+    from pipeline.classify.cache import store_training
+
+    model = tmp_path / "m.joblib"
+    model.write_bytes(b"x")
+    metrics = {"labels": {"label_record_meetings": {"src#2012-05-28": np.int64(306)}}, "micro_f1": np.float64(0.5)}
+    store_training(tmp_path / "entry", model, metrics, {"m1"})
+    back = json.loads((tmp_path / "entry" / "metrics.json").read_text(encoding="utf-8"))
+    assert back == {"labels": {"label_record_meetings": {"src#2012-05-28": 306}}, "micro_f1": 0.5}

@@ -126,9 +126,11 @@ def pool_is_fresh(entry: Path, meetings: set[str]) -> bool:
 def store_training(entry: Path, model_file: Path, metrics: dict, meetings: set[str]) -> None:
     import shutil
 
+    from pipeline.io import write_json
+
     entry.mkdir(parents=True, exist_ok=True)
     tmp = entry / "model.joblib.tmp"
     shutil.copyfile(model_file, tmp)
     tmp.replace(entry / "model.joblib")
-    (entry / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, default=str), encoding="utf-8")
+    write_json(metrics, entry / "metrics.json")  # numpy numbers as numbers, like metrics/classifier.json
     (entry / "pool.json").write_text(json.dumps({"meetings": sorted(meetings)}, ensure_ascii=False), encoding="utf-8")
