@@ -256,3 +256,19 @@ def test_label_record_weight_damps_another_councils_convention(labelled_sample):
     assert abs(damped - alone) < abs(even - alone) / 2 and damped > even + 0.05
     ones = fit(Xa, Ya, np.ones(len(Xa)))
     assert np.allclose(ones.predict_proba(X.iloc[:80]), m_even.predict_proba(X.iloc[:80]), atol=1e-6)
+
+
+def test_no_policy_theme_tagged_counts_only_sentences_without_a_gold_policy_theme():
+    from pipeline.classify.evaluate import no_policy_theme_tagged
+    from pipeline.classify.taxonomy import load_taxonomy
+
+    tax = load_taxonomy(TAXONOMY)
+    p, c = IDS.index("procedural"), IDS.index("cybersecurity")
+    Y = np.zeros((4, len(IDS)), dtype=int)
+    Y[1, p] = 1  # procedural only: no policy theme
+    Y[3, c] = 1  # a policy theme: not counted
+    Yp = np.zeros_like(Y)
+    Yp[0, p] = 1  # procedural predicted: not a policy theme
+    Yp[1, c] = 1  # a policy theme on a procedural sentence
+    Yp[3, c] = 1
+    assert no_policy_theme_tagged(Y, Yp, tax) == {"n_sentences": 3, "share": pytest.approx(1 / 3, abs=1e-4)}

@@ -240,6 +240,15 @@ def evaluate(model, X: pd.DataFrame, Y: np.ndarray, *, n_splits: int = 5, n_boot
     return res
 
 
+def no_policy_theme_tagged(Y, Yp, taxonomy) -> dict:
+    """Precision on off-taxonomy text: of the sentences whose gold labels carry no policy theme
+    (none, or only an exclusive one such as procedural), the share predicted with a policy theme."""
+    policy = ~np.array([t.exclusive for t in taxonomy.themes])
+    none = ~np.asarray(Y, dtype=bool)[:, policy].any(1)
+    hit = np.asarray(Yp, dtype=bool)[none][:, policy].any(1)
+    return {"n_sentences": int(none.sum()), "share": round(float(hit.mean()), 4) if none.any() else None}
+
+
 def _fit_predict_held_out(model, X: pd.DataFrame, Y: np.ndarray, test: np.ndarray, extra_train=None,
                           sample_weight=None):
     """Fit a clone on every row outside ``test`` (plus ``extra_train`` rows of the test part, with
@@ -267,7 +276,8 @@ def cross_group(model, X: pd.DataFrame, Y: np.ndarray, held_out, *, n_boot: int 
     is None is never held out (always training data) and not scored. ``sample_weight`` weighs the
     training rows (scores count every sentence once)."""
     t0 = time.perf_counter()
-    ids = model._load_taxonomy().ids
+    tax = model._load_taxonomy()
+    ids = tax.ids
     X = model.prepare(X)
     raw = np.asarray(held_out, dtype=object)
     scored = np.array([h is not None for h in raw], dtype=bool)
@@ -283,6 +293,7 @@ def cross_group(model, X: pd.DataFrame, Y: np.ndarray, held_out, *, n_boot: int 
         r = prf(Y[te], Yp[te])
         per_group[g] = {"n_sentences": int(te.sum()), "n_with_theme": int(Y[te].any(1).sum()),
                         "micro_f1": round(r["micro_f1"], 4), "macro_f1": round(r["macro_f1"], 4),
+                        "no_policy_theme_tagged": no_policy_theme_tagged(Y[te], Yp[te], tax),
                         "pseudo_labelled": getattr(m, "n_pseudo_", {})}
         if per_group_ci:
             per_group[g]["ci95"] = bootstrap_ci(Y[te], Yp[te], turns[te], n_boot=n_boot, seed=seed)
@@ -295,6 +306,7 @@ def cross_group(model, X: pd.DataFrame, Y: np.ndarray, held_out, *, n_boot: int 
         "per_label_f1": {t: round(float(r["f1"][j]), 4) for j, t in enumerate(ids)},
         "per_label_recall": {t: round(float(r["recall"][j]), 4) for j, t in enumerate(ids)},
         "per_label_precision": {t: round(float(r["precision"][j]), 4) for j, t in enumerate(ids)},
+        "no_policy_theme_tagged": no_policy_theme_tagged(Y[scored], Yp[scored], tax),
         "groups": per_group, "n_groups": len(per_group),
         "oof": {"proba": P, "pred": Yp},
         "seconds": round(time.perf_counter() - t0, 1),
