@@ -17,7 +17,12 @@ of spoken minutes are not part of any entity. The gate looks at what the tokeniz
   増進 + 法, 住民税, 随意契約) and a few common nouns GiNZA tags as entities (選手, 宝くじ, 午前中);
 * adverbial nouns (``副詞可能``) that name a time (来年, 本年, 金曜日, 午前, 下旬): dates without
   numerals -- not the many that do not (今, ところ, ため, 今回);
-* the meeting's known people (matched by rule, pre-set as ``Person`` entities).
+* the meeting's known people (matched by rule, pre-set as ``Person`` entities);
+* *learned* (:class:`LearnedTriggers`): any other token whose logistic score -- from its static
+  ja_ginza vector, Sudachi tag and character class, weights in :mod:`pipeline.parse.gate_model`
+  fitted by ``benchmarks/ner_gate_fit.py`` on full NER of committee-olympic.json -- passes the
+  threshold: the long tail of common nouns GiNZA tags (水門 Facility_Part, 飲料水 Food_Other,
+  顔 Animal_Part) that no word list keeps up with.
 
 Each trigger opens a window of ``margin`` tokens either side; overlapping windows merge.
 ``tok2vec`` + ``ner`` run on the windows only (as docs cut from the tokenised sentence, so
