@@ -85,6 +85,8 @@ class ThemeEntry(_File):
                                                      "(absent: the Theme default)")
     requires_scope: bool | None = Field(None, description="assigned only within the taxonomy scope "
                                                           "(absent: the Theme default)")
+    scope_window: int | None = Field(None, ge=0, description="this theme's sentences either side for scope "
+                                                             "(absent: the taxonomy's scope_window)")
 
 
 class TaxonomyFile(_File):

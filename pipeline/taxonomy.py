@@ -31,6 +31,9 @@ class Theme:
     exclusive: bool = False
     #: only assigned in text within the taxonomy's ``scope`` (when the taxonomy defines one)
     requires_scope: bool = True
+    #: sentences either side in which the scope rule must match for this theme (None: the
+    #: taxonomy's ``scope_window``)
+    scope_window: int | None = None
 
     @property
     def label(self) -> str:
@@ -111,7 +114,7 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
             definition=" ".join(raw.definition.split()), notes=" ".join(raw.notes.split()),
             cues=tuple(raw.cues), rules=tuple(raw.rules), prototypes=tuple(raw.prototypes),
             # absent flags take the Theme defaults (declared once, on the dataclass)
-            **{k: v for k in ("exclusive", "requires_scope") if (v := getattr(raw, k)) is not None},
+            **{k: v for k in ("exclusive", "requires_scope", "scope_window") if (v := getattr(raw, k)) is not None},
         ))
     return Taxonomy(name=f.name or path.stem, themes=tuple(themes), source=str(path),
                     boundary_notes=tuple(f.boundary_notes), scope=" ".join(f.scope.split()),

@@ -272,3 +272,25 @@ def test_no_policy_theme_tagged_counts_only_sentences_without_a_gold_policy_them
     Yp[1, c] = 1  # a policy theme on a procedural sentence
     Yp[3, c] = 1
     assert no_policy_theme_tagged(Y, Yp, tax) == {"n_sentences": 3, "share": pytest.approx(1 / 3, abs=1e-4)}
+
+
+def test_a_theme_can_need_the_scope_closer_than_the_taxonomy_window():
+    """priority_domains needs the digital angle within one sentence (configs/taxonomy.yaml), other
+    scoped themes within the taxonomy's two; unscoped themes never need it."""
+    from pipeline.classify.model import ThemeClassifier
+    from pipeline.classify.taxonomy import load_taxonomy
+
+    tax = load_taxonomy(TAXONOMY)
+    assert tax.theme("priority_domains").scope_window == 1 and tax.scope_window == 2
+    m = ThemeClassifier(use_embeddings=False)
+    m._setup_rules(tax)
+    texts = ["防災アプリをデジタルで整備します。", "避難所の運営を見直します。", "備蓄を増やします。", "訓練を行います。",
+             "防災について伺います。"]
+    df = pd.DataFrame({"text": texts, "terms": [["防災", "アプリ", "デジタル", "整備"], ["避難所", "運営"], ["備蓄"],
+                                                ["訓練"], ["防災"]],
+                       "group": ["u1"] * 4 + ["u2"]})
+    A = m.allowed(df)
+    col = {t: A[:, IDS.index(t)].tolist() for t in ("priority_domains", "dx_talent", "new_network_tech")}
+    assert col["priority_domains"] == [True, True, False, False, False]
+    assert col["dx_talent"] == [True, True, True, False, False]  # the taxonomy's window of 2
+    assert col["new_network_tech"] == [True] * 5  # requires_scope: false

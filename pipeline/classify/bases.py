@@ -48,6 +48,8 @@ class BaseModelsMixin:
             (Mc if seen[tid] <= n_cues[tid] else Mr)[k, tax.ids.index(tid)] = 1
         self.scope_rule_ = tax.scope or None
         self.scope_window_ = int(tax.scope_window)
+        self.scope_windows_ = np.array([tax.scope_window if t.scope_window is None else t.scope_window
+                                        for t in tax.themes], dtype=int)
         self.requires_scope_ = np.array([t.requires_scope for t in tax.themes])
         self.rule_theme_map_cue_ = sparse.csr_matrix(Mc)
         self.rule_theme_map_rule_ = sparse.csr_matrix(Mr)

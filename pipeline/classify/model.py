@@ -39,6 +39,18 @@ from pipeline.settings import default
 log = logging.getLogger("policy_topics.classify")
 
 
+def _near(hit: np.ndarray, groups: np.ndarray, w: int) -> np.ndarray:
+    """Per row: ``hit`` at the row or within ``w`` rows either side in the same group (turn)."""
+    out = hit.copy()
+    for _, idx in pd.Series(np.arange(len(hit))).groupby(groups, sort=False):
+        idx = idx.to_numpy()
+        h = hit[idx]
+        for k in range(1, w + 1):
+            out[idx[k:]] |= h[:-k]
+            out[idx[:-k]] |= h[k:]
+    return out
+
+
 class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEstimator):
     def __init__(
         self,
@@ -213,7 +225,7 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
 
     def allowed(self, df) -> np.ndarray:
         """[n, L] mask: False where a theme needs the taxonomy's scope and neither the sentence
-        nor a neighbour in its turn (within ``scope_window``) matches the scope rule."""
+        nor a neighbour in its turn (within the theme's scope window) matches the scope rule."""
         from pipeline.classify.rules import Doc, compile_rule
 
         n, L = len(df), len(self.classes_)
@@ -221,16 +233,15 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
             return np.ones((n, L), dtype=bool)
         node = compile_rule(self.scope_rule_)
         hit = np.array([node.eval(Doc.make(t, terms))[0] for t, terms in zip(df["text"], df["terms"])], dtype=bool)
-        inscope = hit.copy()
-        w = self.scope_window_
+        # one window per theme (models saved before per-theme windows: the taxonomy's for all)
+        windows = getattr(self, "scope_windows_", np.full(L, self.scope_window_, dtype=int))
         groups = df["group"].to_numpy()
-        for _, idx in pd.Series(np.arange(n)).groupby(groups, sort=False):
-            idx = idx.to_numpy()
-            h = hit[idx]
-            for k in range(1, w + 1):
-                inscope[idx[k:]] |= h[:-k]
-                inscope[idx[:-k]] |= h[k:]
-        return inscope[:, None] | ~self.requires_scope_[None, :]
+        out = np.ones((n, L), dtype=bool)
+        for w in np.unique(windows):
+            inscope = _near(hit, groups, int(w))
+            cols = windows == w
+            out[:, cols] = inscope[:, None] | ~self.requires_scope_[None, cols]
+        return out
 
     def score_details(self, X):
         """(calibrated probabilities [n, L], rule evidence per row {theme: [cues]} for every theme)."""
