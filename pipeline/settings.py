@@ -310,6 +310,10 @@ class ClassifySettings(StageModel):
                                                   "retrain the base models")
     pseudo_min_proba: float = Field(0.8, ge=0.0, le=1.0, description="self-training: a theme becomes a "
                                                                      "pseudo-label at calibrated p >= this")
+    label_record_weight: float = Field(
+        0.05, gt=0.0, description="training weight of a label-record row (a labelled meeting outside the corpus, "
+                                 "e.g. another council's) relative to a corpus row; chosen on the sample's "
+                                 "leave-one-agenda-item-out only")
     cross_group: Literal["agenda_item", "meeting_id"] = Field(
         "agenda_item", description="leave-one-out figure next to the CV: agenda_item (one labelled meeting) | "
                                    "meeting_id")
