@@ -4,10 +4,11 @@ Takes a processed state (a ``benchmarks/pipeline.py --workdir`` run dir such as 
 ``data/``, ``models/``, ``cache/``; never modified, it is copied), and for each code version
 (``--baseline REV``: a ``git archive`` of that commit on ``PYTHONPATH``; then this checkout):
 
-1. copies the state into the work dir and re-runs topics, classify and report once without a new
-   meeting (untimed: a code version whose topics code differs from the one that fitted the saved
-   model refits here, and the classify cache fills for its model, as ``dvc repro`` would after a
-   code change);
+1. copies the state into the work dir, removes the meeting an earlier incremental step added
+   (``raw/added-*.json``: the saved model was fitted without it) and re-runs every stage once
+   (untimed: a code version whose topics code differs from the one that fitted the saved model
+   refits here, on the same meetings, and the classify cache fills for its model, as ``dvc
+   repro`` would after a code change);
 2. adds one meeting under a new file name (the meeting of the corpus whose speech is closest to
    the mean, as ``benchmarks/pipeline.py`` does; ``--added-file`` for another) and runs ingest,
    parse and embed (untimed: that meeting's own cost);
@@ -71,8 +72,8 @@ def _env(code: Path | None, work: Path) -> dict:
 
 def _argv(name: str, work: Path, code: Path | None) -> list[str]:
     argv = dict(stage_commands(work, work / "raw", (name,)))[name]
-    if code is not None:  # the console script would import the editable install's pipeline
-        argv = [sys.executable, "-m", "pipeline.cli", *argv[len(CLI):]]
+    if code is not None:  # the snapshot on PYTHONPATH; -P: not the checkout in the working directory
+        argv = [sys.executable, "-P", "-m", "pipeline.cli", *argv[len(CLI):]]
     return argv
 
 
@@ -95,7 +96,9 @@ def prepare(state: Path, dest: Path, code: Path | None, added: Path, log_dir: Pa
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(state, dest, symlinks=True)
-    settle = run_stages(TIMED, dest, code, log_dir, f"{tag}-settle")
+    for f in (dest / "raw").glob("added-*.json"):  # an earlier incremental step's meeting: the saved model
+        f.unlink()                                  # was fitted without it, a refit here fits without it too
+    settle = run_stages((*OWN, *TIMED), dest, code, log_dir, f"{tag}-settle")
     print(f"  {tag}: settled ({_secs(settle)})", flush=True)
     shutil.copy2(added, dest / "raw" / added.name)
     own = run_stages(OWN, dest, code, log_dir, f"{tag}-own")
