@@ -332,6 +332,7 @@ def incremental(inputs, tmp_path_factory):
 
     shutil.copytree(d / "model", d / "model-after-fit")
     runs["add"] = run("add", "five.parquet")
+    shutil.copytree(d / "model", d / "model-after-add")
     runs["refit"] = run("refit", "five.parquet", "--refit")
     return {"dir": d, "sentences": s, **runs}
 
@@ -372,8 +373,8 @@ def test_added_meeting_outputs_equal_a_full_assign_run(incremental, inputs):
     add, d = incremental["add"], incremental["dir"]
     assert add["metrics"]["model"]["mode"] == "assign" and add["metrics"]["model"]["n_fit"] == add["metrics"]["n_fit"]
     model = load_topic_model(d / "model-after-fit", lazy=True)
-    assert model._bertopic is None and "rep_score" in pd.read_parquet(d / "model" / inc.LEDGER_FILE).columns
-    state = json.loads((d / "model" / inc.STATE_FILE).read_text(encoding="utf-8"))
+    assert model._bertopic is None and "rep_score" in pd.read_parquet(d / "model-after-add" / inc.LEDGER_FILE).columns
+    state = json.loads((d / "model-after-add" / inc.STATE_FILE).read_text(encoding="utf-8"))
     assert state["updates"][-1]["group_tables"] == "saved rows + touched groups"
     frame = prepare_frame(incremental["sentences"], None)
     topics = add["st"].set_index("sentence_id").loc[frame["sentence_id"].astype(str), "topic_id"].to_numpy()
