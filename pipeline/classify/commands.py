@@ -21,9 +21,9 @@ def _read_parquet(path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise PipelineError(path, "file not found")
-    from pipeline.dataset import read_table
+    from pipeline.io import read_parts
 
-    return read_table(path)  # a single file or a partitioned dataset directory (pyarrow.dataset)
+    return read_parts(path).to_pandas()  # a single file or a partitioned dataset directory
 
 
 def make_model(settings=None, taxonomy=None):

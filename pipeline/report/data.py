@@ -103,10 +103,10 @@ class ReportData:
 
 
 def _read_table(path: Path) -> pd.DataFrame:
-    from pipeline.dataset import read_table
+    from pipeline.io import read_parts
 
     try:
-        return read_table(path)  # a single file or a partitioned dataset directory (pyarrow.dataset)
+        return read_parts(path).to_pandas()  # a single file or a partitioned dataset directory
     except PipelineError:
         raise
     except Exception as exc:  # pyarrow raises several types for corrupt files

@@ -29,9 +29,9 @@ def _read_parquet(path: str | Path, what: str) -> pd.DataFrame:
     p = Path(path)
     if not p.exists():
         raise PipelineError(p, f"{what} file not found")
-    from pipeline.dataset import read_table
+    from pipeline.io import read_parts
 
-    return read_table(p)  # a single file or a partitioned dataset directory (pyarrow.dataset)
+    return read_parts(p).to_pandas()  # a single file or a partitioned dataset directory
 
 
 def assign_new(model, frame: pd.DataFrame, E: np.ndarray | None, plan: inc.Plan, params: dict,
