@@ -250,10 +250,8 @@ def read_parts(path: str | Path, columns: list[str] | None = None):
         raise PipelineError(p, "file not found")
     files = sorted(f for f in p.glob("*.parquet") if not f.name.startswith((".", "_"))) if p.is_dir() else [p]
     try:
-        if not files:  # an empty dataset: its reader says what it is
-            from pipeline.dataset import read_table
-
-            return read_table(p, columns=columns, arrow=True)
+        if not files:
+            raise PipelineError(p, "cannot read parquet (a dataset directory without parts)")
         tables = [pq.read_table(f, columns=columns) for f in files]
         return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
     except (pa.ArrowException, OSError) as exc:
