@@ -94,10 +94,10 @@ class ParseSettings(StageModel):
                                  description="a sentence longer than this (UTF-8) is tokenised in pieces "
                                              "(SudachiPy's limit is 49149)")
     ner: Literal["gated", "full", "off"] = Field(
-        "full", description="full: tok2vec+ner on every sentence; gated: only on windows around tokens "
-                            "that can be entities (pipeline.parse.gate: faster, entity recall 0.94-0.98 "
-                            "vs full); off: sentences/tokens/terms only (tokenizer only), empty entities; "
-                            "true/false mean full/off")
+        "gated", description="gated: tok2vec+ner only on windows around tokens that can be entities (rule and "
+                             "learned triggers, pipeline.parse.gate: ~2.5-3.3x plain GiNZA per CPU-s, entity "
+                             "recall ~0.99 vs full); full: on every sentence (~1.6-2x); off: sentences/tokens/"
+                             "terms only (tokenizer only), empty entities; true/false mean full/off")
     ner_context: int = Field(4, ge=0, le=64, description="gated: tokens of context either side of a "
                                                          "trigger token")
     max_compound_parts: int = Field(6, ge=1, description="a noun run of more parts is a list of nouns, "
@@ -310,6 +310,10 @@ class ClassifySettings(StageModel):
                                                   "retrain the base models")
     pseudo_min_proba: float = Field(0.8, ge=0.0, le=1.0, description="self-training: a theme becomes a "
                                                                      "pseudo-label at calibrated p >= this")
+    label_record_weight: float = Field(
+        0.05, gt=0.0, description="training weight of a label-record row (a labelled meeting outside the corpus, "
+                                 "e.g. another council's) relative to a corpus row; chosen on the sample's "
+                                 "leave-one-agenda-item-out only")
     cross_group: Literal["agenda_item", "meeting_id"] = Field(
         "agenda_item", description="leave-one-out figure next to the CV: agenda_item (one labelled meeting) | "
                                    "meeting_id")

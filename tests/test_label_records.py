@@ -191,3 +191,84 @@ def test_stored_training_metrics_read_back_as_written(tmp_path):
     store_training(tmp_path / "entry", model, metrics, {"m1"})
     back = json.loads((tmp_path / "entry" / "metrics.json").read_text(encoding="utf-8"))
     assert back == {"labels": {"label_record_meetings": {"src#2012-05-28": 306}}, "micro_f1": 0.5}
+
+
+# ------------------------------------------------------------------ label records' training weight
+def test_label_record_weights_and_corpus_folds():
+    """Label-record rows weigh ``label_record_weight`` (1.0: no weights at all, the unweighted fit);
+    the sample grouped CV's folds score corpus rows only, keep each turn in one fold and put every
+    label-record row in every training part."""
+    from pipeline.classify.train_metrics import corpus_folds, label_record_weights
+    from pipeline.settings import load_settings
+
+    X = pd.DataFrame({"label_record": [False] * 6 + [True] * 4})
+    assert label_record_weights(X, 1.0) is None and label_record_weights(X.assign(label_record=False), 0.5) is None
+    assert label_record_weights(X, 0.25).tolist() == [1.0] * 6 + [0.25] * 4
+    assert load_settings().classify.label_record_weight > 0
+    groups = np.array(["a", "a", "b", "c", "c", "d", "t1", "t1", "t2", "t2"])
+    folds = corpus_folds(X["label_record"], groups, 3)
+    tested = np.concatenate([te for _, te in folds])
+    assert sorted(tested.tolist()) == list(range(6))  # every corpus row scored exactly once
+    for tr, te in folds:
+        assert set(range(6, 10)) <= set(tr.tolist()) and not set(tr.tolist()) & set(te.tolist())
+        assert not set(groups[tr]) & set(groups[te])  # a speaker turn never straddles train and test
+
+
+def test_sample_weight_is_checked():
+    from pipeline.classify.model import ThemeClassifier
+
+    X = pd.DataFrame({"text": ["光ファイバの整備を進める。", "以上です。"], "terms": [["光ファイバ", "整備"], []]})
+    Y = np.zeros((2, len(IDS)), dtype=int)
+    with pytest.raises(ValueError, match="sample_weight"):
+        ThemeClassifier(use_embeddings=False).fit(X, Y, sample_weight=[1.0, -1.0])
+    with pytest.raises(ValueError, match="sample_weight"):
+        ThemeClassifier(use_embeddings=False).fit(X, Y, sample_weight=[1.0])
+
+
+def test_label_record_weight_damps_another_councils_convention(labelled_sample):
+    """Real sentences, a real clash of conventions: "another council" labels the sample's own
+    cybersecurity sentences with no theme. Weighted 1, those rows pull the sample's cybersecurity
+    scores down; weighted 0.05 the model stays close to the one fitted without them. Weights of 1
+    give the unweighted fit."""
+    from pipeline.classify.model import ThemeClassifier
+
+    X, Y = labelled_sample
+    j = IDS.index("cybersecurity")
+    pos = np.flatnonzero(Y[:, j])
+    assert len(pos) >= 30
+    other = X.iloc[pos].assign(group=lambda d: "other-" + d["group"])  # same text, the other convention
+    Xa = pd.concat([X, other], ignore_index=True)
+    Ya = np.vstack([Y, np.zeros((len(pos), Y.shape[1]), dtype=int)])
+    rec = np.r_[np.zeros(len(X)), np.ones(len(pos))].astype(bool)
+
+    def fit(Xf, Yf, w=None):
+        return ThemeClassifier(use_embeddings=False, C_lex=(1.0,), C_meta=(0.3,), self_training=False).fit(
+            Xf, Yf, sample_weight=w)
+
+    def cyber(m):
+        return float(m.predict_proba(X.iloc[pos])[:, j].mean())
+
+    alone = cyber(fit(X, Y))
+    m_even = fit(Xa, Ya)
+    even = cyber(m_even)
+    damped = cyber(fit(Xa, Ya, np.where(rec, 0.05, 1.0)))
+    assert even < alone - 0.1  # the clash is real at weight 1
+    assert abs(damped - alone) < abs(even - alone) / 2 and damped > even + 0.05
+    ones = fit(Xa, Ya, np.ones(len(Xa)))
+    assert np.allclose(ones.predict_proba(X.iloc[:80]), m_even.predict_proba(X.iloc[:80]), atol=1e-6)
+
+
+def test_no_policy_theme_tagged_counts_only_sentences_without_a_gold_policy_theme():
+    from pipeline.classify.evaluate import no_policy_theme_tagged
+    from pipeline.classify.taxonomy import load_taxonomy
+
+    tax = load_taxonomy(TAXONOMY)
+    p, c = IDS.index("procedural"), IDS.index("cybersecurity")
+    Y = np.zeros((4, len(IDS)), dtype=int)
+    Y[1, p] = 1  # procedural only: no policy theme
+    Y[3, c] = 1  # a policy theme: not counted
+    Yp = np.zeros_like(Y)
+    Yp[0, p] = 1  # procedural predicted: not a policy theme
+    Yp[1, c] = 1  # a policy theme on a procedural sentence
+    Yp[3, c] = 1
+    assert no_policy_theme_tagged(Y, Yp, tax) == {"n_sentences": 3, "share": pytest.approx(1 / 3, abs=1e-4)}

@@ -82,8 +82,9 @@ class BaseModelsMixin:
 
         return TfidfVectorizer(analyzer=_identity, sublinear_tf=True, min_df=2, norm="l2")
 
-    def _fit_bases(self, lex_train_terms, rules_train, E_train, Y, C_lex, C_emb):
-        """Fit per-label base models; returns a dict of fitted pieces."""
+    def _fit_bases(self, lex_train_terms, rules_train, E_train, Y, sample_weight, C_lex, C_emb):
+        """Fit per-label base models (rows weighted by ``sample_weight``, None: all 1); returns a
+        dict of fitted pieces. (The TF-IDF vocabulary and idf are unweighted: which terms exist.)"""
         from sklearn.linear_model import LogisticRegression
 
         vec = None
@@ -100,7 +101,7 @@ class BaseModelsMixin:
             if X is None or y.min() == y.max():
                 return float(y.mean()) if len(y) else 0.0
             return LogisticRegression(C=C, class_weight="balanced", solver="liblinear", max_iter=200,
-                                      random_state=self.random_state).fit(X, y)
+                                      random_state=self.random_state).fit(X, y, sample_weight=sample_weight)
 
         lex = [fit_or_prior(Xl, Y[:, j], C_lex) for j in range(Y.shape[1])]
         emb = [fit_or_prior(E_train, Y[:, j], C_emb) for j in range(Y.shape[1])]
@@ -124,15 +125,21 @@ class BaseModelsMixin:
 
     @staticmethod
     def _with_rows(base, extra):
-        """Training pieces (terms, rules, E, Y) plus extra rows (prototypes, pseudo-labels)."""
+        """Training pieces (terms, rules, E, Y, weights) plus extra rows (prototypes, pseudo-labels;
+        four pieces, or five with their weights). Weights stay None while both sides are unweighted;
+        extra rows without weights weigh 1."""
         from scipy import sparse
 
         if extra is None:
             return base
-        t, r, e, y = base
-        te, re_, ee, ye = extra
+        t, r, e, y, w = base
+        te, re_, ee, ye = extra[:4]
+        we = extra[4] if len(extra) > 4 else None
+        if w is not None or we is not None:
+            w = np.concatenate([np.ones(len(y)) if w is None else np.asarray(w, dtype=float),
+                                np.ones(len(ye)) if we is None else np.asarray(we, dtype=float)])
         return (list(t) + list(te), sparse.vstack([r, re_]).tocsr(),
-                None if e is None or ee is None else np.vstack([e, ee]), np.vstack([y, ye]))
+                None if e is None or ee is None else np.vstack([e, ee]), np.vstack([y, ye]), w)
 
     # ------------------------------------------------------------ C on inner folds
     def _inner_folds(self, groups):
@@ -141,39 +148,42 @@ class BaseModelsMixin:
         k = max(2, min(int(self.inner_folds), len(set(groups))))
         return list(GroupKFold(n_splits=k).split(np.zeros(len(groups)), groups=groups))
 
-    def _tune_bases(self, terms, RB, E, Y, folds, proto):
+    def _tune_bases(self, terms, RB, E, Y, folds, proto, w=None):
         """Out-of-fold base scores for every C on the grids (inner grouped CV); sets ``C_lex_`` /
-        ``C_emb_`` (best mean average precision) and returns the OOF scores at those Cs."""
+        ``C_emb_`` (best mean average precision, rows weighted by ``w``) and returns the OOF scores
+        at those Cs."""
         L = Y.shape[1]
         grid_lex = list(self.C_lex) if (self.use_rules or self.use_terms) else [1.0]
         grid_emb = list(self.C_emb) if self.use_embeddings else [1.0]
         oof_lex = {c: np.zeros((len(Y), L)) for c in grid_lex}
         oof_emb = {c: np.zeros((len(Y), L)) for c in grid_emb}
         for tr, te in folds:
-            tterms, trb, te_, ty = self._with_rows(
-                ([terms[i] for i in tr], RB[tr], E[tr] if E is not None else None, Y[tr]), proto)
+            tterms, trb, te_, ty, tw = self._with_rows(
+                ([terms[i] for i in tr], RB[tr], E[tr] if E is not None else None, Y[tr],
+                 None if w is None else w[tr]), proto)
             for ci in range(max(len(grid_lex), len(grid_emb))):
                 cl = grid_lex[min(ci, len(grid_lex) - 1)]
                 ce = grid_emb[min(ci, len(grid_emb) - 1)]
-                b = self._fit_bases(tterms, trb, te_, ty, cl, ce)
+                b = self._fit_bases(tterms, trb, te_, ty, tw, cl, ce)
                 sl, se = self._base_scores(b, [terms[i] for i in te], RB[te], E[te] if E is not None else None)
                 if ci < len(grid_lex):
                     oof_lex[cl][te] = sl
                 if ci < len(grid_emb):
                     oof_emb[ce][te] = se
-        self.C_lex_, self.cv_ap_lex_ = _best_C(oof_lex, Y)
-        self.C_emb_, self.cv_ap_emb_ = _best_C(oof_emb, Y)
+        self.C_lex_, self.cv_ap_lex_ = _best_C(oof_lex, Y, w)
+        self.C_emb_, self.cv_ap_emb_ = _best_C(oof_emb, Y, w)
         return oof_lex[self.C_lex_], oof_emb[self.C_emb_]
 
 
-def _best_C(oof: dict, Y) -> tuple[float, dict]:
-    """The C whose out-of-fold scores have the best mean average precision over the labels that
-    vary (ties: the C closest to 1), and every C's score."""
+def _best_C(oof: dict, Y, w=None) -> tuple[float, dict]:
+    """The C whose out-of-fold scores have the best mean average precision (rows weighted by
+    ``w``) over the labels that vary (ties: the C closest to 1), and every C's score."""
     from sklearn.metrics import average_precision_score
 
     L = Y.shape[1]
     scores = {}
     for c, S in oof.items():
-        aps = [average_precision_score(Y[:, j], S[:, j]) for j in range(L) if 0 < Y[:, j].sum() < len(Y)]
+        aps = [average_precision_score(Y[:, j], S[:, j], sample_weight=w) for j in range(L)
+               if 0 < Y[:, j].sum() < len(Y)]
         scores[c] = float(np.mean(aps)) if aps else 0.0
     return max(scores, key=lambda c: (scores[c], -abs(np.log(c)))), scores

@@ -11,7 +11,13 @@ import numpy as np
 import pandas as pd
 
 from pipeline.cells import neutralise_frame  # minutes text opened in spreadsheets
-from pipeline.classify.train_metrics import _ablations, _cross_group, _cross_meeting
+from pipeline.classify.train_metrics import (
+    _ablations,
+    _cross_group,
+    _cross_meeting,
+    _sample_grouped_cv,
+    label_record_weights,
+)
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path, stage_timer, write_metrics, write_parquet, write_text
 
@@ -45,7 +51,8 @@ def training_data(sentences: pd.DataFrame, labels_dir, taxonomy, embeddings=None
     """(X, Y, info) for the labelled sentences: the corpus's in document order, then those of
     label records whose meeting is not in the corpus (anchored to a ``turn``; featurised from
     their own text, meeting by meeting in document order, so their turn context is the
-    pipeline's). X is None without a ``model``."""
+    pipeline's). X is None without a ``model``; its boolean ``label_record`` column marks the label
+    records' rows (they weigh ``classify.label_record_weight`` in training)."""
     from pipeline.classify.tagging import _frame_for
     from pipeline.labels import anchor_meeting, load_labels, match_labels
 
@@ -62,9 +69,11 @@ def training_data(sentences: pd.DataFrame, labels_dir, taxonomy, embeddings=None
                                         "or carry a meeting turn; need >= 20")
     sub = sentences.iloc[rows].reset_index(drop=True)
     X = _frame_for(model, sub, embeddings) if model is not None else None
+    if X is not None:
+        X["label_record"] = False
     if model is not None and off:
-        X = pd.concat([X, _label_record_frame(off, model, with_embeddings="embedding" in X.columns)],
-                      ignore_index=True)
+        X = pd.concat([X, _label_record_frame(off, model, with_embeddings="embedding" in X.columns)
+                       .assign(label_record=True)], ignore_index=True)
         if "agenda_item" in X.columns:
             X["agenda_item"] = X["agenda_item"].fillna("(none)")
     Y = np.zeros((len(rows) + len(off), len(ids)), dtype=int)
@@ -140,6 +149,10 @@ def run_train_cli(args) -> int:
             model.set_params(embedding_backend=backend)  # `tag` must encode like the embed stage did
         X, Y, info = training_data(sentences, args.labels, tax, emb, model)
         stats["labelled"] = len(Y)
+        # label records (another council's meetings) weigh classify.label_record_weight against the
+        # corpus's labels in every fit, evaluations included
+        sw = label_record_weights(X, params.label_record_weight)
+        info["label_record_weight"] = float(params.label_record_weight)
         # a cache of the training (classify/cache.py): an unlabelled meeting added to the corpus
         # changes neither the evaluation nor, until the pool is stale, the shipped model
         from pipeline.classify import cache as tcache
@@ -167,20 +180,23 @@ def run_train_cli(args) -> int:
             metrics.update({k: v for k, v in cached.items() if k not in ("labels", "shipped_model",
                                                                          "annotator_agreement")})
         elif not args.no_eval:
-            res = evaluate(model, X, Y, n_splits=params.n_splits, n_boot=params.n_boot, seed=params.seed)
+            res = evaluate(model, X, Y, n_splits=params.n_splits, n_boot=params.n_boot, seed=params.seed,
+                           sample_weight=sw)
             res.pop("oof")
             metrics.update(res)
-            metrics["cross_group"] = _cross_group(model, X, Y, params, params.n_boot)
-            metrics["cross_meeting"] = _cross_meeting(model, X, Y, params)
+            metrics["sample_grouped_cv"] = _sample_grouped_cv(model, X, Y, params, sw)
+            metrics["cross_group"] = _cross_group(model, X, Y, params, params.n_boot, sw)
+            metrics["cross_meeting"] = _cross_meeting(model, X, Y, params, sw)
             if params.ablations:
-                metrics["ablations"] = _ablations(model, X, Y, params)
+                metrics["ablations"] = _ablations(model, X, Y, params, sw)
         metrics["annotator_agreement"] = agreement(args.labels, tax.ids)
         metrics["labels"] = info
         t0 = time.perf_counter()
         Xu = unlabelled_data(sentences, X, emb, model) if model.self_training else X.iloc[:0]
         info["unlabelled_for_self_training"] = int(len(Xu))
         final = model.fit(pd.concat([X, Xu], ignore_index=True),
-                          np.vstack([Y, -np.ones((len(Xu), Y.shape[1]), dtype=int)]))
+                          np.vstack([Y, -np.ones((len(Xu), Y.shape[1]), dtype=int)]),
+                          sample_weight=None if sw is None else np.concatenate([sw, np.ones(len(Xu))]))
         metrics["shipped_model"] = {
             "class": "pipeline.classify.model.ThemeClassifier", "params": _jsonable(final.get_params()),
             "taxonomy": tax.name, "themes": tax.ids, "n_rules": len(final.rules_),

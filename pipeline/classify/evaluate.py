@@ -125,13 +125,17 @@ def _folds(groups, n_splits):
     return list(GroupKFold(n_splits=k).split(np.zeros(len(groups)), groups=groups))
 
 
-def cross_val_predict(model, X: pd.DataFrame, Y: np.ndarray, folds) -> tuple[np.ndarray, np.ndarray]:
+def cross_val_predict(model, X: pd.DataFrame, Y: np.ndarray, folds, sample_weight=None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold (P, decisions) for the ``te`` rows of each (tr, te) fold; a fold's model is
+    fitted on its ``tr`` rows (with their ``sample_weight``)."""
     from sklearn.base import clone
 
     P = np.zeros(Y.shape)
     Yp = np.zeros(Y.shape, dtype=int)
+    sw = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
     for tr, te in folds:
-        m = clone(model).fit(X.iloc[tr].reset_index(drop=True), Y[tr])
+        m = clone(model).fit(X.iloc[tr].reset_index(drop=True), Y[tr], sample_weight=None if sw is None else sw[tr])
         P[te] = m.predict_proba(X.iloc[te].reset_index(drop=True))
         Yp[te] = m.decide(P[te])
     return P, Yp
@@ -191,15 +195,16 @@ def baselines(X: pd.DataFrame, Y: np.ndarray, folds, taxonomy, ids) -> dict[str,
 
 
 def evaluate(model, X: pd.DataFrame, Y: np.ndarray, *, n_splits: int = 5, n_boot: int = 1000,
-             seed: int = 42, with_baselines: bool = True) -> dict:
-    """Grouped CV of ``model`` (+ baselines on the same folds). ``X['group']`` = speaker turn."""
+             seed: int = 42, with_baselines: bool = True, sample_weight=None) -> dict:
+    """Grouped CV of ``model`` (+ baselines on the same folds, unweighted). ``X['group']`` = speaker
+    turn. ``sample_weight`` weighs the training rows of each fold; every sentence scores once."""
     t0 = time.perf_counter()
     taxonomy = model._load_taxonomy()
     ids = taxonomy.ids
     X = model.prepare(X)  # terms/embeddings once, shared by all folds
     groups = X["group"].to_numpy()
     folds = _folds(groups, n_splits)
-    P, Yp = cross_val_predict(model, X, Y, folds)
+    P, Yp = cross_val_predict(model, X, Y, folds, sample_weight)
     m = prf(Y, Yp)
     ci = bootstrap_ci(Y, Yp, groups, n_boot=n_boot, seed=seed)
     per_label = {}
@@ -235,10 +240,21 @@ def evaluate(model, X: pd.DataFrame, Y: np.ndarray, *, n_splits: int = 5, n_boot
     return res
 
 
-def _fit_predict_held_out(model, X: pd.DataFrame, Y: np.ndarray, test: np.ndarray, extra_train=None):
+def no_policy_theme_tagged(Y, Yp, taxonomy) -> dict:
+    """Precision on off-taxonomy text: of the sentences whose gold labels carry no policy theme
+    (none, or only an exclusive one such as procedural), the share predicted with a policy theme."""
+    policy = ~np.array([t.exclusive for t in taxonomy.themes])
+    none = ~np.asarray(Y, dtype=bool)[:, policy].any(1)
+    hit = np.asarray(Yp, dtype=bool)[none][:, policy].any(1)
+    return {"n_sentences": int(none.sum()), "share": round(float(hit.mean()), 4) if none.any() else None}
+
+
+def _fit_predict_held_out(model, X: pd.DataFrame, Y: np.ndarray, test: np.ndarray, extra_train=None,
+                          sample_weight=None):
     """Fit a clone on every row outside ``test`` (plus ``extra_train`` rows of the test part, with
     their gold labels); the rest of the test part is passed as unlabelled text (Y = -1), as the
-    pipeline passes a new meeting's sentences. Returns the fitted clone and P for ``test`` rows."""
+    pipeline passes a new meeting's sentences (every row with its ``sample_weight``). Returns the
+    fitted clone and P for ``test`` rows."""
     from sklearn.base import clone
 
     Yfit = np.asarray(Y, dtype=int).copy()
@@ -246,20 +262,22 @@ def _fit_predict_held_out(model, X: pd.DataFrame, Y: np.ndarray, test: np.ndarra
     if extra_train is not None:
         unl[extra_train] = False
     Yfit[unl] = -1
-    m = clone(model).fit(X, Yfit)
+    m = clone(model).fit(X, Yfit, sample_weight=sample_weight)
     idx = np.flatnonzero(test)
     return m, m.predict_proba(X.iloc[idx].reset_index(drop=True))
 
 
 def cross_group(model, X: pd.DataFrame, Y: np.ndarray, held_out, *, n_boot: int = 1000, seed: int = 42,
-                what: str = "agenda item", per_group_ci: bool = False) -> dict:
+                what: str = "agenda item", per_group_ci: bool = False, sample_weight=None) -> dict:
     """Leave-one-group-out (e.g. one agenda item, or one meeting): each group is predicted by a
     model that never saw its labels (its text only, unlabelled, as for a new meeting). Returns
     micro/macro F1 over all held-out predictions pooled, per-group figures (with bootstrap CIs
     when ``per_group_ci``) and their mean, and CIs resampling turns. A row whose ``held_out``
-    is None is never held out (always training data) and not scored."""
+    is None is never held out (always training data) and not scored. ``sample_weight`` weighs the
+    training rows (scores count every sentence once)."""
     t0 = time.perf_counter()
-    ids = model._load_taxonomy().ids
+    tax = model._load_taxonomy()
+    ids = tax.ids
     X = model.prepare(X)
     raw = np.asarray(held_out, dtype=object)
     scored = np.array([h is not None for h in raw], dtype=bool)
@@ -270,11 +288,12 @@ def cross_group(model, X: pd.DataFrame, Y: np.ndarray, held_out, *, n_boot: int 
     per_group = {}
     for g in pd.unique(held_out[scored]):
         te = scored & (held_out == g)
-        m, Pg = _fit_predict_held_out(model, X, Y, te)
+        m, Pg = _fit_predict_held_out(model, X, Y, te, sample_weight=sample_weight)
         P[te], Yp[te] = Pg, m.decide(Pg)
         r = prf(Y[te], Yp[te])
         per_group[g] = {"n_sentences": int(te.sum()), "n_with_theme": int(Y[te].any(1).sum()),
                         "micro_f1": round(r["micro_f1"], 4), "macro_f1": round(r["macro_f1"], 4),
+                        "no_policy_theme_tagged": no_policy_theme_tagged(Y[te], Yp[te], tax),
                         "pseudo_labelled": getattr(m, "n_pseudo_", {})}
         if per_group_ci:
             per_group[g]["ci95"] = bootstrap_ci(Y[te], Yp[te], turns[te], n_boot=n_boot, seed=seed)
@@ -287,6 +306,7 @@ def cross_group(model, X: pd.DataFrame, Y: np.ndarray, held_out, *, n_boot: int 
         "per_label_f1": {t: round(float(r["f1"][j]), 4) for j, t in enumerate(ids)},
         "per_label_recall": {t: round(float(r["recall"][j]), 4) for j, t in enumerate(ids)},
         "per_label_precision": {t: round(float(r["precision"][j]), 4) for j, t in enumerate(ids)},
+        "no_policy_theme_tagged": no_policy_theme_tagged(Y[scored], Yp[scored], tax),
         "groups": per_group, "n_groups": len(per_group),
         "oof": {"proba": P, "pred": Yp},
         "seconds": round(time.perf_counter() - t0, 1),
@@ -300,7 +320,7 @@ def cross_group(model, X: pd.DataFrame, Y: np.ndarray, held_out, *, n_boot: int 
 
 
 def simulate_queue(model, X: pd.DataFrame, Y: np.ndarray, held_out, group, *, n: int = 50,
-                   sentences: pd.DataFrame | None = None) -> dict:
+                   sentences: pd.DataFrame | None = None, sample_weight=None) -> dict:
     """The label-queue round trip on a held-out group, answered with its gold labels.
 
     1. fit without the group's labels (its text unlabelled), score the group;
@@ -313,7 +333,7 @@ def simulate_queue(model, X: pd.DataFrame, Y: np.ndarray, held_out, group, *, n:
     held_out = np.asarray(held_out).astype(str)
     te = held_out == str(group)
     idx = np.flatnonzero(te)
-    m0, P0 = _fit_predict_held_out(model, X, Y, te)
+    m0, P0 = _fit_predict_held_out(model, X, Y, te, sample_weight=sample_weight)
     if sentences is None:
         sentences = pd.DataFrame({"sentence_id": [str(i) for i in range(len(X))], "text": X["text"],
                                   "utterance_id": X["group"], "speaker": X["group"]})
@@ -324,7 +344,7 @@ def simulate_queue(model, X: pd.DataFrame, Y: np.ndarray, held_out, group, *, n:
     picked_local = sub.index[sub["sentence_id"].astype(str).isin(set(q["sentence_id"].astype(str)))].to_numpy()
     picked = np.zeros(len(Y), dtype=bool)
     picked[idx[picked_local]] = True
-    m1, P1 = _fit_predict_held_out(model, X, Y, te, extra_train=picked)
+    m1, P1 = _fit_predict_held_out(model, X, Y, te, extra_train=picked, sample_weight=sample_weight)
     rest = ~picked[idx]
     before_rest = prf(Y[idx][rest], m0.decide(P0)[rest])
     after_rest = prf(Y[idx][rest], m1.decide(P1)[rest])

@@ -121,18 +121,24 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
         return df
 
     # ------------------------------------------------------------ fit
-    def fit(self, X, Y):
+    def fit(self, X, Y, sample_weight=None):
         """Fit on labelled rows of ``Y`` (0/1); rows that are all -1 are unlabelled text
         (scikit-learn's semi-supervised convention): with ``self_training`` their confident
         predictions become extra training rows for the base models (the new meeting's own
         wording), otherwise they are ignored.
+
+        ``sample_weight`` (one non-negative weight per row of ``X``; scikit-learn convention)
+        weights each row in the base models, the calibrator, the C choice (weighted average
+        precision) and the threshold choice (weighted F1); a pseudo-labelled row keeps its
+        row's weight, the taxonomy's prototypes weigh 1. ``train`` uses it to weigh label records
+        of another council against the corpus's labels (``classify.label_record_weight``).
 
         Base models' C on inner grouped folds (:mod:`~pipeline.classify.bases`), calibrator and
         thresholds on their out-of-fold scores (:mod:`~pipeline.classify.stacking`), the
         taxonomy's prototypes as extra rows (:mod:`~pipeline.classify.definitions`)."""
         tax = self._load_taxonomy()
         self._setup_rules(tax)
-        df, Y, df_u = self._split_labelled(self.prepare(X), Y)
+        df, Y, df_u, w, w_u = self._split_labelled(self.prepare(X), Y, sample_weight)
         proto = self._definition_rows(tax)
         terms = df["terms"].tolist()
         groups = df["group"].to_numpy()
@@ -140,17 +146,18 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
         RB, Hb, _ = self._rule_block(df)
         E = np.vstack(df["embedding"].to_numpy()) if self.use_embeddings and len(df) else None
         folds = self._inner_folds(groups)
-        S_lex, S_emb = self._tune_bases(terms, RB, E, Y, folds, proto)
+        S_lex, S_emb = self._tune_bases(terms, RB, E, Y, folds, proto, w)
         feats = self._meta_features(S_lex, S_emb, Hb, groups, lengths, self._definition_similarity(E))
-        self._fit_calibrator(feats, Y, folds, self.allowed(df))
+        self._fit_calibrator(feats, Y, folds, self.allowed(df), w)
         # ---- final base models on all the data (+ the definition prototypes)
-        full = self._with_rows((terms, RB, E, Y), proto)
+        full = self._with_rows((terms, RB, E, Y, w), proto)
         self.bases_ = self._fit_bases(*full, self.C_lex_, self.C_emb_)
-        self._self_train(df_u, full, E is not None)
+        self._self_train(df_u, full, E is not None, w_u)
         return self
 
-    def _split_labelled(self, df, Y):
-        """(labelled rows, their Y, unlabelled rows) after checking Y's shape and values."""
+    def _split_labelled(self, df, Y, sample_weight=None):
+        """(labelled rows, their Y, unlabelled rows, labelled rows' weights, unlabelled rows'
+        weights) after checking Y's and the weights' shape and values (weights None: all 1)."""
         L = len(self.classes_)
         Y = np.asarray(Y, dtype=int)
         if Y.ndim != 2 or Y.shape != (len(df), L):
@@ -158,13 +165,19 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
         unl = (Y < 0).all(1)
         if ((Y < 0).any(1) & ~unl).any() or (Y > 1).any():
             raise ValueError("Y rows must be 0/1, or all -1 for an unlabelled row")
+        w = w_u = None
+        if sample_weight is not None:
+            sw = np.asarray(sample_weight, dtype=float)
+            if sw.shape != (len(df),) or not np.isfinite(sw).all() or (sw < 0).any():
+                raise ValueError(f"sample_weight must be {len(df)} finite non-negative numbers, one per row")
+            w, w_u = sw[~unl], sw[unl]
         df_u = df[unl].reset_index(drop=True)
         df, Y = df[~unl].reset_index(drop=True), Y[~unl]
         if len(df) == 0:
             raise ValueError("no labelled rows")
-        return df, Y, df_u
+        return df, Y, df_u, w, w_u
 
-    def _self_train(self, df_u, full, with_embeddings: bool) -> None:
+    def _self_train(self, df_u, full, with_embeddings: bool, w_u=None) -> None:
         """Self-training on the unlabelled text (e.g. a new council's meetings): its confident
         theme predictions become extra rows for the base models, so words that only the new
         meeting uses start to count; calibrator and thresholds stay as fitted."""
@@ -177,7 +190,8 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
         if keep.any():
             RBu, _, _ = self._rule_block(df_u)
             Eu = np.vstack(df_u["embedding"].to_numpy())[keep] if with_embeddings else None
-            extra = ([df_u["terms"].iloc[i] for i in np.flatnonzero(keep)], RBu[keep], Eu, Yu[keep])
+            extra = ([df_u["terms"].iloc[i] for i in np.flatnonzero(keep)], RBu[keep], Eu, Yu[keep],
+                     None if w_u is None else w_u[keep])
             self.bases_ = self._fit_bases(*self._with_rows(full, extra), self.C_lex_, self.C_emb_)
             self.n_pseudo_ = {str(t): int(Yu[:, j].sum()) for j, t in enumerate(self.classes_) if Yu[:, j].any()}
 

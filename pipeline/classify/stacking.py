@@ -91,17 +91,18 @@ class StackingMixin:
         return Z, yz, rows
 
     # ------------------------------------------------------------ calibrator + thresholds
-    def _fit_calibrator(self, feats, Y, folds, A) -> None:
+    def _fit_calibrator(self, feats, Y, folds, A, w=None) -> None:
         """Calibrator (``meta_``, ``C_meta_``), out-of-fold calibrated scores (``oof_scores_``)
-        and per-label thresholds (``thresholds_``); ``A`` is the [n, L] scope mask."""
+        and per-label thresholds (``thresholds_``); ``A`` is the [n, L] scope mask, ``w`` the
+        rows' weights (None: all 1) for the calibrator's fit, its C choice and the thresholds."""
         self.thresholds_ = np.ones(Y.shape[1])
         if self.meta == "pooled":
-            oof_p = self._fit_pooled_calibrator(feats, Y, folds, A)
+            oof_p = self._fit_pooled_calibrator(feats, Y, folds, A, w)
         else:
-            oof_p = self._fit_per_label_calibrator(feats, Y, folds, A)
+            oof_p = self._fit_per_label_calibrator(feats, Y, folds, A, w)
         self.oof_scores_ = oof_p
 
-    def _fit_pooled_calibrator(self, feats, Y, folds, A):
+    def _fit_pooled_calibrator(self, feats, Y, folds, A, w=None):
         # one calibrator shared by all labels (+ a per-label intercept): "a rule hit /
         # a high base score means the theme" is learned from every label at once, which
         # keeps rare labels (whose examples sit in one long turn) calibrated
@@ -111,33 +112,36 @@ class StackingMixin:
         oof_p = np.zeros((n, L))
         Z, yz, rows = self._pooled(feats, Y)
         cols = np.repeat(np.arange(L), n)
+        wz = None if w is None else np.asarray(w, dtype=float)[rows]  # label-major like Z
         grid = list(self.C_meta) if isinstance(self.C_meta, (list, tuple)) else [float(self.C_meta)]
         best_loss, self.C_meta_ = np.inf, grid[0]
         for c in grid:  # calibrator strength chosen by out-of-fold log-loss (nested)
             cand = np.zeros((n, L))
             for tr, te in folds:
                 trm = np.isin(rows, tr)
-                m = LogisticRegression(C=c, max_iter=1000).fit(Z[trm], yz[trm])
+                m = LogisticRegression(C=c, max_iter=1000).fit(Z[trm], yz[trm],
+                                                               sample_weight=None if wz is None else wz[trm])
                 tem = np.isin(rows, te)
                 cand[rows[tem], cols[tem]] = m.predict_proba(Z[tem])[:, 1]
             pc = np.clip(cand, 1e-6, 1 - 1e-6)
-            loss = -np.mean(Y * np.log(pc) + (1 - Y) * np.log(1 - pc))
+            ll = Y * np.log(pc) + (1 - Y) * np.log(1 - pc)
+            loss = -(np.mean(ll) if w is None else np.average(ll.mean(1), weights=w))
             if loss < best_loss - 1e-9:
                 best_loss, self.C_meta_, oof_p = loss, c, cand
         oof_p *= A
-        self.meta_ = LogisticRegression(C=self.C_meta_, max_iter=1000).fit(Z, yz)
+        self.meta_ = LogisticRegression(C=self.C_meta_, max_iter=1000).fit(Z, yz, sample_weight=wz)
         # per-label thresholds, shrunk towards the pooled threshold by the label's
         # number of positives (a label seen 10 times cannot support a sharp threshold)
-        t_all = _best_threshold(Y.reshape(-1), oof_p.reshape(-1))
+        t_all = _best_threshold(Y.reshape(-1), oof_p.reshape(-1), None if w is None else np.repeat(w, L))
         k = float(self.threshold_shrinkage)
         for j in range(L):
             npos = Y[:, j].sum()
             if 0 < npos < len(Y):
-                t_j = _best_threshold(Y[:, j], oof_p[:, j])
+                t_j = _best_threshold(Y[:, j], oof_p[:, j], w)
                 self.thresholds_[j] = (npos * t_j + k * t_all) / (npos + k)
         return oof_p
 
-    def _fit_per_label_calibrator(self, feats, Y, folds, A):
+    def _fit_per_label_calibrator(self, feats, Y, folds, A, w=None):
         from sklearn.linear_model import LogisticRegression
 
         n, L = Y.shape
@@ -155,11 +159,12 @@ class StackingMixin:
                 if Y[tr, j].min() == Y[tr, j].max():
                     oof_p[te, j] = Y[tr, j].mean()
                     continue
-                m = LogisticRegression(C=c_meta, max_iter=500).fit(feats[j][tr], y[tr])
+                m = LogisticRegression(C=c_meta, max_iter=500).fit(feats[j][tr], y[tr],
+                                                                   sample_weight=None if w is None else w[tr])
                 oof_p[te, j] = m.predict_proba(feats[j][te])[:, 1]
             oof_p[:, j] *= A[:, j]
-            self.meta_.append(LogisticRegression(C=c_meta, max_iter=500).fit(feats[j], y))
-            self.thresholds_[j] = _best_threshold(y, oof_p[:, j])
+            self.meta_.append(LogisticRegression(C=c_meta, max_iter=500).fit(feats[j], y, sample_weight=w))
+            self.thresholds_[j] = _best_threshold(y, oof_p[:, j], w)
         return oof_p
 
     def _calibrated(self, feats, n):
@@ -175,13 +180,14 @@ class StackingMixin:
         return P
 
 
-def _best_threshold(y, p) -> float:
-    """Threshold maximising F1 on out-of-fold scores (middle of the best plateau)."""
+def _best_threshold(y, p, w=None) -> float:
+    """Threshold maximising F1 (rows weighted by ``w``) on out-of-fold scores (middle of the best
+    plateau)."""
     from sklearn.metrics import f1_score
 
     grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
     y = np.asarray(y) == 1
-    f1s = [f1_score(y, p >= t, zero_division=0) for t in grid]
+    f1s = [f1_score(y, p >= t, zero_division=0, sample_weight=w) for t in grid]
     f1s = np.array(f1s)
     best = np.flatnonzero(f1s >= f1s.max() - 1e-9)
     return float(grid[best[len(best) // 2]])

@@ -1,6 +1,8 @@
-"""The figures ``train`` writes next to the grouped CV: leave-one-agenda-item-out
-(``cross_group``, with the label-queue round trip), leave-one-meeting-out (``cross_meeting``,
-also per council with several meetings) and the ablations."""
+"""The figures ``train`` writes next to the grouped CV: the grouped CV scored on the corpus's
+(the sample's) rows only (``sample_grouped_cv``), leave-one-agenda-item-out (``cross_group``,
+with the label-queue round trip), leave-one-meeting-out (``cross_meeting``, also per council
+with several meetings) and the ablations; and the training rows' weights (label records of
+another council against the corpus's labels)."""
 from __future__ import annotations
 
 import numpy as np
@@ -20,7 +22,53 @@ def _held_out_units(X: pd.DataFrame, col: str):
     return units
 
 
-def _cross_group(model, X, Y, params, n_boot) -> dict | None:
+def label_record_weights(X: pd.DataFrame, weight: float) -> np.ndarray | None:
+    """Per row of ``X``: ``weight`` for a label-record row (``X['label_record']``: a labelled
+    meeting outside the corpus, e.g. another council's), 1 for a corpus row; None when every
+    row weighs 1 (the unweighted fit, bit for bit)."""
+    if "label_record" not in X.columns or float(weight) == 1.0 or not X["label_record"].any():
+        return None
+    return np.where(X["label_record"].to_numpy(dtype=bool), float(weight), 1.0)
+
+
+def corpus_folds(label_record, groups, n_splits: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) row indices: GroupKFold over the corpus rows' ``groups`` (speaker turns);
+    the label-record rows are in every fold's training part and in no test part."""
+    from pipeline.classify.evaluate import _folds
+
+    record = np.asarray(label_record, dtype=bool)
+    corpus, always = np.flatnonzero(~record), np.flatnonzero(record)
+    return [(np.sort(np.concatenate([corpus[tr], always])), corpus[te])
+            for tr, te in _folds(np.asarray(groups)[corpus], n_splits)]
+
+
+def _sample_grouped_cv(model, X, Y, params, sample_weight=None) -> dict | None:
+    """The grouped CV scored on the corpus's labelled rows only (the sample: the figure the issue's
+    "sample grouped CV" means): ``n_splits`` GroupKFold folds over the corpus rows' speaker turns;
+    the label-record rows (another council) are training rows in every fold and never scored.
+    None without label records (then the pooled CV is this figure)."""
+    from pipeline.classify.evaluate import bootstrap_ci, cross_val_predict, prf
+
+    if "label_record" not in X.columns or not X["label_record"].any() or X["label_record"].all():
+        return None
+    record = X["label_record"].to_numpy(dtype=bool)
+    X = model.prepare(X.reset_index(drop=True))
+    groups = X["group"].to_numpy()
+    folds = corpus_folds(record, groups, params.n_splits)
+    corpus, always = np.flatnonzero(~record), np.flatnonzero(record)
+    _, Yp = cross_val_predict(model, X, Y, folds, sample_weight)
+    ids = model._load_taxonomy().ids
+    r = prf(Y[corpus], Yp[corpus])
+    return {"scheme": f"GroupKFold ({len(folds)} folds) over the speaker turns of the corpus's labelled "
+                      "sentences (the sample); label-record rows (another council) in training in every fold, "
+                      "never scored",
+            "micro_f1": round(r["micro_f1"], 4), "macro_f1": round(r["macro_f1"], 4),
+            "ci95": bootstrap_ci(Y[corpus], Yp[corpus], groups[corpus], n_boot=params.n_boot, seed=params.seed),
+            "per_label_f1": {t: round(float(r["f1"][j]), 4) for j, t in enumerate(ids)},
+            "n_scored": int(len(corpus)), "n_always_training": int(len(always))}
+
+
+def _cross_group(model, X, Y, params, n_boot, sample_weight=None) -> dict | None:
     """Leave-one-agenda-item-out (``classify.cross_group``; agenda items of labelled corpus
     meetings), plus the label-queue round trip on each held-out unit large enough for a full
     queue. Leave-one-meeting-out is :func:`_cross_meeting`."""
@@ -33,7 +81,7 @@ def _cross_group(model, X, Y, params, n_boot) -> dict | None:
     if len({u for u in units if u is not None}) < 2:
         return None
     what = "meeting" if col == "meeting_id" else "agenda item"
-    res = cross_group(model, X, Y, units, n_boot=n_boot, seed=params.seed, what=what)
+    res = cross_group(model, X, Y, units, n_boot=n_boot, seed=params.seed, what=what, sample_weight=sample_weight)
     res.pop("oof")
     n = params.queue_size
     plain_model = model.__class__(**{**model.get_params(), "use_coding_rules": False})
@@ -43,23 +91,24 @@ def _cross_group(model, X, Y, params, n_boot) -> dict | None:
     sims = []
     for g, size in pd.Series([u for u in units if u is not None]).value_counts().items():
         if size >= 3 * n and not str(g).endswith("(none)"):
-            sim = simulate_queue(model, X, Y, units, g, n=n, sentences=sents)
+            sim = simulate_queue(model, X, Y, units, g, n=n, sentences=sents, sample_weight=sample_weight)
             # the same round trip without the coding rules written on this meeting: closer to a
             # council whose wording the rules have never seen
-            p = simulate_queue(plain_model, X, Y, units, g, n=n, sentences=sents)
+            p = simulate_queue(plain_model, X, Y, units, g, n=n, sentences=sents, sample_weight=sample_weight)
             sim["plain_cues_only"] = {k: p[k] for k in ("before_whole_group", "before_rest", "after_rest", "n_rest")}
             sims.append(sim)
     res["label_queue_simulation"] = sims
     res["column"] = col
     # the coding rules were written while reading this meeting: the same scheme with only the
     # taxonomy's plain cue lists (from policy-themes.md) is the less optimistic reading
-    plain = cross_group(plain_model, X, Y, units, n_boot=1, seed=params.seed, what=what)
+    plain = cross_group(plain_model, X, Y, units, n_boot=1, seed=params.seed, what=what,
+                        sample_weight=sample_weight)
     res["plain_cues_only"] = {"micro_f1": plain["micro_f1"], "macro_f1": plain["macro_f1"],
                               "per_label_f1": plain["per_label_f1"]}
     return res
 
 
-def _cross_meeting(model, X, Y, params) -> dict:
+def _cross_meeting(model, X, Y, params, sample_weight=None) -> dict:
     """Leave-one-meeting-out whenever labels come from two or more meetings (the corpus's and
     label records' of meetings outside it): per held-out meeting micro/macro F1 with bootstrap
     CIs (resampling turns), n sentences, the mean over meetings and the pooled figure."""
@@ -71,7 +120,7 @@ def _cross_meeting(model, X, Y, params) -> dict:
                 "note": "labels come from one meeting: leave-one-meeting-out needs labels from two or more "
                         "(see cross_group for leave-one-agenda-item-out)"}
     res = cross_group(model, X, Y, meetings.to_numpy(), n_boot=params.n_boot, seed=params.seed, what="meeting",
-                      per_group_ci=True)
+                      per_group_ci=True, sample_weight=sample_weight)
     res.pop("oof")
     res["n_meetings"] = res.pop("n_groups")
     res["meetings"] = res.pop("groups")
@@ -84,12 +133,12 @@ def _cross_meeting(model, X, Y, params) -> dict:
     if multi and sources.nunique() > 1:
         units = np.where(sources.isin(multi), sources, None).astype(object)
         by = cross_group(model, X, Y, units, n_boot=params.n_boot, seed=params.seed, what="source (council)",
-                         per_group_ci=True)
+                         per_group_ci=True, sample_weight=sample_weight)
         res["by_source"] = {"scheme": by["scheme"], "sources": by["groups"]}
     return res
 
 
-def _ablations(model, X, Y, params) -> dict:
+def _ablations(model, X, Y, params, sample_weight=None) -> dict:
     """The shipped configuration minus one signal, same folds (cheap: single C values, no bootstrap,
     no baselines; compare with ``ablations.reference``, the full configuration run the same way)."""
     from pipeline.classify.evaluate import evaluate
@@ -111,6 +160,6 @@ def _ablations(model, X, Y, params) -> dict:
         if name != "reference" and not getattr(model, next(iter(kw))):
             continue
         r = evaluate(model.__class__(**{**model.get_params(), **mid, **kw}), X, Y, n_splits=params.n_splits,
-                     n_boot=1, seed=params.seed, with_baselines=False)
+                     n_boot=1, seed=params.seed, with_baselines=False, sample_weight=sample_weight)
         out[name] = {"macro_f1": r["macro_f1"], "micro_f1": r["micro_f1"]}
     return out

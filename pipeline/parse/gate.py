@@ -17,7 +17,12 @@ of spoken minutes are not part of any entity. The gate looks at what the tokeniz
   増進 + 法, 住民税, 随意契約) and a few common nouns GiNZA tags as entities (選手, 宝くじ, 午前中);
 * adverbial nouns (``副詞可能``) that name a time (来年, 本年, 金曜日, 午前, 下旬): dates without
   numerals -- not the many that do not (今, ところ, ため, 今回);
-* the meeting's known people (matched by rule, pre-set as ``Person`` entities).
+* the meeting's known people (matched by rule, pre-set as ``Person`` entities);
+* *learned* (:class:`LearnedTriggers`): any other token whose logistic score -- from its static
+  ja_ginza vector, Sudachi tag and character class, weights in :mod:`pipeline.parse.gate_model`
+  fitted by ``benchmarks/ner_gate_fit.py`` on full NER of committee-olympic.json -- passes the
+  threshold: the long tail of common nouns GiNZA tags (水門 Facility_Part, 飲料水 Food_Other,
+  顔 Animal_Part) that no word list keeps up with.
 
 Each trigger opens a window of ``margin`` tokens either side; overlapping windows merge.
 ``tok2vec`` + ``ner`` run on the windows only (as docs cut from the tokenised sentence, so
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _KATAKANA = re.compile(r"[\u30A1-\u30FA]")
 _LATIN = re.compile(r"[A-Za-zＡ-Ｚａ-ｚ]")
@@ -51,6 +57,17 @@ PROGRAMME_HEADS = ("計画", "事業", "制度", "法", "条例", "条約", "契
 ENTITY_NOUNS = frozenset({"選手", "監督", "大使", "公使", "閣僚", "人間", "人類", "宝くじ", "午前中", "午後"})
 
 MODES = ("gated", "full", "off")
+
+#: character classes of a token (pipeline.parse.gate_model.CHAR weights): all kanji, all hiragana, 1 / 2 / 3+ chars
+N_CHAR_FEATURES = 5
+_ALL_KANJI = re.compile(r"^[\u4E00-\u9FFF々〆ヶ]+$")
+_ALL_HIRAGANA = re.compile(r"^[\u3041-\u309Fー]+$")
+
+
+def char_features(text: str) -> tuple[float, ...]:
+    n = len(text)
+    return (float(bool(_ALL_KANJI.match(text))), float(bool(_ALL_HIRAGANA.match(text))),
+            float(n == 1), float(n == 2), float(n >= 3))
 
 
 def ner_mode(value) -> str:
@@ -86,17 +103,77 @@ def is_trigger(tag: str, text: str, roles: frozenset[str] = frozenset(), prev_ta
     return text in roles
 
 
+def features_of(doc, tags: tuple[str, ...]):
+    """Feature rows of the learned gate, one per token of ``doc``: the token's static GiNZA vector,
+    a one-hot of its Sudachi tag among ``tags``, :func:`char_features` (benchmarks/ner_gate_fit.py)."""
+    import numpy as np
+
+    index = {t: j for j, t in enumerate(tags)}
+    n_vec = doc.vocab.vectors.shape[1]
+    X = np.zeros((len(doc), n_vec + len(tags) + N_CHAR_FEATURES), dtype="float32")
+    for i, t in enumerate(doc):
+        if t.has_vector:
+            X[i, :n_vec] = t.vector
+        if t.tag_ in index:
+            X[i, n_vec + index[t.tag_]] = 1.0
+        X[i, n_vec + len(tags):] = char_features(t.text)
+    return X
+
+
+class LearnedTriggers:
+    """The learned part of the gate (weights: :mod:`pipeline.parse.gate_model`, fitted by
+    ``benchmarks/ner_gate_fit.py`` on committee-olympic.json): a token is a trigger when the
+    logistic score of its static vector, Sudachi tag and character class passes ``THRESHOLD``.
+    Scoring is a dot product per token on what the tokenizer already gives: no tok2vec."""
+
+    def __init__(self, vocab, threshold: float | None = None):
+        import numpy as np
+
+        from pipeline.parse import gate_model as gm
+
+        if vocab.vectors.shape[1] != len(gm.VECTOR):
+            raise ValueError(f"NER gate weights are for {len(gm.VECTOR)}-d vectors (ja_ginza {gm.MODEL}), "
+                             f"the model has {vocab.vectors.shape[1]}-d ones")
+        self.vector = np.asarray(gm.VECTOR, dtype="float32")
+        self.tag = dict(zip(gm.TAGS, gm.TAG))
+        self.char = np.asarray(gm.CHAR, dtype="float32")
+        self.bias = float(gm.BIAS)
+        self.threshold = float(gm.THRESHOLD if threshold is None else threshold)
+
+    def scores(self, doc):
+        import numpy as np
+
+        if not len(doc):
+            return np.zeros(0, dtype="float32")
+        vec = np.stack([t.vector if t.has_vector else np.zeros_like(self.vector) for t in doc]) @ self.vector
+        other = [self.tag.get(t.tag_, 0.0) + float(np.dot(char_features(t.text), self.char)) for t in doc]
+        return vec + np.asarray(other, dtype="float32") + self.bias
+
+    def __call__(self, doc) -> list[int]:
+        return [int(i) for i in (self.scores(doc) > self.threshold).nonzero()[0]]
+
+
+@lru_cache(maxsize=4)
+def learned_triggers(vocab) -> LearnedTriggers:
+    """One :class:`LearnedTriggers` per vocab (i.e. per loaded model)."""
+    return LearnedTriggers(vocab)
+
+
 @dataclass(frozen=True)
 class NerGate:
-    """Trigger tokens and the NER windows around them (``margin`` tokens either side)."""
+    """Trigger tokens and the NER windows around them (``margin`` tokens either side); ``learned``:
+    also the tokens a :class:`LearnedTriggers` picks (None: the rules only)."""
 
     margin: int = 4
     roles: frozenset[str] = frozenset()
+    learned: LearnedTriggers | None = None
 
     def triggers(self, doc) -> list[int]:
         """Indices of the trigger tokens of ``doc``, pre-set entities (known people) included."""
         hits = {i for i, t in enumerate(doc)
                 if is_trigger(t.tag_, t.text, self.roles, doc[i - 1].tag_ if i else "")}
+        if self.learned is not None:
+            hits.update(self.learned(doc))
         for e in doc.ents:
             hits.update(range(e.start, e.end))
         return sorted(hits)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from pipeline.parse.entities import ENTITY_COLUMNS, coarse_label, known_spans, names_pattern, set_known_entities
-from pipeline.parse.gate import NerGate, ner_mode
+from pipeline.parse.gate import NerGate, learned_triggers, ner_mode
 from pipeline.parse.models import KNOWN_PERSONS, STRIP, load_nlp
 from pipeline.parse.sentences import SENTENCE_COLUMNS, SUDACHI_MAX_BYTES, byte_chunks, check_bytes, split_utterances
 from pipeline.parse.terms import extractor
@@ -153,7 +153,8 @@ def _parse_gated(nlp, chunks: Chunks, out: MeetingTables, pattern, params: dict)
     for si, off, doc in zip(chunks.sent, chunks.offset, docs):
         out.add_tokens(si, off, doc)
         known.append(set_known_entities(doc, pattern))
-    gate = NerGate(margin=int(params["ner_context"]), roles=frozenset(person_suffixes()))
+    gate = NerGate(margin=int(params["ner_context"]), roles=frozenset(person_suffixes()),
+                   learned=learned_triggers(nlp.vocab))
     for si, off, ents, kn in zip(chunks.sent, chunks.offset, gated_entities(nlp, docs, gate, params), known):
         out.add_entities(si, off, ents, kn)
 
