@@ -131,7 +131,7 @@ def test_topics_over_time_when_several_dates(result, inputs):
 
     frame = inputs["sentences"].reset_index(drop=True).copy()
     frame["meeting_date"] = np.where(np.arange(len(frame)) < len(frame) // 2, "2024-04-24", "2024-05-17")
-    tot = topics_over_time(result.model, frame)
+    tot = topics_over_time(result.model.terms_, frame, result.assignments["topic_id"].to_numpy())
     assert tot["timestamp"].nunique() == 2 and tot["frequency"].sum() == len(frame)
     assert list(tot.columns) == ["topic_id", "timestamp", "frequency", "terms"]
 
@@ -306,6 +306,9 @@ def incremental(inputs, tmp_path_factory):
     turns = pd.unique(s["utterance_id"])
     part = {u: f"m{[0, 4, 2, 3, 1][i * 5 // len(turns)]}" for i, u in enumerate(turns)}
     s["meeting_id"] = s["utterance_id"].map(part)
+    # dated pseudo-meetings for topics over time; m4 shares m0's date (an added meeting on a known date)
+    s["meeting_date"] = s["meeting_id"].map({"m0": "2024-04-24", "m1": "2024-05-08", "m2": "2024-05-22",
+                                             "m3": "2024-06-05", "m4": "2024-04-24"})
     s[s["meeting_id"] != "m4"].to_parquet(d / "four.parquet")
     s.to_parquet(d / "five.parquet")
 
@@ -319,6 +322,8 @@ def incremental(inputs, tmp_path_factory):
         return {"st": pd.read_parquet(out / "st.parquet"),
                 "metrics": json.loads((out / "metrics.json").read_text(encoding="utf-8")),
                 "info": pd.read_parquet(out / "topic_info.parquet"),
+                "per_class": pd.read_parquet(out / "topics_per_class.parquet"),
+                "over_time": pd.read_parquet(out / "topics_over_time.parquet"),
                 "model_json": json.loads((out / "topic_model.json").read_text(encoding="utf-8")),
                 "pickle": (d / "model" / "bertopic.pkl").read_bytes()}
 
@@ -327,6 +332,7 @@ def incremental(inputs, tmp_path_factory):
 
     shutil.copytree(d / "model", d / "model-after-fit")
     runs["add"] = run("add", "five.parquet")
+    shutil.copytree(d / "model", d / "model-after-add")
     runs["refit"] = run("refit", "five.parquet", "--refit")
     return {"dir": d, "sentences": s, **runs}
 
@@ -351,6 +357,71 @@ def test_adding_a_meeting_assigns_only_its_sentences(incremental):
     assert after.loc[sorted(new_ids), "topic_prob"].between(0, 1).all()
     assert add["info"]["size"].sum() == len(s)
     assert add["metrics"]["n_sentences"] == len(s) and add["metrics"]["n_fit"] == len(old)
+
+
+def test_added_meeting_outputs_equal_a_full_assign_run(incremental, inputs):
+    """The incremental run (BERTopic not loaded; only the new meeting's vectors read; per-class and
+    over-time rows of untouched groups reused) gives what assigning the same sentences with every
+    table recomputed gives."""
+    import sys
+
+    from pipeline.topics import incremental as inc
+    from pipeline.topics import tables
+    from pipeline.topics.model import load_topic_model
+    from pipeline.topics.stage import prepare_frame
+
+    add, d = incremental["add"], incremental["dir"]
+    assert add["metrics"]["model"]["mode"] == "assign" and add["metrics"]["model"]["n_fit"] == add["metrics"]["n_fit"]
+    model = load_topic_model(d / "model-after-fit", lazy=True)
+    assert model._bertopic is None and "rep_score" in pd.read_parquet(d / "model-after-add" / inc.LEDGER_FILE).columns
+    state = json.loads((d / "model-after-add" / inc.STATE_FILE).read_text(encoding="utf-8"))
+    assert state["updates"][-1]["group_tables"] == "saved rows + touched groups"
+    frame = prepare_frame(incremental["sentences"], None)
+    topics = add["st"].set_index("sentence_id").loc[frame["sentence_id"].astype(str), "topic_id"].to_numpy()
+    full_pc = tables.topics_per_class(model.terms_, frame, topics)
+    full_ot = tables.topics_over_time(model.terms_, frame, topics)
+    assert len(full_ot) and (full_ot["timestamp"] == pd.Timestamp("2024-04-24")).any()
+    for got, want in ((add["per_class"], full_pc), (add["over_time"], full_ot)):
+        got = got.assign(terms=[list(t) for t in got["terms"]])
+        pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True), check_dtype=False)
+    # the new meeting touched some groups, not all: the others are the fit run's rows
+    fit_pc = incremental["fit"]["per_class"].assign(terms=lambda x: [list(t) for t in x["terms"]])
+    kept = fit_pc.merge(full_pc, on=["class_kind", "class", "topic_id"], suffixes=("", "_now"))
+    assert 0 < (kept["frequency"] == kept["frequency_now"]).sum() < len(full_pc)
+    assert "bertopic" not in sys.modules or model._bertopic is None
+
+
+def test_group_tables_equal_bertopics_own(result, inputs):
+    """topics_per_class / topics_over_time come from the fitted c-TF-IDF saved without BERTopic
+    (pipeline/topics/ctfidf.py); on the same assignment they equal BERTopic's topics_over_time and
+    the adapter's words_per_class (pinned above to BERTopic's topics_per_class)."""
+    from pipeline.topics import tables
+    from pipeline.topics.stage import prepare_frame
+    from pipeline.topics.terms import norm_text
+
+    model = result.model
+    frame = prepare_frame(inputs["sentences"], inputs["utterances"]).copy()
+    topics = result.assignments["topic_id"].to_numpy()
+    # three dates by turn (the sample is one meeting)
+    turns = pd.unique(frame["utterance_id"])
+    third = {u: ["2024-04-24", "2024-05-08", "2024-05-22"][i * 3 // len(turns)] for i, u in enumerate(turns)}
+    frame["meeting_date"] = frame["utterance_id"].map(third)
+    ours_pc = tables.topics_per_class(model.terms_, frame, topics)
+    ours_ot = tables.topics_over_time(model.terms_, frame, topics)
+    docs = [norm_text(t) for t in frame["text"]]
+    for kind, col in tables.CLASS_KINDS.items():
+        classes = frame[col].astype("string").fillna("").astype(str).tolist()
+        theirs = model.bertopic_.words_per_class(docs, topics, classes)
+        theirs = theirs[theirs["Class"] != ""].sort_values(["Class", "Topic"]).reset_index(drop=True)
+        ours = ours_pc[ours_pc["class_kind"] == kind].reset_index(drop=True)
+        assert ours["class"].tolist() == theirs["Class"].tolist() and ours["topic_id"].tolist() == theirs["Topic"].tolist()
+        assert ours["frequency"].tolist() == theirs["Frequency"].tolist()
+        assert [", ".join(t) for t in ours["terms"]] == theirs["Words"].tolist()
+    theirs = model.bertopic_.topics_over_time(docs, topics, list(pd.to_datetime(frame["meeting_date"])))
+    assert ours_ot["topic_id"].tolist() == theirs["Topic"].astype(int).tolist()
+    assert ours_ot["frequency"].tolist() == theirs["Frequency"].astype(int).tolist()
+    assert (ours_ot["timestamp"].to_numpy() == pd.to_datetime(theirs["Timestamp"]).to_numpy()).all()
+    assert ours_ot["terms"].tolist() == [[w.strip() for w in s.split(",") if w.strip()] for s in theirs["Words"]]
 
 
 def test_new_sentences_are_placed_without_umap(incremental, inputs, monkeypatch):

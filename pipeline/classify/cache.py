@@ -20,13 +20,16 @@ import pandas as pd
 log = logging.getLogger("policy_topics.classify")
 
 
-def _digest(X: pd.DataFrame) -> str:
+def _digest(X: pd.DataFrame, E: np.ndarray | None = None) -> str:
+    """``E``: the rows' embeddings as one matrix when the caller has it (the same bytes as stacking
+    ``X["embedding"]``, without a stack per meeting)."""
     h = hashlib.sha256()
     for col in ("text", "terms", "group"):
         if col in X.columns:
             h.update(json.dumps([list(v) if col == "terms" else str(v) for v in X[col]], ensure_ascii=False).encode())
     if "embedding" in X.columns and len(X):
-        h.update(np.ascontiguousarray(np.vstack(X["embedding"].to_numpy()), dtype=np.float32).tobytes())
+        M = E if E is not None else np.vstack(X["embedding"].to_numpy())
+        h.update(np.ascontiguousarray(M, dtype=np.float32).tobytes())
     return h.hexdigest()[:32]
 
 
@@ -47,9 +50,11 @@ def _load(path: Path) -> tuple[list[dict], np.ndarray, list]:
 
 
 def tag_by_meeting(model, X: pd.DataFrame, meetings: Sequence[str], model_key: str,
-                   cache_dir: str | Path | None = None) -> tuple[list[dict], np.ndarray, list, dict]:
+                   cache_dir: str | Path | None = None, embeddings: np.ndarray | None = None
+                   ) -> tuple[list[dict], np.ndarray, list, dict]:
     """``model.tag(X, return_details=True)`` computed only for meetings not in the cache.
 
+    ``embeddings``: ``X["embedding"]`` as one matrix, if the caller has it (faster keys).
     Returns (tags, P, rule_evidence, stats) in ``X`` row order; stats: meetings cached / computed."""
     from pipeline.partition import cache_root
 
@@ -57,7 +62,8 @@ def tag_by_meeting(model, X: pd.DataFrame, meetings: Sequence[str], model_key: s
     meetings = np.asarray([str(m) for m in meetings])
     order = list(pd.unique(meetings))
     rows = {m: np.where(meetings == m)[0] for m in order}
-    paths = {m: root / f"{_digest(X.iloc[rows[m]])}.parquet" for m in order}
+    paths = {m: root / f"{_digest(X.iloc[rows[m]], None if embeddings is None else embeddings[rows[m]])}.parquet"
+             for m in order}
     todo = [m for m in order if not paths[m].exists()]
     if todo:
         idx = np.concatenate([rows[m] for m in todo])

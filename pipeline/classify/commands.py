@@ -27,9 +27,9 @@ def _read_parquet(path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise PipelineError(path, "file not found")
-    from pipeline.dataset import read_table
+    from pipeline.io import read_parts
 
-    return read_table(path)  # a single file or a partitioned dataset directory (pyarrow.dataset)
+    return read_parts(path).to_pandas()  # a single file or a partitioned dataset directory
 
 
 def make_model(settings=None, taxonomy=None):
@@ -262,8 +262,8 @@ def run_classify_cli(args) -> int:
         if labels_dir.is_dir():
             labelled = load_labels(labels_dir, [str(c) for c in model.classes_]).all_labels()
         n = args.queue_size or params.queue_size
-        emb_m = None
-        if emb and getattr(model, "use_embeddings", False):
+        emb_m = tables.get("_embeddings")
+        if emb_m is None and emb and getattr(model, "use_embeddings", False):
             from pipeline.classify.features import load_embeddings_for
 
             emb_m = load_embeddings_for(tables["sentences"]["sentence_id"].astype(str).tolist(), emb)

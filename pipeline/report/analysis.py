@@ -320,11 +320,15 @@ def _topic_term_matrix(data: ReportData, ids: list[int]) -> np.ndarray | None:
     long = s[["topic_id", "terms"]].explode("terms").dropna()
     if long.empty:
         return None
-    counts = pd.crosstab(long["topic_id"], long["terms"]).reindex(index=ids, fill_value=0)
-    tf = counts.to_numpy(dtype=float)
+    # topic x term counts, terms in sorted order (as pd.crosstab gave them, ~2 s on full Tokyo)
+    rows = pd.Index(ids).get_indexer(long["topic_id"])
+    cols, vocab = pd.factorize(long["terms"].astype(str), sort=True)
+    counts = np.zeros((len(ids), len(vocab)), dtype=np.int64)
+    np.add.at(counts, (rows, cols), 1)
+    tf = counts.astype(float)
     tf = tf / np.maximum(tf.sum(axis=1, keepdims=True), 1)
-    avg = counts.to_numpy().sum() / max(len(ids), 1)
-    idf = np.log(1 + avg / np.maximum(counts.to_numpy().sum(axis=0), 1))  # BERTopic's c-TF-IDF weighting
+    avg = counts.sum() / max(len(ids), 1)
+    idf = np.log(1 + avg / np.maximum(counts.sum(axis=0), 1))  # BERTopic's c-TF-IDF weighting
     return tf * idf
 
 

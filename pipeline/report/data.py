@@ -73,25 +73,40 @@ class ReportData:
                 return t
         return Theme(theme_id, theme_id, theme_id)
 
+    #: results of substantive() / theme_long(), kept for the sentences table they were computed on
+    #: (the report asks ~50 times; each pass over 28k sentences cost ~40 ms)
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def _cached(self, key: str, compute):
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] is self.sentences:
+            return hit[1]
+        value = compute()
+        self._memo[key] = (self.sentences, value)
+        return value
+
     def substantive(self) -> pd.DataFrame:
         """Sentences carrying at least one policy (non-procedural) theme."""
         s = self.sentences
-        return s[s["themes"].map(lambda ts: any(t != PROCEDURAL for t in ts))]
+        return self._cached("substantive", lambda: s[s["themes"].map(lambda ts: any(t != PROCEDURAL for t in ts))])
 
     def theme_long(self, substantive_only: bool = True) -> pd.DataFrame:
         """One row per (sentence, theme), with the sentence's columns."""
-        s = self.substantive() if substantive_only else self.sentences
-        long = s.explode("themes").dropna(subset=["themes"]).rename(columns={"themes": "theme"})
-        if substantive_only:
-            long = long[long["theme"] != PROCEDURAL]
-        return long
+        def compute():
+            s = self.substantive() if substantive_only else self.sentences
+            long = s.explode("themes").dropna(subset=["themes"]).rename(columns={"themes": "theme"})
+            if substantive_only:
+                long = long[long["theme"] != PROCEDURAL]
+            return long
+
+        return self._cached(f"theme_long:{substantive_only}", compute)
 
 
 def _read_table(path: Path) -> pd.DataFrame:
-    from pipeline.dataset import read_table
+    from pipeline.io import read_parts
 
     try:
-        return read_table(path)  # a single file or a partitioned dataset directory (pyarrow.dataset)
+        return read_parts(path).to_pandas()  # a single file or a partitioned dataset directory
     except PipelineError:
         raise
     except Exception as exc:  # pyarrow raises several types for corrupt files

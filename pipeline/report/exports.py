@@ -101,21 +101,22 @@ def write_tables(data: ReportData, out_dir: str | Path, headers: str = default("
         written[name] = path
     path = out_dir / workbook
     with atomic_path(path) as tmp:
-        with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
-            for name in SHEETS:
-                if name not in tabs:
-                    continue
-                df = tabs[name]
-                df = ja_headers(df, theme_names) if excel_headers == "ja" else df
-                safe_frame(df, excel=True).to_excel(xw, sheet_name=name, index=False)
-                ws = xw.sheets[name]
-                ws.freeze_panes = "A2"
-                for i, col in enumerate(df.columns, start=1):
-                    width = 60 if str(col) in ("text", "本文", "representative", "代表的な文") else 16
-                    ws.column_dimensions[_col_letter(i)].width = width
-            cols = sorted({c for df in tabs.values() for c in df.columns})
-            mapping = pd.DataFrame({"column": cols, "列名": [JA.get(c) or theme_names.get(c) or c for c in cols]})
-            safe_frame(mapping, excel=True).to_excel(xw, sheet_name="columns", index=False)
+        from openpyxl import Workbook
+
+        # write-only workbook, rows streamed: pandas' to_excel builds every cell object first
+        # (~6 of report's 14 CPU-s on full Tokyo, 450k cells); same cells and layout
+        wb = Workbook(write_only=True)
+        for name in SHEETS:
+            if name not in tabs:
+                continue
+            df = tabs[name]
+            df = ja_headers(df, theme_names) if excel_headers == "ja" else df
+            widths = [60 if str(col) in ("text", "本文", "representative", "代表的な文") else 16 for col in df.columns]
+            _write_sheet(wb, name, safe_frame(df, excel=True), widths)
+        cols = sorted({c for df in tabs.values() for c in df.columns})
+        mapping = pd.DataFrame({"column": cols, "列名": [JA.get(c) or theme_names.get(c) or c for c in cols]})
+        _write_sheet(wb, "columns", safe_frame(mapping, excel=True), None)
+        wb.save(tmp)
         _reproducible_xlsx(tmp)
     written["workbook"] = path
 
@@ -127,6 +128,45 @@ def write_tables(data: ReportData, out_dir: str | Path, headers: str = default("
 
     on_commit(drop_stale)
     return written
+
+
+def _excel_column(values: pd.Series) -> list:
+    """Cell values as pandas' ``to_excel`` writes them: missing -> empty, numpy scalars -> Python
+    numbers, +-inf -> "inf" / "-inf", dates and times as they are, anything else as text."""
+    import datetime
+
+    import numpy as np
+
+    out = []
+    for v in values.astype(object).tolist():
+        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v):
+            out.append(None)
+        elif isinstance(v, (bool, np.bool_)):
+            out.append(bool(v))
+        elif isinstance(v, (int, np.integer)):
+            out.append(int(v))
+        elif isinstance(v, (float, np.floating)):
+            out.append("inf" if v == np.inf else "-inf" if v == -np.inf else float(v))
+        elif isinstance(v, str):
+            out.append(v or None)
+        elif isinstance(v, (datetime.datetime, datetime.date)):
+            out.append(v)
+        else:
+            out.append(str(v))
+    return out
+
+
+def _write_sheet(wb, name: str, df: pd.DataFrame, widths: list[int] | None) -> None:
+    """One sheet of a write-only workbook, as ``to_excel`` wrote it (plain header row); with
+    ``widths`` the header row is frozen and the columns get those widths."""
+    ws = wb.create_sheet(name)
+    if widths is not None:
+        ws.freeze_panes = "A2"
+        for i, width in enumerate(widths, start=1):
+            ws.column_dimensions[_col_letter(i)].width = width
+    ws.append([str(c) for c in df.columns])
+    for row in zip(*(_excel_column(df[c]) for c in df.columns)):
+        ws.append(row)
 
 
 #: the one timestamp written into the workbook (openpyxl stamps "now" into docProps/core.xml and

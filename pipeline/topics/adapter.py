@@ -33,6 +33,7 @@ from bertopic.representation import KeyBERTInspired, MaximalMarginalRelevance
 from bertopic.vectorizers import ClassTfidfTransformer
 
 from pipeline.settings import default
+from pipeline.topics.ctfidf import top_words
 
 __all__ = ["BERTOPIC_VERSION", "BERTopicAdapter", "BackendEmbedder", "representation_chain"]
 
@@ -94,21 +95,6 @@ def terms_of(words) -> list[str]:
     if isinstance(words, str):
         return [w.strip() for w in words.split(",") if w.strip()]
     return list(words or [])
-
-
-def _top_words(M, row: int, n: int) -> list[int]:
-    """Column indices of the top ``n`` values of a CSR row, best first, ties broken exactly as
-    BERTopic's ``_extract_words_per_topic`` (argpartition, rows padded to ``n`` with zeros,
-    ascending argsort, reversed)."""
-    start, end = M.indptr[row], M.indptr[row + 1]
-    data, cols = M.data[start:end], M.indices[start:end]
-    k = min(n, len(data))
-    picked = list(cols[np.argpartition(data, -k)[-k:]]) if k else []
-    idx = picked + [None] * (n - len(picked))
-    lookup = dict(zip(cols.tolist(), data.tolist()))
-    scores = np.array([lookup.get(int(j), 0.0) if j is not None else 0 for j in idx])
-    order = np.argsort(scores)[::-1]
-    return [int(idx[j]) for j in order if idx[j] is not None and scores[j] > 0]
 
 
 class BERTopicAdapter:
@@ -209,6 +195,28 @@ class BERTopicAdapter:
         T = normalize(self.model.c_tf_idf_)
         return (D @ T[[rows[int(t)] for t in topics]].T).toarray()
 
+    def topic_terms(self, n_ctfidf: int = 10):
+        """What the output tables need from the fitted model, without BERTopic
+        (:class:`pipeline.topics.ctfidf.TopicTerms`): words per topic, plain c-TF-IDF words, the
+        vocabulary, idf and the l1-normalised global c-TF-IDF rows (``sorted(get_topics())``)."""
+        import scipy.sparse as sp
+        from sklearn.preprocessing import normalize
+
+        from pipeline.topics.ctfidf import TopicTerms
+
+        ctfidf = self.model.ctfidf_model
+        if not getattr(ctfidf, "use_idf", True):  # (bm25 changes the idf only, which is read below)
+            raise ValueError("TopicTerms reproduces ClassTfidfTransformer with idf on only")
+        vocab = self.model.vectorizer_model.get_feature_names_out()
+        # idf through the public transform: a row with a single count of term j -> 1 * idf_j
+        idf = ctfidf.transform(sp.identity(len(vocab), dtype=np.float64, format="csr")).diagonal()
+        topics = sorted(int(t) for t in self.model.get_topics())
+        glob = normalize(self.model.c_tf_idf_, axis=1, norm="l1", copy=True).tocsr()
+        return TopicTerms(np.asarray(vocab, dtype=str), np.asarray(idf, dtype=np.float64), glob,
+                          np.asarray(topics, dtype=int), bool(ctfidf.reduce_frequent_words),
+                          int(self.model.top_n_words), {t: self.topic_words(t) for t in topics},
+                          {t: self.ctfidf_words(t, n_ctfidf) for t in topics})
+
     # ------------------------------------------------------------------ tables
     def words_per_class(self, docs: list[str], topics: Sequence[int], classes: Sequence[str],
                         n_words: int = 5) -> pd.DataFrame:
@@ -232,7 +240,7 @@ class BERTopicAdapter:
         bow = self.model.vectorizer_model.transform([d if d else "emptydoc" for d in grouped["Document"]])
         local = normalize(self.model.ctfidf_model.transform(bow), axis=1, norm="l1", copy=False)
         tuned = ((glob[[rows[int(t)] for t in grouped["Topic"]]] + local) / 2.0).tocsr()
-        words = [", ".join(str(vocab[j]) for j in _top_words(tuned, i, max(self.model.top_n_words, 30))[:n_words])
+        words = [", ".join(str(vocab[j]) for j in top_words(tuned, i, max(self.model.top_n_words, 30))[:n_words])
                  for i in range(tuned.shape[0])]
         return pd.DataFrame({"Topic": grouped["Topic"].astype(int), "Words": words,
                              "Frequency": grouped["Frequency"].astype(int), "Class": grouped["Class"]})

@@ -68,6 +68,22 @@ class PolicyTopicModel:
         self.stopwords = list(stopwords)
         self.backend = backend
         self.backend_kw = dict(backend_kw or {})
+        self._bertopic = None
+        self._bertopic_path: Path | None = None
+        self.terms_ = None
+
+    @property
+    def bertopic_(self):
+        """The BERTopic adapter; a model loaded with ``lazy=True`` unpickles it on first use only."""
+        if self._bertopic is None and self._bertopic_path is not None:
+            from pipeline.topics.adapter import BERTopicAdapter
+
+            self._bertopic = BERTopicAdapter.load(self._bertopic_path, self.backend, self.backend_kw)
+        return self._bertopic
+
+    @bertopic_.setter
+    def bertopic_(self, value) -> None:
+        self._bertopic = value
 
     @property
     def params(self) -> dict[str, Any]:
@@ -197,6 +213,7 @@ class PolicyTopicModel:
         topics = self._reduce_outliers(C, topics, proc, docs)
         self.hierarchy_ = self.bertopic_.set_assignment(docs, topics, self._representation(),
                                                         int(self.s.top_n_words))
+        self.terms_ = self.bertopic_.topic_terms()  # what the tables need, saved without BERTopic
         self.centroid_ids_, self.centroids_ = centroids(C, topics)
         self.reference_ = self._reference(C, outlier_before, proc)
         self.topics_ = topics
@@ -258,10 +275,14 @@ class PolicyTopicModel:
 
     # ---------------------------------------------------------------- words / labels
     def topic_words(self, topic: int) -> list[tuple[str, float]]:
+        if self.terms_ is not None:
+            return self.terms_.topic_words(topic)
         return self.bertopic_.topic_words(topic)
 
     def ctfidf_words(self, topic: int, n: int = 10) -> list[tuple[str, float]]:
         """Plain c-TF-IDF top terms (before KeyBERT/MMR re-ranking)."""
+        if self.terms_ is not None and n <= 10:
+            return self.terms_.topic_ctfidf_words(topic)[:n]
         return self.bertopic_.ctfidf_words(topic, n)
 
     @property
@@ -335,13 +356,20 @@ class PolicyTopicModel:
         if getattr(self, "fit_features_", None) is not None:
             np.save(path / "fit_features.npy", self.fit_features_)
             np.save(path / "fit_labels.npy", self.fit_labels_)
+        if self.terms_ is not None:
+            self.terms_.save(path)
         return path
 
 
-def load_topic_model(path: str | Path) -> PolicyTopicModel:
-    """Reload a model saved by :meth:`PolicyTopicModel.save`; ``transform`` works offline."""
+def load_topic_model(path: str | Path, lazy: bool = False) -> PolicyTopicModel:
+    """Reload a model saved by :meth:`PolicyTopicModel.save`; ``transform`` works offline.
+
+    ``lazy``: BERTopic is neither imported nor unpickled until something needs it (the
+    ``topics`` stage assigning new sentences with their parse-stage terms never does: ~5 s of an
+    added meeting on full Tokyo); ``transform`` then needs the sentences' ``terms``, or extracts
+    them with the parse stage's extractor."""
     from pipeline.errors import PipelineError
-    from pipeline.topics.adapter import BERTopicAdapter
+    from pipeline.topics.ctfidf import TopicTerms
 
     path = Path(path)
     meta_p, model_p = path / "policy_topics.json", path / "bertopic.pkl"
@@ -349,15 +377,19 @@ def load_topic_model(path: str | Path) -> PolicyTopicModel:
         raise PipelineError(path, "not a saved topic model (policy_topics.json / bertopic.pkl missing)")
     meta = json.loads(meta_p.read_text(encoding="utf-8"))
     m = PolicyTopicModel(meta["params"], meta["stopwords"], meta["backend"], meta["backend_kw"])
-    m.bertopic_ = BERTopicAdapter.load(model_p, meta["backend"], meta["backend_kw"])
-    m.analyzer_ = m.bertopic_.analyzer
+    m._bertopic_path = model_p
+    lazy = lazy and TopicTerms.exists(path)
+    m.terms_ = TopicTerms.load(path) if TopicTerms.exists(path) else None
+    m.analyzer_ = m._analyzer() if lazy else m.bertopic_.analyzer
     m.procedural_topic_ = meta["procedural_topic"]
     m.labels_ = {int(k): v for k, v in meta["labels"].items()}
     m.centroid_ids_ = np.array(meta["centroid_ids"], dtype=int)
     m.centroids_ = np.load(path / "centroids.npy")
     m.n_outliers_before_ = meta.get("n_outliers_before", 0)
     m.reference_ = meta.get("reference") or {"similarity_p05": 0.0, "outlier_share_substantive": 0.0}
-    m.topics_ = m.bertopic_.fitted_topics
+    m.topics_ = None if lazy else m.bertopic_.fitted_topics
+    if m.terms_ is None:  # saved before topic_terms.npz existed
+        m.terms_ = m.bertopic_.topic_terms()
     m.hierarchy_ = None
     if (path / "hierarchy.parquet").exists():
         import pandas as pd

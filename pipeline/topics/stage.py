@@ -141,7 +141,8 @@ def fit_topics(sentences: pd.DataFrame, embeddings, params: dict | None = None, 
         model.fit(frame["text"].tolist(), E, frame["terms"].tolist(), groups=_groups(frame), fit_idx=fit_idx)
     except TooFewSentences as exc:
         raise PipelineError(None, f"{exc}; need at least 5 sentences") from exc
-    res = build_result(model, frame, E, model.topics_, model.probs_, model.procedural_, params, labels)
+    scores = tables.representative_scores(E, model.topics_, model.centroid_ids_, model.centroids_)
+    res = build_result(model, frame, model.topics_, model.probs_, model.procedural_, params, labels, scores)
     res.metrics["n_fit"] = int(len(frame) if fit_idx is None else len(fit_idx))
     res.metrics["outlier_share_before_reduction"] = round(model.n_outliers_before_ / max(1, len(frame)), 4)
     res.metrics["fit_seconds"] = round(time.perf_counter() - t0, 2)
@@ -159,14 +160,25 @@ def assignments_frame(model, frame: pd.DataFrame, topics: np.ndarray, probs: np.
     })
 
 
-def build_result(model, frame: pd.DataFrame, E: np.ndarray, topics: np.ndarray, probs: np.ndarray,
-                 procedural: np.ndarray, params: dict, labels: dict | None) -> TopicResult:
-    """Tables and metrics of an assignment (fitted or transformed) of every sentence in ``frame``."""
+def build_result(model, frame: pd.DataFrame, topics: np.ndarray, probs: np.ndarray, procedural: np.ndarray,
+                 params: dict, labels: dict | None, scores: np.ndarray,
+                 group_tables: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> TopicResult:
+    """Tables and metrics of an assignment (fitted or transformed) of every sentence in ``frame``.
+
+    ``scores``: :func:`tables.representative_scores` of every sentence; ``group_tables``:
+    topics_per_class and topics_over_time when the caller has them (an added meeting: the saved
+    rows plus the groups it touched), else both are computed over every sentence."""
     topics = np.asarray(topics, dtype=int)
-    info = tables.topic_info(model, frame, E, topics, int(params["representative_docs"]))
-    res = TopicResult(assignments_frame(model, frame, topics, probs, procedural), info,
-                      tables.topics_per_class(model, frame, topics), tables.topics_over_time(model, frame, topics),
+    terms = model.terms_
+    info = tables.topic_info(terms, model.labels_, model.procedural_topic_, frame, topics, scores,
+                             int(params["representative_docs"]))
+    if group_tables is None:
+        counts = terms.counts(frame["terms"].tolist())
+        group_tables = (tables.topics_per_class(terms, frame, topics, counts),
+                        tables.topics_over_time(terms, frame, topics, counts))
+    res = TopicResult(assignments_frame(model, frame, topics, probs, procedural), info, *group_tables,
                       tables.topic_hierarchy(model), {}, model)
+    res.extra["scores"] = np.asarray(scores, dtype=np.float64)
     res.metrics = topic_metrics(model, frame, info, topics, np.asarray(procedural, dtype=bool), params, labels)
     return res
 
