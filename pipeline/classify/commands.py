@@ -11,13 +11,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.cells import neutralise_frame  # minutes text opened in spreadsheets
-from pipeline.classify.train_metrics import (
-    _ablations,
-    _cross_group,
-    _cross_meeting,
-    _sample_grouped_cv,
-    label_record_weights,
-)
+from pipeline.classify.train_metrics import label_record_weights, train_figures
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path, stage_timer, write_metrics, write_parquet, write_text
 
@@ -132,7 +126,6 @@ def unlabelled_data(sentences: pd.DataFrame, X_labelled: pd.DataFrame, embedding
 def run_train_cli(args) -> int:
     import joblib
 
-    from pipeline.classify.evaluate import evaluate
     from pipeline.classify.taxonomy import load_taxonomy
     from pipeline.labels import agreement
 
@@ -180,15 +173,7 @@ def run_train_cli(args) -> int:
             metrics.update({k: v for k, v in cached.items() if k not in ("labels", "shipped_model",
                                                                          "annotator_agreement")})
         elif not args.no_eval:
-            res = evaluate(model, X, Y, n_splits=params.n_splits, n_boot=params.n_boot, seed=params.seed,
-                           sample_weight=sw)
-            res.pop("oof")
-            metrics.update(res)
-            metrics["sample_grouped_cv"] = _sample_grouped_cv(model, X, Y, params, sw)
-            metrics["cross_group"] = _cross_group(model, X, Y, params, params.n_boot, sw)
-            metrics["cross_meeting"] = _cross_meeting(model, X, Y, params, sw)
-            if params.ablations:
-                metrics["ablations"] = _ablations(model, X, Y, params, sw)
+            metrics.update(train_figures(model, X, Y, params, sw))
         metrics["annotator_agreement"] = agreement(args.labels, tax.ids)
         metrics["labels"] = info
         t0 = time.perf_counter()

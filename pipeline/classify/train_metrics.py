@@ -22,6 +22,23 @@ def _held_out_units(X: pd.DataFrame, col: str):
     return units
 
 
+def train_figures(model, X, Y, params, sample_weight=None) -> dict:
+    """Everything ``train`` evaluates: the grouped CV pooled over all labelled rows (+ baselines),
+    ``sample_grouped_cv``, ``cross_group``, ``cross_meeting`` and (``params.ablations``) the
+    ablations, every fit weighted by ``sample_weight``."""
+    from pipeline.classify.evaluate import evaluate
+
+    res = evaluate(model, X, Y, n_splits=params.n_splits, n_boot=params.n_boot, seed=params.seed,
+                   sample_weight=sample_weight)
+    res.pop("oof")
+    res["sample_grouped_cv"] = _sample_grouped_cv(model, X, Y, params, sample_weight)
+    res["cross_group"] = _cross_group(model, X, Y, params, params.n_boot, sample_weight)
+    res["cross_meeting"] = _cross_meeting(model, X, Y, params, sample_weight)
+    if params.ablations:
+        res["ablations"] = _ablations(model, X, Y, params, sample_weight)
+    return res
+
+
 def label_record_weights(X: pd.DataFrame, weight: float) -> np.ndarray | None:
     """Per row of ``X``: ``weight`` for a label-record row (``X['label_record']``: a labelled
     meeting outside the corpus, e.g. another council's), 1 for a corpus row; None when every
