@@ -95,7 +95,7 @@ class ParseSettings(StageModel):
                                              "(SudachiPy's limit is 49149)")
     ner: Literal["gated", "full", "off"] = Field(
         "gated", description="gated: tok2vec+ner only on windows around tokens that can be entities (rule and "
-                             "learned triggers, pipeline.parse.gate: ~2.5-3.3x plain GiNZA per CPU-s, entity "
+                             "learned triggers, pipeline.parse.gate: ~2.3-3.3x plain GiNZA per CPU-s, entity "
                              "recall ~0.99 vs full); full: on every sentence (~1.6-2x); off: sentences/tokens/"
                              "terms only (tokenizer only), empty entities; true/false mean full/off")
     ner_context: int = Field(4, ge=0, le=64, description="gated: tokens of context either side of a "
