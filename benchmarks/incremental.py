@@ -155,7 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--state", type=Path, required=True, help="processed run dir (raw/, data/, models/, cache/)")
     ap.add_argument("--baseline", default="main", help="git revision timed as the baseline ('' = none)")
-    ap.add_argument("--this", default="", help="git revision timed as 'this' (default: the working tree)")
+    ap.add_argument("--this", default="", help="git revision (or a directory with pipeline/) timed as 'this' "
+                                               "(default: the working tree)")
+    ap.add_argument("--reuse", action="store_true", help="reuse prepared-* states left in --workdir by a run "
+                                                         "with the same code")
     ap.add_argument("--repeat", type=int, default=1, help="timed runs per code version (alternating)")
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--added-file", type=Path, help="the meeting file to add (default: a typical meeting)")
@@ -181,11 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     versions: dict[str, Path | None] = {}
     if args.baseline:
         versions["baseline"] = snapshot(args.baseline, w / "code-baseline")
-    versions["this"] = snapshot(args.this, w / "code-this") if args.this else None
+    versions["this"] = (Path(args.this) if args.this and Path(args.this).is_dir()
+                        else snapshot(args.this, w / "code-this") if args.this else None)
     info = {"state": str(args.state), "added_file": added.name, "baseline": args.baseline,
             "uptime_start": _uptime(), "cpus": os.cpu_count()}
     print(f"adding {added.name} to {args.state}", flush=True)
-    prepared = {k: prepare(args.state, w / f"prepared-{k}", code, added, logs, k) for k, code in versions.items()}
+    prepared = {k: w / f"prepared-{k}" if args.reuse and (w / f"prepared-{k}").is_dir()
+                else prepare(args.state, w / f"prepared-{k}", code, added, logs, k) for k, code in versions.items()}
     runs: dict[str, list] = {k: [] for k in versions}
     for i in range(args.repeat):
         for k, code in versions.items():

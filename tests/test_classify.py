@@ -546,3 +546,16 @@ def test_train_reuses_the_classifier_until_labels_or_pool_change(labelled_sample
     assert train([labelled, meeting(0), meeting(1)]) == first and len(fits) == n  # 1 new of 5: reused
     train([labelled, meeting(0), meeting(1), meeting(2)])  # 2 new of 5 > 25 %: the pool is refreshed
     assert len(fits) > n
+
+
+def test_cache_key_from_the_embedding_matrix_is_the_same():
+    """classify's per-meeting cache key computed from the embedding matrix equals the one from the
+    row list (so the cache written before stays valid)."""
+    from pipeline.classify.cache import _digest
+
+    rng = np.random.default_rng(0)
+    E = rng.normal(size=(7, 5)).astype(np.float32)
+    X = pd.DataFrame({"text": [f"文{i}" for i in range(7)], "terms": [["地域"]] * 7, "group": ["u1"] * 7,
+                      "embedding": list(E)})
+    assert _digest(X, E) == _digest(X)
+    assert _digest(X.iloc[2:5], E[2:5]) == _digest(X.iloc[2:5]) != _digest(X)

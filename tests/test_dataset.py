@@ -39,6 +39,24 @@ def test_rows_come_back_in_write_order_with_one_schema(tmp_path):
         read_table(path, columns=["nope"])
 
 
+def test_read_parts_gives_read_tables_table(tmp_path):
+    """pipeline.io.read_parts (part by part, what topics/classify/report read with) = read_table."""
+    from pipeline.io import read_parts
+
+    path = tmp_path / "sentences.parquet"
+    with DatasetWriter(path) as w:
+        for i in range(12):
+            w.write(_meeting(i, speaker=None if i % 3 == 0 else "國領"))
+    assert read_parts(path).equals(read_table(path, arrow=True))
+    pd.testing.assert_frame_equal(read_parts(path).to_pandas(), read_table(path))
+    assert read_parts(path, columns=["order"]).column_names == ["order"]
+    single = tmp_path / "one.parquet"
+    _meeting(1).to_parquet(single)
+    pd.testing.assert_frame_equal(read_parts(single).to_pandas(), read_table(single))
+    with pytest.raises(PipelineError, match="not found"):
+        read_parts(tmp_path / "missing.parquet")
+
+
 def test_failure_leaves_previous_outputs_untouched(tmp_path):
     a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
     write_dataset(pd.DataFrame({"x": [1, 2]}), a)

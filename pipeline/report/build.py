@@ -32,7 +32,7 @@ def build_report(input_dir: str | Path, out: str | Path, *, markdown: str | Path
     speakers. Nothing of the pipeline is recomputed. ``settings``: a
     :class:`~pipeline.settings.ReportSettings`, a dict of overrides, or None (params.yaml ``report``)."""
     from pipeline.report.data import load_processed, subset
-    from pipeline.report.exports import write_tables
+    from pipeline.report.exports import Workbook, write_tables
     from pipeline.report.html import render_html
     from pipeline.report.markdown import render_markdown
     from pipeline.settings import resolve
@@ -43,13 +43,17 @@ def build_report(input_dir: str | Path, out: str | Path, *, markdown: str | Path
     tdir = Path(tables_dir) if tables_dir else out.parent / "tables"
     with stage_timer("report") as stats:
         data = subset(load_processed(input_dir, taxonomy), meetings, speakers)
-        html = render_html(data, p)
-        md = render_markdown(data, p)
-        with output_transaction():  # HTML, Markdown and every table appear together, or none of them
-            written = write_tables(data, tdir, headers=p["headers"],
-                                   excel_headers=p["excel_headers"])
-            write_text(html, out)
-            write_text(md, md_path)
+        excel = Workbook(data, p["excel_headers"])  # written beside the rendering (a forked process)
+        try:
+            html = render_html(data, p)
+            md = render_markdown(data, p)
+            with output_transaction():  # HTML, Markdown and every table appear together, or none of them
+                written = write_tables(data, tdir, headers=p["headers"], excel_headers=p["excel_headers"],
+                                       excel=excel)
+                write_text(html, out)
+                write_text(md, md_path)
+        finally:
+            excel.close()
         for path in [out, md_path, *written.values()]:  # reports are for sharing, whatever the umask
             os.chmod(path, 0o644)
         size_mb = out.stat().st_size / 1e6

@@ -8,11 +8,14 @@ spreadsheets show them as text instead of evaluating them. CSVs are UTF-8 with B
 """
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from pipeline.errors import PipelineError
 from pipeline.io import atomic_path, on_commit
 from pipeline.report import analysis as A
 from pipeline.report.data import ReportData
@@ -86,39 +89,93 @@ SHEETS = ["utterances", "sentences", "topic_info", "theme_by_speaker", "theme_by
           "meetings", "entities_top"]
 
 
-def write_tables(data: ReportData, out_dir: str | Path, headers: str = default("report.headers"),
-                 excel_headers: str = default("report.excel_headers"), workbook: str = "report.xlsx") -> dict[str, Any]:
-    """Write ``<name>.csv`` per table and one workbook; returns {name: path}."""
-    out_dir = Path(out_dir)
-    theme_names = {t.id: t.ja for t in data.themes}
-    tabs = tables(data)
-    written: dict[str, Any] = {}
-    for name, df in tabs.items():
-        df = ja_headers(df, theme_names) if headers == "ja" else df
-        path = out_dir / f"{name}.csv"
-        with atomic_path(path) as tmp:
-            safe_frame(df).to_csv(tmp, index=False, encoding="utf-8-sig")
-        written[name] = path
-    path = out_dir / workbook
-    with atomic_path(path) as tmp:
-        from openpyxl import Workbook
+class Workbook:
+    """The Excel workbook of the tables, written by a forked process while the report renders
+    (openpyxl is pure Python: ~3-4 s for the 450k cells of full Tokyo, now beside the HTML on the
+    second core), or in this process where ``fork`` is unavailable or ``background`` is False.
+    The cells are made safe (:func:`safe_frame`) here, before the fork: the child only writes."""
 
-        # write-only workbook, rows streamed: pandas' to_excel builds every cell object first
-        # (~6 of report's 14 CPU-s on full Tokyo, 450k cells); same cells and layout
-        wb = Workbook(write_only=True)
+    def __init__(self, data: ReportData, excel_headers: str = default("report.excel_headers"),
+                 background: bool = True):
+        import multiprocessing
+        import tempfile
+
+        self.tabs = tables(data)
+        theme_names = {t.id: t.ja for t in data.themes}
+        sheets = []
         for name in SHEETS:
-            if name not in tabs:
+            if name not in self.tabs:
                 continue
-            df = tabs[name]
+            df = self.tabs[name]
             df = ja_headers(df, theme_names) if excel_headers == "ja" else df
             widths = [60 if str(col) in ("text", "本文", "representative", "代表的な文") else 16 for col in df.columns]
-            _write_sheet(wb, name, safe_frame(df, excel=True), widths)
-        cols = sorted({c for df in tabs.values() for c in df.columns})
+            sheets.append((name, safe_frame(df, excel=True), widths))
+        cols = sorted({c for df in self.tabs.values() for c in df.columns})
         mapping = pd.DataFrame({"column": cols, "列名": [JA.get(c) or theme_names.get(c) or c for c in cols]})
-        _write_sheet(wb, "columns", safe_frame(mapping, excel=True), None)
-        wb.save(tmp)
-        _reproducible_xlsx(tmp)
-    written["workbook"] = path
+        sheets.append(("columns", safe_frame(mapping, excel=True), None))
+        fd, name = tempfile.mkstemp(prefix="policy-topics-", suffix=".xlsx")
+        os.close(fd)
+        self.tmp = Path(name)
+        self.proc = None
+        if background and "fork" in multiprocessing.get_all_start_methods():
+            self.proc = multiprocessing.get_context("fork").Process(target=_save_workbook, args=(sheets, self.tmp),
+                                                                    daemon=True)
+            self.proc.start()
+        else:
+            _save_workbook(sheets, self.tmp)
+
+    def install(self, path: Path) -> None:
+        """Wait for the workbook and move it to ``path`` (an atomic_path temp file)."""
+        if self.proc is not None:
+            self.proc.join()
+            if self.proc.exitcode != 0:
+                raise PipelineError(path, f"writing the Excel workbook failed (exit code {self.proc.exitcode})")
+        shutil.move(self.tmp, path)
+        _reproducible_xlsx(path)
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _save_workbook(sheets: list, path: Path) -> None:
+    from openpyxl import Workbook as XLWorkbook
+
+    # write-only workbook, rows streamed: pandas' to_excel builds every cell object first
+    # (~6 of report's 14 CPU-s on full Tokyo); same cells and layout
+    wb = XLWorkbook(write_only=True)
+    for name, df, widths in sheets:
+        _write_sheet(wb, name, df, widths)
+    wb.save(path)
+
+
+def write_tables(data: ReportData, out_dir: str | Path, headers: str = default("report.headers"),
+                 excel_headers: str = default("report.excel_headers"), workbook: str = "report.xlsx",
+                 excel: Workbook | None = None) -> dict[str, Any]:
+    """Write ``<name>.csv`` per table and one workbook; returns {name: path}. ``excel``: the
+    workbook started earlier (:class:`Workbook`, e.g. in the background), else written here."""
+    out_dir = Path(out_dir)
+    theme_names = {t.id: t.ja for t in data.themes}
+    own = excel is None
+    excel = Workbook(data, excel_headers, background=False) if own else excel
+    tabs = excel.tabs
+    written: dict[str, Any] = {}
+    try:
+        for name, df in tabs.items():
+            df = ja_headers(df, theme_names) if headers == "ja" else df
+            path = out_dir / f"{name}.csv"
+            with atomic_path(path) as tmp:
+                safe_frame(df).to_csv(tmp, index=False, encoding="utf-8-sig")
+            written[name] = path
+        path = out_dir / workbook
+        with atomic_path(path) as tmp:
+            excel.install(tmp)
+        written["workbook"] = path
+    finally:
+        if own:
+            excel.close()
 
     def drop_stale():  # a table absent from this run (e.g. no entities) must not survive from an older one
         for name in SHEETS:
