@@ -29,17 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weights", type=float, nargs="+", default=[1.0, 0.5, 0.25, 0.1, 0.05, 0.02])
-    ap.add_argument("--n-boot", type=int, default=200)
-    ap.add_argument("--out", default=None)
-    args = ap.parse_args()
-
+def training_setup():
+    """``(classify params, taxonomy, unfitted model, X, Y, info)`` as ``train`` builds them from the
+    project's params.yaml, configs/taxonomy.yaml, data/interim and data/labels (shared with
+    ``classify_offtaxonomy_tune.py``)."""
     from pipeline.classify.commands import _read_parquet, make_model, training_data
-    from pipeline.classify.evaluate import cross_group
     from pipeline.classify.taxonomy import load_taxonomy
-    from pipeline.classify.train_metrics import _held_out_units, label_record_weights
     from pipeline.embed import load_embeddings
     from pipeline.settings import load_settings
 
@@ -50,6 +45,20 @@ def main() -> int:
     model.set_params(embedding_backend=load_embeddings(emb, with_backend=True)[2])
     sentences = _read_parquet(ROOT / "data" / "interim" / "sentences.parquet")
     X, Y, info = training_data(sentences, ROOT / params.labels_dir, tax, emb, model)
+    return params, tax, model, X, Y, info
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", type=float, nargs="+", default=[1.0, 0.5, 0.25, 0.1, 0.05, 0.02])
+    ap.add_argument("--n-boot", type=int, default=200)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+
+    from pipeline.classify.evaluate import cross_group
+    from pipeline.classify.train_metrics import _held_out_units, label_record_weights
+
+    params, _, model, X, Y, info = training_setup()
     units = _held_out_units(X, params.cross_group)
     print(f"{info['from_corpus']} corpus rows (scored), {info['from_label_records']} label-record rows "
           "(always in training)", flush=True)

@@ -94,20 +94,12 @@ def main() -> int:
     ap.add_argument("--max-sentences", type=int, default=6000, help="unlabelled committee sentences (whole turns)")
     args = ap.parse_args()
 
-    from pipeline.classify.commands import _read_parquet, make_model, training_data
-    from pipeline.classify.evaluate import _f1, _fit_predict_held_out
-    from pipeline.classify.taxonomy import load_taxonomy
-    from pipeline.classify.train_metrics import _held_out_units, label_record_weights
-    from pipeline.embed import load_embeddings
-    from pipeline.settings import load_settings
+    from classify_label_record_weight import training_setup
 
-    params = load_settings().classify
-    emb = ROOT / "data" / "interim" / "embeddings.parquet"
-    tax = load_taxonomy(ROOT / "configs" / "taxonomy.yaml")
-    model = make_model(params, taxonomy=str(ROOT / "configs" / "taxonomy.yaml"))
-    model.set_params(embedding_backend=load_embeddings(emb, with_backend=True)[2])
-    X, Y, info = training_data(_read_parquet(ROOT / "data" / "interim" / "sentences.parquet"),
-                               ROOT / params.labels_dir, tax, emb, model)
+    from pipeline.classify.evaluate import _f1, _fit_predict_held_out
+    from pipeline.classify.train_metrics import _held_out_units, label_record_weights
+
+    params, tax, model, X, Y, info = training_setup()
     sw = label_record_weights(X, params.label_record_weight)
     units = _held_out_units(X, params.cross_group)
     X = model.prepare(X).assign(meeting_id=X["meeting_id"].to_numpy(), label_record=X["label_record"].to_numpy())
