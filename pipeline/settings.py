@@ -314,6 +314,13 @@ class ClassifySettings(StageModel):
         0.05, gt=0.0, description="training weight of a label-record row (a labelled meeting outside the corpus, "
                                  "e.g. another council's) relative to a corpus row; chosen on the sample's "
                                  "leave-one-agenda-item-out only")
+    domain_adaptation: bool = Field(
+        False, description="council-aware training: base models get a feature copy shared by all councils and one "
+                           "per labelled council (Daume III 2007); a council never seen in training is scored with "
+                           "the shared copy only")
+    context_gate: bool = Field(
+        False, description="a long sentence's turn context counts in proportion to its own evidence for the theme "
+                            "(short follow-ups keep their context in full)")
     cross_group: Literal["agenda_item", "meeting_id"] = Field(
         "agenda_item", description="leave-one-out figure next to the CV: agenda_item (one labelled meeting) | "
                                    "meeting_id")
@@ -326,7 +333,8 @@ class ClassifySettings(StageModel):
         "use_rules", "use_coding_rules", "use_terms", "meta", "label_interactions", "rule_weight",
         "use_definitions", "self_training", "pseudo_min_proba",
         "use_embeddings", "use_context", "C_lex", "C_emb", "C_meta", "inner_folds", "context_max_chars",
-        "context_window", "threshold_shrinkage"})
+        "context_window", "threshold_shrinkage", "domain_adaptation",
+        "context_gate"})
 
     def model_kwargs(self) -> dict[str, Any]:
         """ThemeClassifier keyword arguments (grids as tuples, sklearn style)."""

@@ -92,14 +92,15 @@ def training_data(sentences: pd.DataFrame, labels_dir, taxonomy, embeddings=None
 def _label_record_frame(records: list[dict], model, with_embeddings: bool) -> pd.DataFrame:
     """Model input for off-corpus label records: text, terms (parse stage), group = the record's
     turn, meeting_id, agenda_item "(none)", speaker, embedding (the embed backend) -- cached."""
-    from pipeline.labels import anchor_meeting, anchor_turn, anchored_features
+    from pipeline.labels import anchor_meeting, anchor_turn, anchored_features, council_of
 
     terms, E = anchored_features(records, model.embedding_backend if with_embeddings else None)
     X = pd.DataFrame({"text": [str(r["text"]) for r in records], "terms": terms,
                       "group": [anchor_turn(r) for r in records],
                       "meeting_id": [anchor_meeting(r) for r in records],
                       "agenda_item": "(none)",
-                      "speaker": [str(r.get("speaker") or anchor_turn(r)) for r in records]})
+                      "speaker": [str(r.get("speaker") or anchor_turn(r)) for r in records],
+                      "domain": [council_of(r.get("source")) for r in records]})
     if with_embeddings:
         X["embedding"] = list(E)
     return X
@@ -133,6 +134,10 @@ def run_train_cli(args) -> int:
     with stage_timer("train") as stats:
         tax = load_taxonomy(args.taxonomy)
         sentences = _read_parquet(args.sentences)
+        if getattr(args, "meetings", None):  # councils from where each meeting's minutes were read
+            from pipeline.classify.tagging import with_source_file
+
+            sentences = with_source_file(sentences, _read_parquet(args.meetings))
         model = make_model(params, taxonomy=str(Path(args.taxonomy)) if args.taxonomy else None)
         emb = args.embeddings
         if model.use_embeddings and emb:

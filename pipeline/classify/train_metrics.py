@@ -64,7 +64,7 @@ def _sample_grouped_cv(model, X, Y, params, sample_weight=None) -> dict | None:
     "sample grouped CV" means): ``n_splits`` GroupKFold folds over the corpus rows' speaker turns;
     the label-record rows (another council) are training rows in every fold and never scored.
     None without label records (then the pooled CV is this figure)."""
-    from pipeline.classify.evaluate import bootstrap_ci, cross_val_predict, prf
+    from pipeline.classify.evaluate import bootstrap_ci, cross_val_predict, no_policy_theme_tagged, prf
 
     if "label_record" not in X.columns or not X["label_record"].any() or X["label_record"].all():
         return None
@@ -74,7 +74,8 @@ def _sample_grouped_cv(model, X, Y, params, sample_weight=None) -> dict | None:
     folds = corpus_folds(record, groups, params.n_splits)
     corpus, always = np.flatnonzero(~record), np.flatnonzero(record)
     _, Yp = cross_val_predict(model, X, Y, folds, sample_weight)
-    ids = model._load_taxonomy().ids
+    tax = model._load_taxonomy()
+    ids = tax.ids
     r = prf(Y[corpus], Yp[corpus])
     return {"scheme": f"GroupKFold ({len(folds)} folds) over the speaker turns of the corpus's labelled "
                       "sentences (the sample); label-record rows (another council) in training in every fold, "
@@ -82,6 +83,7 @@ def _sample_grouped_cv(model, X, Y, params, sample_weight=None) -> dict | None:
             "micro_f1": round(r["micro_f1"], 4), "macro_f1": round(r["macro_f1"], 4),
             "ci95": bootstrap_ci(Y[corpus], Yp[corpus], groups[corpus], n_boot=params.n_boot, seed=params.seed),
             "per_label_f1": {t: round(float(r["f1"][j]), 4) for j, t in enumerate(ids)},
+            "no_policy_theme_tagged": no_policy_theme_tagged(Y[corpus], Yp[corpus], tax)["share"],
             "n_scored": int(len(corpus)), "n_always_training": int(len(always))}
 
 
