@@ -124,6 +124,16 @@ def unlabelled_data(sentences: pd.DataFrame, X_labelled: pd.DataFrame, embedding
     return _frame_for(model, rest.reset_index(drop=True), embeddings)
 
 
+def _train_sentences(args) -> pd.DataFrame:
+    """The parse sentences, with each meeting's ``source_file`` from ``--meetings`` (its council)."""
+    sentences = _read_parquet(args.sentences)
+    if getattr(args, "meetings", None):
+        from pipeline.classify.tagging import with_source_file
+
+        sentences = with_source_file(sentences, _read_parquet(args.meetings))
+    return sentences
+
+
 def run_train_cli(args) -> int:
     import joblib
 
@@ -133,11 +143,7 @@ def run_train_cli(args) -> int:
     params = _settings()
     with stage_timer("train") as stats:
         tax = load_taxonomy(args.taxonomy)
-        sentences = _read_parquet(args.sentences)
-        if getattr(args, "meetings", None):  # councils from where each meeting's minutes were read
-            from pipeline.classify.tagging import with_source_file
-
-            sentences = with_source_file(sentences, _read_parquet(args.meetings))
+        sentences = _train_sentences(args)
         model = make_model(params, taxonomy=str(Path(args.taxonomy)) if args.taxonomy else None)
         emb = args.embeddings
         if model.use_embeddings and emb:
