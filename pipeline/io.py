@@ -234,30 +234,6 @@ def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
         raise
 
 
-def read_parts(path: str | Path, columns: list[str] | None = None):
-    """A Parquet table (one file, or a partitioned dataset directory: its ``*.parquet`` parts in
-    name order, as :func:`pipeline.dataset.part_files`) as one ``pyarrow.Table``, row order = part
-    order then row order. Each part is read with ``pyarrow.parquet.read_table`` and the parts are
-    concatenated (schemas promoted as :func:`pipeline.dataset.dataset` does): the same table as
-    ``pipeline.dataset.read_table(path, arrow=True)``, 2-6x faster on the 67 parts of full Tokyo,
-    which added ~1-2 s to each stage reading the corpus (it scans fragment by fragment, cast to
-    the unified schema). Errors: ``PipelineError(path, ...)``."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    p = Path(path)
-    if not p.exists():
-        raise PipelineError(p, "file not found")
-    files = sorted(f for f in p.glob("*.parquet") if not f.name.startswith((".", "_"))) if p.is_dir() else [p]
-    try:
-        if not files:
-            raise PipelineError(p, "cannot read parquet (a dataset directory without parts)")
-        tables = [pq.read_table(f, columns=columns) for f in files]
-        return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
-    except (pa.ArrowException, OSError) as exc:
-        raise PipelineError(p, f"cannot read parquet ({exc})") from exc
-
-
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
