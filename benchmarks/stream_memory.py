@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     print("(process max RSS / process-tree RSS; loads at stage start: "
           + ", ".join(f"{r['stage']}@{r['meetings']}={r['load']}" for r in rows) + ")")
     if args.out:
-        args.out.write_text(json.dumps({"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        args.out.write_text(json.dumps({"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                                         "sizes": sizes, "src": str(args.src or "this checkout"), "rows": rows},
                                        indent=2) + "\n", encoding="utf-8")
     return 0

@@ -67,11 +67,11 @@ class DatasetWriter:
     :func:`pipeline.io.output_transaction`, which installs every output of the stage together.
     """
 
-    def __init__(self, path: str | Path, metadata: dict[str, str] | None = None):
+    def __init__(self, path: str | Path, metadata: dict[str, str] | None = None, replace_file: bool = False):
         from pipeline.io import atomic_path
 
         self.path = Path(path)
-        self._ctx = atomic_path(self.path, directory=True)
+        self._ctx = atomic_path(self.path, directory=True, replace_file=replace_file)
         self.tmp = Path(self._ctx.__enter__())
         self.metadata = {k.encode(): str(v).encode() for k, v in (metadata or {}).items()}
         self.files: list[Path] = []

@@ -134,3 +134,19 @@ def test_empty_table_keeps_its_columns(tmp_path):
     assert len(df) == 0 and list(df.columns) == ["sentence_id", "text", "label"]
     with pytest.raises(PipelineError, match="not found"):
         read_table(tmp_path / "none.parquet")
+
+
+def test_a_dataset_may_replace_a_legacy_single_file_when_asked(tmp_path):
+    """sentence_topics is persisted by DVC: its older single file is replaced by the dataset on the
+    next successful run, and left as it was by a failing one."""
+    old = tmp_path / "sentence_topics.parquet"
+    pd.DataFrame({"x": [1]}).to_parquet(old)
+    with pytest.raises(RuntimeError):
+        with DatasetWriter(old, replace_file=True) as w:
+            w.write(_meeting(1))
+            raise RuntimeError("stage failed")
+    assert old.is_file() and read_table(old)["x"].tolist() == [1]
+    with DatasetWriter(old, replace_file=True) as w:
+        w.write(_meeting(1))
+    assert old.is_dir() and read_table(old)["meeting_id"].tolist() == ["m001"] * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sentence_topics.parquet"]

@@ -237,18 +237,14 @@ def write_assignments(assignments: pd.DataFrame, frame: pd.DataFrame, path: str 
     """``sentence_topics``: a dataset of one Parquet file per meeting (named in the file's metadata),
     rows in ``frame`` order. With ``keep`` (assign mode), a meeting whose rows equal its part of the
     previous output keeps that file as it is (same bytes and mtime): only new or changed meetings'
-    parts are written. Returns {"written": n, "kept": n}. A single-file ``path`` (``*.parquet`` file
-    given by a caller, or left by an older version) is rewritten whole as one file."""
+    parts are written. Returns {"written": n, "kept": n}. A single file at ``path`` (the layout
+    left by an older version, which wrote one file) is replaced by the dataset."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from pipeline.dataset import DatasetWriter, partitions
-    from pipeline.io import write_parquet
 
     path = Path(path)
-    if path.is_file():
-        write_parquet(assignments, path)
-        return {"written": 1, "kept": 0}
     runs = meeting_runs(frame)
     old: dict[str, list[Path]] = {}
     if keep and path.is_dir():
@@ -260,7 +256,7 @@ def write_assignments(assignments: pd.DataFrame, frame: pd.DataFrame, path: str 
     n_runs: dict[str | None, int] = {}
     for m, _, _ in runs:
         n_runs[m] = n_runs.get(m, 0) + 1
-    w = DatasetWriter(path)
+    w = DatasetWriter(path, replace_file=True)
     try:
         for m, a, b in runs:
             part = pa.Table.from_pandas(assignments.iloc[a:b], preserve_index=False)
