@@ -33,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -41,6 +42,8 @@ import pyarrow.parquet as pq
 from pipeline.errors import PipelineError
 
 PART = "part-{:05d}.parquet"
+#: file metadata key naming a part's partition (meeting id), see :meth:`DatasetWriter.write`
+PARTITION_KEY = b"partition"
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -64,35 +67,56 @@ class DatasetWriter:
     :func:`pipeline.io.output_transaction`, which installs every output of the stage together.
     """
 
-    def __init__(self, path: str | Path, metadata: dict[str, str] | None = None):
+    def __init__(self, path: str | Path, metadata: dict[str, str] | None = None, replace_file: bool = False):
         from pipeline.io import atomic_path
 
         self.path = Path(path)
-        self._ctx = atomic_path(self.path, directory=True)
+        self._ctx = atomic_path(self.path, directory=True, replace_file=replace_file)
         self.tmp = Path(self._ctx.__enter__())
         self.metadata = {k.encode(): str(v).encode() for k, v in (metadata or {}).items()}
         self.files: list[Path] = []
         self.schemas: list[pa.Schema] = []
         self.rows = 0
+        self.kept = 0
         self._empty: pa.Table | None = None
         self._final = False
 
-    def write(self, data: pd.DataFrame | pa.Table) -> None:
+    def write(self, data: pd.DataFrame | pa.Table, partition: str | None = None) -> None:
+        """Add one file. ``partition``: the key of this file's rows (normally its meeting id), stored in
+        the file's metadata (``partition``) so readers find a meeting's file without scanning rows
+        (:func:`partitions`) and a later run can keep it (:meth:`keep`)."""
         table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
         if table.num_rows == 0:
             if self._empty is None or table.num_columns > self._empty.num_columns:
                 self._empty = table
             return
         f = self.tmp / PART.format(len(self.files))
-        pq.write_table(self._with_meta(table), f)
+        extra = {PARTITION_KEY: str(partition).encode()} if partition is not None else {}
+        pq.write_table(self._with_meta(table, extra), f)
         self.files.append(f)
         self.schemas.append(table.schema)
         self.rows += table.num_rows
 
-    def _with_meta(self, table: pa.Table) -> pa.Table:
-        if not self.metadata:
+    def keep(self, existing: str | Path) -> None:
+        """Add an existing part file of the previous output unchanged (same bytes, same mtime: a
+        hard link where the file system allows, else a copy keeping the mtime), e.g. a meeting whose
+        rows did not change. Its rows count like written ones."""
+        existing = Path(existing)
+        f = self.tmp / PART.format(len(self.files))
+        try:
+            os.link(existing, f)
+        except OSError:
+            shutil.copy2(existing, f)
+        md = pq.ParquetFile(f).metadata
+        self.files.append(f)
+        self.schemas.append(md.schema.to_arrow_schema())
+        self.rows += md.num_rows
+        self.kept += 1
+
+    def _with_meta(self, table: pa.Table, extra: dict[bytes, bytes] | None = None) -> pa.Table:
+        if not self.metadata and not extra:
             return table
-        return table.replace_schema_metadata({**(table.schema.metadata or {}), **self.metadata})
+        return table.replace_schema_metadata({**(table.schema.metadata or {}), **self.metadata, **(extra or {})})
 
     def finalize(self) -> None:
         """Make the files one consistent dataset (called by :meth:`commit`)."""
@@ -107,7 +131,8 @@ class DatasetWriter:
             for f, s in zip(self.files, self.schemas):
                 if not _strip(s).equals(target):
                     t = pq.read_table(f)
-                    t = t.select(target.names).cast(target).replace_schema_metadata(s.metadata)
+                    t = t.select(target.names).cast(target).replace_schema_metadata(t.schema.metadata)
+                    f.unlink()  # a kept part is a hard link to the previous output: never write through it
                     pq.write_table(t, f)
         for f in self.files:
             os.chmod(f, 0o666 & ~_UMASK)
@@ -208,21 +233,48 @@ def columns_of(path: str | Path) -> list[str]:
     return list(dataset(path).schema.names)
 
 
+def _unified(path, files: list[Path]) -> pa.Schema:
+    try:
+        schemas = [pq.read_schema(f) for f in files]
+        return schemas[0] if len(schemas) == 1 else pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowException, OSError) as exc:
+        raise PipelineError(path, f"cannot read parquet ({exc})") from exc
+
+
 def read_table(path: str | Path, columns: Sequence[str] | None = None, filter: Any = None,
                arrow: bool = False) -> pd.DataFrame | pa.Table:
     """Read a table (or only ``columns`` / rows matching a pyarrow ``filter`` expression).
 
-    Columns asked for but absent are an error naming the file; row order is kept.
+    Part by part (each file opened once and read whole or projected, then one concatenation with the
+    schemas promoted to their union): file order is row order, and it is faster than scanning a
+    ``pyarrow.dataset`` fragment by fragment cast to the unified schema (``benchmarks/dataset_read.py``).
+    Columns asked for but absent are an error naming the file; a column missing from some parts is
+    null there.
     """
-    d = dataset(path)
-    if columns is not None:
-        missing = [c for c in columns if c not in d.schema.names]
-        if missing:
-            raise PipelineError(path, f"table lacks column(s) {missing}")
-    cols = list(columns) if columns is not None else None
-    try:  # fragment by fragment: file order is row order
-        tables = [frag.to_table(schema=d.schema, columns=cols, filter=filter) for frag in d.get_fragments()]
-        t = pa.concat_tables(tables) if tables else d.schema.empty_table()
+    files = part_files(path)
+    if not files:
+        raise PipelineError(path, "cannot read parquet (a dataset directory without parts)")
+    try:
+        pfs = [pq.ParquetFile(f) for f in files]
+        schemas = [pf.schema_arrow for pf in pfs]
+        schema = schemas[0] if len(schemas) == 1 else pa.unify_schemas(schemas, promote_options="permissive")
+        if columns is not None:
+            missing = [c for c in columns if c not in schema.names]
+            if missing:
+                raise PipelineError(path, f"table lacks column(s) {missing}")
+        names = list(columns) if columns is not None else schema.names
+        tables = []
+        for f, pf, sch in zip(files, pfs, schemas):
+            want = names if len(files) == 1 else [c for c in names if c in sch.names]
+            tables.append(pf.read(columns=want) if filter is None else pq.read_table(f, columns=want, filters=filter))
+        for pf in pfs:
+            pf.close()
+        if len(tables) == 1 and tables[0].column_names == names:
+            return tables[0] if arrow else tables[0].to_pandas()
+        t = pa.concat_tables(tables, promote_options="permissive").select(names)
+        target = pa.schema([schema.field(n) for n in names], metadata=schema.metadata)
+        if not t.schema.equals(target, check_metadata=False):
+            t = t.cast(target)
     except (pa.ArrowException, OSError) as exc:
         raise PipelineError(path, f"cannot read parquet ({exc})") from exc
     return t if arrow else t.to_pandas()
@@ -234,6 +286,102 @@ def iter_parts(path: str | Path, columns: Sequence[str] | None = None) -> Iterat
     for frag in d.get_fragments():
         for_cols = [c for c in columns if c in d.schema.names] if columns is not None else None
         yield frag.to_table(columns=for_cols, schema=d.schema).to_pandas()
+
+
+def partitions(path: str | Path) -> list[tuple[str | None, Path]]:
+    """(partition key, file) of every part in order, from file metadata only (no rows read): the key
+    a stage wrote (:meth:`DatasetWriter.write`), else the meeting id when the part's ``meeting_id``
+    statistics say it holds one meeting, else None (several meetings, or unknown)."""
+    out: list[tuple[str | None, Path]] = []
+    for f in part_files(path):
+        try:
+            md = pq.ParquetFile(f).metadata
+        except (pa.ArrowException, OSError) as exc:
+            raise PipelineError(f, f"cannot read parquet ({exc})") from exc
+        meta = md.metadata or {}
+        key = meta.get(PARTITION_KEY)
+        if key is not None:
+            out.append((key.decode(), f))
+            continue
+        out.append((_single_meeting(md), f))
+    return out
+
+
+def _single_meeting(md) -> str | None:
+    if md.num_row_groups == 0:
+        return None
+    rg = md.row_group(0)
+    j = next((k for k in range(rg.num_columns) if rg.column(k).path_in_schema == "meeting_id"), None)
+    if j is None:
+        return None
+    lo = hi = None
+    for g in range(md.num_row_groups):
+        st = md.row_group(g).column(j).statistics
+        if st is None or not st.has_min_max or st.null_count:
+            return None
+        lo = st.min if lo is None else min(lo, st.min)
+        hi = st.max if hi is None else max(hi, st.max)
+    return str(lo) if lo == hi and lo is not None else None
+
+
+class MeetingTable:
+    """A table read one meeting at a time, by meeting id: ``get(meeting_id, columns)``.
+
+    A dataset written one meeting per file reads only that meeting's file(s) (found from file
+    metadata, :func:`partitions`). A single file, or parts holding several meetings, is read once
+    (only ``columns``) and kept: the legacy layout, where the memory bound does not hold."""
+
+    def __init__(self, path: str | Path, columns: Sequence[str] | None = None):
+        self.path = Path(path)
+        self.columns = list(columns) if columns is not None else None
+        self.schema = _unified(self.path, part_files(self.path))
+        if self.columns is not None:
+            self.columns = [c for c in self.columns if c in self.schema.names]
+        self.by_meeting: dict[str, list[Path]] = {}
+        self._whole: pd.DataFrame | None = None
+        self._rows: dict[str, np.ndarray] = {}
+        parts = partitions(self.path) if self.path.is_dir() else [(None, self.path)]
+        self.indexed = all(k is not None for k, _ in parts)
+        if self.indexed:
+            for k, f in parts:
+                self.by_meeting.setdefault(str(k), []).append(f)
+
+    @property
+    def meetings(self) -> list[str]:
+        """Meeting ids in stored order."""
+        if self.indexed:
+            return list(self.by_meeting)
+        self._all()
+        return list(self._rows)
+
+    def _all(self) -> pd.DataFrame:
+        if self._whole is None:
+            whole = read_table(self.path, columns=self.columns)
+            if "meeting_id" not in whole.columns:
+                raise PipelineError(self.path, "table lacks column 'meeting_id'")
+            codes, uniq = pd.factorize(whole["meeting_id"].astype(str), sort=False)
+            order = np.argsort(codes, kind="stable")
+            bounds = np.searchsorted(codes[order], np.arange(len(uniq) + 1))
+            self._rows = {str(m): order[bounds[i]:bounds[i + 1]] for i, m in enumerate(uniq)}
+            self._whole = whole
+        return self._whole
+
+    def get(self, meeting_id: str) -> pd.DataFrame:
+        """The meeting's rows in stored order (an empty frame with the table's columns if none)."""
+        names = self.columns if self.columns is not None else self.schema.names
+        if self.indexed:
+            files = self.by_meeting.get(str(meeting_id), [])
+            if not files:
+                return self.schema.empty_table().select(names).to_pandas()
+            try:
+                tables = [pq.read_table(f, columns=[c for c in names if c in pq.read_schema(f).names]) for f in files]
+                t = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+            except (pa.ArrowException, OSError) as exc:
+                raise PipelineError(self.path, f"cannot read parquet ({exc})") from exc
+            return t.to_pandas()
+        whole = self._all()
+        rows = self._rows.get(str(meeting_id), np.zeros(0, dtype=int))
+        return whole.iloc[rows].reset_index(drop=True)
 
 
 def count_rows(path: str | Path) -> int:

@@ -559,3 +559,57 @@ def test_cache_key_from_the_embedding_matrix_is_the_same():
                       "embedding": list(E)})
     assert _digest(X, E) == _digest(X)
     assert _digest(X.iloc[2:5], E[2:5]) == _digest(X.iloc[2:5]) != _digest(X)
+
+
+def test_classify_stage_writes_one_part_per_meeting_equal_to_the_whole_table(fitted, sample, tmp_path, monkeypatch):
+    """classify reads and writes meeting by meeting (parse-like dataset in, one file per meeting out);
+    the tables and the label queue equal tagging the whole table at once; a failure half-way leaves
+    the previous outputs as they were."""
+    import pipeline.classify.tagging as tagging
+    from pipeline.classify.queue import build_queue
+    from pipeline.classify.stream import classify_dataset
+    from pipeline.dataset import partitions, read_table, write_dataset
+    from pipeline.labels import text_key
+
+    X, _ = sample
+    turns = list(pd.unique(X["group"]))
+    meeting = X["group"].map({g: f"m{i * 5 // len(turns)}" for i, g in enumerate(turns)})
+    sents = pd.DataFrame({"sentence_id": [f"{m}:s{i:04d}" for i, m in enumerate(meeting)], "meeting_id": meeting,
+                          "utterance_id": X["group"].astype(str), "speaker": "x", "text": X["text"],
+                          "terms": X["terms"]})
+    utts = sents.drop_duplicates("utterance_id")[["utterance_id", "meeting_id"]].reset_index(drop=True)
+    topics = pd.DataFrame({"sentence_id": sents["sentence_id"], "topic_id": np.arange(len(sents)) % 4,
+                           "topic_label": "t", "topic_prob": 0.5, "is_procedural": False})
+    write_dataset(sents, tmp_path / "sentences.parquet")  # one file per meeting, as parse writes
+    utts.to_parquet(tmp_path / "utterances.parquet")     # one file, as ingest writes
+    from pipeline.topics.runner import write_assignments
+
+    write_assignments(topics, sents, tmp_path / "st.parquet")
+    labelled = {text_key(x) for x in X["text"].iloc[:150]}
+    out = tmp_path / "processed"
+    run = classify_dataset(fitted, tmp_path / "sentences.parquet", out, topics=tmp_path / "st.parquet",
+                           utterances=tmp_path / "utterances.parquet", labelled=labelled, queue_size=20)
+    assert run.meetings == 5 and run.sentences == len(sents)
+    assert [k for k, _ in partitions(out / "sentences.parquet")] == ["m0", "m1", "m2", "m3", "m4"]
+    assert [k for k, _ in partitions(out / "utterances.parquet")] == ["m0", "m1", "m2", "m3", "m4"]
+    whole = tagging.classify_tables(fitted, sents, topics=topics, utterances=utts)
+    pd.testing.assert_frame_equal(read_table(out / "sentences.parquet"), whole["sentences"])
+    pd.testing.assert_frame_equal(read_table(out / "utterances.parquet"), whole["utterances"])
+    q = build_queue(fitted, whole["sentences"], whole["_proba"], whole["_rule_evidence"], labelled, n=20)
+    pd.testing.assert_frame_equal(run.queue, q)
+    assert len(q) == 20 and not set(q["text"]) & set(X["text"].iloc[:150])
+    before = {f.name: f.read_bytes() for f in (out / "sentences.parquet").iterdir()}
+    real, calls = tagging.classify_tables, []
+
+    def failing(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        return real(*a, **k)
+
+    monkeypatch.setattr(tagging, "classify_tables", failing)
+    with pytest.raises(RuntimeError):
+        classify_dataset(fitted, tmp_path / "sentences.parquet", out, topics=tmp_path / "st.parquet",
+                         utterances=tmp_path / "utterances.parquet")
+    assert {f.name: f.read_bytes() for f in (out / "sentences.parquet").iterdir()} == before
+    assert sorted(p.name for p in out.iterdir()) == ["label_queue.csv", "sentences.parquet", "utterances.parquet"]

@@ -39,22 +39,63 @@ def test_rows_come_back_in_write_order_with_one_schema(tmp_path):
         read_table(path, columns=["nope"])
 
 
-def test_read_parts_gives_read_tables_table(tmp_path):
-    """pipeline.io.read_parts (part by part, what topics/classify/report read with) = read_table."""
-    from pipeline.io import read_parts
+def test_read_table_part_by_part_equals_a_pyarrow_dataset_scan(tmp_path):
+    """read_table reads file by file; the table is what a pyarrow dataset scan with the unified schema
+    gives (row order = part order, all-null parts promoted), with projection and filters."""
+    from pipeline.dataset import dataset
 
     path = tmp_path / "sentences.parquet"
     with DatasetWriter(path) as w:
         for i in range(12):
             w.write(_meeting(i, speaker=None if i % 3 == 0 else "國領"))
-    assert read_parts(path).equals(read_table(path, arrow=True))
-    pd.testing.assert_frame_equal(read_parts(path).to_pandas(), read_table(path))
-    assert read_parts(path, columns=["order"]).column_names == ["order"]
+    scan = dataset(path).to_table()
+    assert read_table(path, arrow=True).equals(scan)
+    pd.testing.assert_frame_equal(read_table(path), scan.to_pandas())
+    assert read_table(path, columns=["order", "meeting_id"], arrow=True).column_names == ["order", "meeting_id"]
+    only = read_table(path, columns=["order"], filter=pads.field("meeting_id") == "m004")
+    assert only["order"].tolist() == [40, 41, 42]
     single = tmp_path / "one.parquet"
     _meeting(1).to_parquet(single)
-    pd.testing.assert_frame_equal(read_parts(single).to_pandas(), read_table(single))
+    pd.testing.assert_frame_equal(read_table(single), pd.read_parquet(single))
     with pytest.raises(PipelineError, match="not found"):
-        read_parts(tmp_path / "missing.parquet")
+        read_table(tmp_path / "missing.parquet")
+
+
+def test_kept_parts_are_the_same_files_and_meetings_are_found_by_metadata(tmp_path):
+    """A part kept from the previous output keeps its bytes and mtime; each part names its meeting;
+    MeetingTable reads one meeting's file."""
+    import hashlib
+    import os
+
+    from pipeline.dataset import MeetingTable, partitions
+
+    path = tmp_path / "st.parquet"
+    with DatasetWriter(path) as w:
+        for i in (0, 1, 2):
+            w.write(_meeting(i).drop(columns="meeting_id"), partition=f"m{i:03d}")
+    before = {k: (f, hashlib.sha256(f.read_bytes()).hexdigest(), os.stat(f).st_mtime_ns) for k, f in partitions(path)}
+    assert list(before) == ["m000", "m001", "m002"]
+    with DatasetWriter(path) as w:  # a meeting added in the middle: the others are kept
+        w.keep(before["m000"][0])
+        w.write(_meeting(9).drop(columns="meeting_id"), partition="m009")
+        w.keep(before["m001"][0])
+        w.keep(before["m002"][0])
+    after = dict(partitions(path))
+    assert list(after) == ["m000", "m009", "m001", "m002"]
+    for k in ("m000", "m001", "m002"):
+        f = after[k]
+        assert (hashlib.sha256(f.read_bytes()).hexdigest(), os.stat(f).st_mtime_ns) == before[k][1:]
+    t = MeetingTable(path, columns=["order"])
+    assert t.indexed and t.meetings == ["m000", "m009", "m001", "m002"]
+    assert t.get("m009")["order"].tolist() == [90, 91, 92] and len(t.get("nope")) == 0
+    legacy = tmp_path / "legacy.parquet"  # one file of several meetings: read once, split by meeting
+    pd.concat([_meeting(i) for i in (3, 1, 3)]).to_parquet(legacy)
+    t = MeetingTable(legacy)
+    assert not t.indexed and t.meetings == ["m003", "m001"]
+    assert t.get("m003")["order"].tolist() == [30, 31, 32, 30, 31, 32]
+    plain = tmp_path / "plain.parquet"  # parts without the metadata key: the meeting_id statistics
+    write_dataset(pd.concat([_meeting(i) for i in (5, 6)]), plain)
+    assert [k for k, _ in partitions(plain)] == ["m005", "m006"] and MeetingTable(plain).indexed
 
 
 def test_failure_leaves_previous_outputs_untouched(tmp_path):
@@ -93,3 +134,19 @@ def test_empty_table_keeps_its_columns(tmp_path):
     assert len(df) == 0 and list(df.columns) == ["sentence_id", "text", "label"]
     with pytest.raises(PipelineError, match="not found"):
         read_table(tmp_path / "none.parquet")
+
+
+def test_a_dataset_may_replace_a_legacy_single_file_when_asked(tmp_path):
+    """sentence_topics is persisted by DVC: its older single file is replaced by the dataset on the
+    next successful run, and left as it was by a failing one."""
+    old = tmp_path / "sentence_topics.parquet"
+    pd.DataFrame({"x": [1]}).to_parquet(old)
+    with pytest.raises(RuntimeError):
+        with DatasetWriter(old, replace_file=True) as w:
+            w.write(_meeting(1))
+            raise RuntimeError("stage failed")
+    assert old.is_file() and read_table(old)["x"].tolist() == [1]
+    with DatasetWriter(old, replace_file=True) as w:
+        w.write(_meeting(1))
+    assert old.is_dir() and read_table(old)["meeting_id"].tolist() == ["m001"] * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sentence_topics.parquet"]

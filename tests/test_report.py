@@ -208,8 +208,9 @@ def test_optional_tables_may_be_missing(processed, tmp_path):
 
     d = tmp_path / "partial"
     d.mkdir()
-    for name in ["sentences", "utterances", "meetings"]:
-        shutil.copy(processed / f"{name}.parquet", d)
+    for name in ["sentences", "utterances", "meetings"]:  # a file, or a dataset folder (one file per meeting)
+        src = processed / f"{name}.parquet"
+        shutil.copytree(src, d / src.name) if src.is_dir() else shutil.copy(src, d)
     build_report(d, tmp_path / "out/r.html")
     html = (tmp_path / "out/r.html").read_text(encoding="utf-8")
     assert "topic_info.parquet absent" in html and "entities.parquet absent" in html

@@ -43,9 +43,9 @@ def _poison(src, dst):
     m["agenda"] = m["agenda"].map(lambda a: [f"{x}{IMG}" for x in a])
     m["attendees"] = m["attendees"].map(lambda a: [*a, CLOSE])
     m["url"] = "javascript:document.body.setAttribute('data-pwned','3')"
-    s.to_parquet(dst / "sentences.parquet")
-    u.to_parquet(dst / "utterances.parquet")
-    m.to_parquet(dst / "meetings.parquet")
+    for df, name in ((s, "sentences"), (u, "utterances"), (m, "meetings")):
+        shutil.rmtree(dst / f"{name}.parquet", ignore_errors=True)  # classify writes dataset directories
+        df.to_parquet(dst / f"{name}.parquet")
     if (dst / "topic_info.parquet").exists():
         ti = pd.read_parquet(dst / "topic_info.parquet")
         ti["label"] = ti["label"].astype(str) + IMG

@@ -331,10 +331,42 @@ def incremental(inputs, tmp_path_factory):
     import shutil
 
     shutil.copytree(d / "model", d / "model-after-fit")
+    # the add run writes over the fit run's sentence topics (as `dvc repro` does: a persisted output)
+    shutil.copytree(d / "fit" / "st.parquet", d / "add" / "st.parquet", copy_function=shutil.copy2)
+    runs["parts_before_add"] = _part_files(d / "add" / "st.parquet")
     runs["add"] = run("add", "five.parquet")
+    runs["parts_after_add"] = _part_files(d / "add" / "st.parquet")
     shutil.copytree(d / "model", d / "model-after-add")
     runs["refit"] = run("refit", "five.parquet", "--refit")
     return {"dir": d, "sentences": s, **runs}
+
+
+def _part_files(path) -> dict[str, tuple[str, int]]:
+    """meeting id -> (sha256, mtime_ns) of its part of a dataset."""
+    import hashlib
+    import os
+
+    from pipeline.dataset import partitions
+
+    return {k: (hashlib.sha256(f.read_bytes()).hexdigest(), os.stat(f).st_mtime_ns) for k, f in partitions(path)}
+
+
+def test_sentence_topics_are_one_part_per_meeting_and_an_added_meeting_writes_only_its_part(incremental):
+    """Assign mode rewrites only the new meeting's file of sentence_topics; the other meetings' files
+    keep their bytes and mtimes; the dataset reads as the table it replaced, in sentence order."""
+    from pipeline.dataset import read_table
+
+    before, after = incremental["parts_before_add"], incremental["parts_after_add"]
+    assert sorted(before) == ["m0", "m1", "m2", "m3"]
+    s = incremental["sentences"]
+    assert list(after) == list(pd.unique(s["meeting_id"]))  # file order = sentence order (m4 is second)
+    assert {m: after[m] for m in before} == before  # untouched: same bytes, same mtime
+    st = read_table(incremental["dir"] / "add" / "st.parquet")
+    assert st["sentence_id"].tolist() == s["sentence_id"].astype(str).tolist()
+    assert list(st.columns) == ["sentence_id", "topic_id", "topic_label", "topic_prob", "is_procedural"]
+    assert str(st["topic_id"].dtype) == "int64" and str(st["topic_prob"].dtype) == "float64"
+    refit = incremental["refit"]["st"]
+    assert len(refit) == len(s)  # a refit writes every part (its own output folder here)
 
 
 def test_adding_a_meeting_assigns_only_its_sentences(incremental):

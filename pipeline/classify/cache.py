@@ -84,7 +84,7 @@ def tag_by_meeting(model, X: pd.DataFrame, meetings: Sequence[str], model_key: s
         if len(P):
             out_P[rows[m]] = P
     stats = {"meetings": len(order), "cached": len(order) - len(todo), "computed": len(todo)}
-    log.info("classify: %d meeting(s), %d from cache, %d computed", stats["meetings"], stats["cached"],
+    log.debug("classify: %d meeting(s), %d from cache, %d computed", stats["meetings"], stats["cached"],
              stats["computed"])
     return out_tags, out_P, out_ev, stats
 

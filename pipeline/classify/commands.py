@@ -13,7 +13,7 @@ import pandas as pd
 from pipeline.cells import neutralise_frame  # minutes text opened in spreadsheets
 from pipeline.classify.train_metrics import label_record_weights, train_figures
 from pipeline.errors import PipelineError
-from pipeline.io import atomic_path, stage_timer, write_metrics, write_parquet, write_text
+from pipeline.io import atomic_path, stage_timer, write_metrics, write_text
 
 log = logging.getLogger("policy_topics.classify")
 
@@ -21,9 +21,9 @@ def _read_parquet(path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise PipelineError(path, "file not found")
-    from pipeline.io import read_parts
+    from pipeline.dataset import read_table
 
-    return read_parts(path).to_pandas()  # a single file or a partitioned dataset directory
+    return read_table(path)  # a single file or a partitioned dataset directory
 
 
 def make_model(settings=None, taxonomy=None):
@@ -229,45 +229,30 @@ def _write_plots(metrics: dict, plots: Path) -> None:
 
 
 def run_classify_cli(args) -> int:
-    from pipeline.classify.queue import build_queue
-    from pipeline.classify.tagging import classify_tables, load_model
+    """Meeting by meeting (:func:`pipeline.classify.stream.classify_dataset`): the processed sentences
+    and utterances are datasets of one Parquet file per meeting."""
+    from pipeline.classify.stream import classify_dataset
+    from pipeline.classify.tagging import load_model
     from pipeline.labels import load_labels
 
     params = _settings()
     with stage_timer("classify") as stats:
         model = load_model(args.model)
-        sentences = _read_parquet(args.sentences)
-        topics = _read_parquet(args.topics) if args.topics else None
-        utterances = _read_parquet(args.utterances) if args.utterances else None
         emb = args.embeddings if args.embeddings and Path(args.embeddings).exists() else None
         model_key = None
         if not getattr(args, "no_cache", False):
             from pipeline.partition import hash_file
 
             model_key = hash_file(args.model)  # cached tags are valid for this exact model only
-        tables = classify_tables(model, sentences, embeddings=emb, topics=topics, utterances=utterances,
-                                 model_key=model_key)
-        out = Path(args.out_dir)
-        write_parquet(tables["sentences"], out / "sentences.parquet")
-        if "utterances" in tables:
-            write_parquet(tables["utterances"], out / "utterances.parquet")
-        if args.meetings:
-            write_parquet(_read_parquet(args.meetings), out / "meetings.parquet")
         labelled = set()
         labels_dir = Path(params.labels_dir)
         if labels_dir.is_dir():
             labelled = load_labels(labels_dir, [str(c) for c in model.classes_]).all_labels()
-        n = args.queue_size or params.queue_size
-        emb_m = tables.get("_embeddings")
-        if emb_m is None and emb and getattr(model, "use_embeddings", False):
-            from pipeline.classify.features import load_embeddings_for
-
-            emb_m = load_embeddings_for(tables["sentences"]["sentence_id"].astype(str).tolist(), emb)
-        q = build_queue(model, tables["sentences"], tables["_proba"], tables["_rule_evidence"], labelled, n,
-                        embeddings=emb_m)
-        write_text(neutralise_frame(q).to_csv(index=False), out / "label_queue.csv")
-        s = tables["sentences"]
-        stats.update(sentences=len(s), with_theme=int(s["themes"].map(len).gt(0).sum()), queue=len(q))
+        run = classify_dataset(model, args.sentences, args.out_dir, embeddings=emb, topics=args.topics,
+                               utterances=args.utterances, meetings=args.meetings, model_key=model_key,
+                               labelled=labelled, queue_size=args.queue_size or params.queue_size)
+        stats.update(sentences=run.sentences, with_theme=run.with_theme, queue=len(run.queue),
+                     meetings=run.meetings, meetings_from_cache=run.cached if model_key else None)
     return 0
 
 

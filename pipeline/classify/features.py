@@ -47,7 +47,7 @@ def load_embeddings_for(sentence_ids: Sequence[str], path) -> np.ndarray:
 
 def _read_vectors(path) -> tuple[np.ndarray, np.ndarray]:
     """(sentence ids, float32 vectors) in stored order: the embed stage's dataset read part by part
-    (:func:`pipeline.io.read_parts`, ~1-2 s faster on full Tokyo), else its own reader (a legacy
+    (:func:`pipeline.dataset.read_table`), else its own reader (a legacy
     ``.npz``, or anything unusual)."""
     from pathlib import Path
 
@@ -57,10 +57,10 @@ def _read_vectors(path) -> tuple[np.ndarray, np.ndarray]:
     if p.is_dir():
         import pyarrow.compute as pc
 
-        from pipeline.io import read_parts
+        from pipeline.dataset import read_table
 
         try:
-            t = read_parts(p, columns=["sentence_id", "vector"])
+            t = read_table(p, columns=["sentence_id", "vector"], arrow=True)
             col = t.column("vector").combine_chunks()
             dim = getattr(col.type, "list_size", None)
             if dim and t.num_rows:

@@ -23,9 +23,10 @@ def _trigrams(key: str) -> set[str]:
     return {key[i:i + 3] for i in range(max(len(key) - 2, 1))}
 
 
-def _diverse(cands: list[dict], n: int, embeddings) -> list[dict]:
+def _diverse(cands: list[dict], n: int) -> list[dict]:
     """Greedy pick by priority, minus SPREAD_PENALTY per already-picked sentence of the same
-    topic and of the same speaker; near-duplicates of a picked sentence are skipped."""
+    topic and of the same speaker; near-duplicates of a picked sentence (``_vec``: its normalised
+    embedding, cosine; else character trigrams) are skipped."""
     picked: list[dict] = []
     topic_n: dict = {}
     speaker_n: dict = {}
@@ -39,16 +40,16 @@ def _diverse(cands: list[dict], n: int, embeddings) -> list[dict]:
             if score > best_score:
                 best, best_score = c, score
         left.remove(best)
-        if embeddings is not None and vecs:
-            v = embeddings[best["_row"]]
+        v = best.get("_vec")
+        if v is not None and vecs:
             if max(float(v @ w) for w in vecs) >= NEAR_DUPLICATE_COSINE:
                 continue
         g = _trigrams(text_key(best["text"]))
         if any(len(g & h) / max(len(g | h), 1) >= NEAR_DUPLICATE_JACCARD for h in grams):
             continue
         picked.append(best)
-        if embeddings is not None:
-            vecs.append(embeddings[best["_row"]])
+        if v is not None:
+            vecs.append(v)
         grams.append(g)
         if best["topic_id"] not in ("", None, -1):
             topic_n[best["topic_id"]] = topic_n.get(best["topic_id"], 0) + 1
@@ -76,41 +77,82 @@ def build_queue(model, sentences: pd.DataFrame, P: np.ndarray, rule_evidence: li
     ``labelled_keys`` may be a mapping key -> label ids: when fewer than ``n`` unlabelled
     sentences remain, the queue is topped up with labelled sentences whose label the model
     contradicts (``labels`` pre-filled with the current label, to confirm or correct).
+
+    The whole table at once; :class:`QueueBuilder` builds the same queue meeting by meeting.
     """
-    ids = [str(c) for c in model.classes_]
-    ctx = _Context(model, sentences, P, labelled_keys)
-    if embeddings is not None:
-        embeddings = np.asarray(embeddings, dtype=np.float32)
-        embeddings = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-9)
-    seen: set[str] = set(labelled_keys)
-    # a meeting counts as labelled when at least half its sentences are (a new meeting sharing
-    # a few stock phrases such as "ありがとうございました。" with the labels is still new)
-    done = pd.Series([text_key(t) in seen for t in ctx.texts], dtype=float).groupby(pd.Series(ctx.meeting)).mean()
-    labelled_meetings = set(done.index[done >= 0.5])
-    rows, review = [], []
-    for i, text in enumerate(ctx.texts):
-        key = text_key(text)
-        if key in ctx.gold and text.strip():
+    qb = QueueBuilder(model, labelled_keys, n, new_meetings_only)
+    qb.add(sentences, P, rule_evidence, embeddings)
+    return qb.queue()
+
+
+class QueueBuilder:
+    """:func:`build_queue` fed meeting by meeting (``add`` each meeting's rows whole, in corpus
+    order; then ``queue()``): the same queue, holding only the best ``max(20 n, 500)`` candidates of
+    labelled and of unlabelled meetings, the labelled sentences the model contradicts, and the text
+    keys seen so far, never the corpus."""
+
+    def __init__(self, model, labelled_keys=frozenset(), n: int = 50, new_meetings_only: bool = True):
+        self.model, self.n, self.new_meetings_only = model, n, new_meetings_only
+        self.ids = [str(c) for c in model.classes_]
+        self.labelled_keys = labelled_keys
+        self.labelled = set(labelled_keys)
+        self.seen: set[str] = set(labelled_keys)
+        self.limit = max(20 * n, 500)  # _diverse looks at no more candidates than these
+        self.pools: dict[bool, list] = {False: [], True: []}  # in a labelled meeting? -> min-heap of the best
+        self.review: list[dict] = []
+        self.review_keys: set[str] = set()
+        self.offset = 0
+
+    def add(self, sentences: pd.DataFrame, P: np.ndarray, rule_evidence: list[dict], embeddings=None) -> None:
+        """One or more whole meetings' rows (a meeting never split across calls)."""
+        import heapq
+
+        ids = self.ids
+        ctx = _Context(self.model, sentences, P, self.labelled_keys)
+        if embeddings is not None:
+            embeddings = np.asarray(embeddings, dtype=np.float32)
+            embeddings = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-9)
+        # a meeting counts as labelled when at least half its sentences are (a new meeting sharing
+        # a few stock phrases such as "ありがとうございました。" with the labels is still new)
+        done = pd.Series([text_key(t) in self.labelled for t in ctx.texts], dtype=float).groupby(
+            pd.Series(ctx.meeting)).mean()
+        labelled_meetings = set(done.index[done >= 0.5])
+        for i, text in enumerate(ctx.texts):
+            key = text_key(text)
+            if key in ctx.gold and text.strip():
+                pred = {ids[j] for j in np.flatnonzero(ctx.Yp[i])}
+                have = set(ctx.gold[key]) & set(ids)
+                if pred != have and key not in self.review_keys:
+                    self.review_keys.add(key)
+                    self.review.append(_review_row(ctx, i, have, pred, rule_evidence[i]))
+            if not key or key in self.seen:
+                continue
+            self.seen.add(key)
             pred = {ids[j] for j in np.flatnonzero(ctx.Yp[i])}
-            have = set(ctx.gold[key]) & set(ids)
-            if pred != have:
-                review.append((i, have, pred))
-        if not key or key in seen:
-            continue
-        seen.add(key)
-        pred = {ids[j] for j in np.flatnonzero(ctx.Yp[i])}
-        rules = set(rule_evidence[i].keys()) & set(ids)
-        dis = sorted(pred ^ rules)
-        rows.append({**ctx.row(i, pred, rules), "_row": i, "priority": float(ctx.unc[i]) + len(dis),
-                     "reason": ("rules vs model: " + ", ".join(dis)) if dis else "uncertain", "labels": ""})
-    if new_meetings_only and any(r["meeting_id"] not in labelled_meetings for r in rows):
-        rows = [r for r in rows if r["meeting_id"] not in labelled_meetings]
-    rows.sort(key=lambda r: (-r["priority"], -r["uncertainty"]))
-    q = pd.DataFrame(_diverse(rows, n, embeddings), columns=QUEUE_COLUMNS + ["priority"])
-    if len(q) < n and review:
-        ex = _review_rows(ctx, review, rule_evidence).head(n - len(q))
-        q = pd.concat([q, ex], ignore_index=True) if len(q) else ex
-    return q[QUEUE_COLUMNS].reset_index(drop=True)
+            rules = set(rule_evidence[i].keys()) & set(ids)
+            dis = sorted(pred ^ rules)
+            g = self.offset + i
+            row = {**ctx.row(i, pred, rules), "_row": g, "_vec": None if embeddings is None else embeddings[i],
+                   "priority": float(ctx.unc[i]) + len(dis),
+                   "reason": ("rules vs model: " + ", ".join(dis)) if dis else "uncertain", "labels": ""}
+            pool = self.pools[ctx.meeting[i] in labelled_meetings]
+            item = (row["priority"], row["uncertainty"], -g, row)  # the heap's root: the worst kept
+            if len(pool) < self.limit:
+                heapq.heappush(pool, item)
+            elif item[:3] > pool[0][:3]:
+                heapq.heapreplace(pool, item)
+        self.offset += len(ctx.texts)
+
+    def queue(self) -> pd.DataFrame:
+        new = [it[3] for it in self.pools[False]]
+        rows = new if self.new_meetings_only and new else new + [it[3] for it in self.pools[True]]
+        rows.sort(key=lambda r: (-r["priority"], -r["uncertainty"], r["_row"]))
+        n = self.n
+        q = pd.DataFrame(_diverse(rows[:self.limit], n), columns=QUEUE_COLUMNS + ["priority"])
+        if len(q) < n and self.review:
+            ex = pd.DataFrame(self.review).sort_values("priority", ascending=False, kind="stable").head(n - len(q))
+            q = pd.concat([q, ex], ignore_index=True) if len(q) else ex
+        return q[QUEUE_COLUMNS].reset_index(drop=True)
 
 
 class _Context:
@@ -151,24 +193,17 @@ class _Context:
         }
 
 
-def _review_rows(ctx: _Context, review: list, rule_evidence: list[dict]) -> pd.DataFrame:
-    """Labelled sentences whose label the model contradicts (``labels`` pre-filled with the
-    current label, to confirm or correct), most contradicted first."""
+def _review_row(ctx: _Context, i: int, have: set, pred: set, rule_evidence: dict) -> dict:
+    """A labelled sentence whose label the model contradicts (``labels`` pre-filled with the
+    current label, to confirm or correct); the most contradicted come first in the queue."""
     ids = ctx.ids
-    extra, done = [], set()
-    for i, have, pred in review:
-        key = text_key(ctx.texts[i])
-        if key in done:
-            continue
-        done.add(key)
-        extra.append({
-            **ctx.row(i, pred, set(rule_evidence[i]) & set(ids)),
-            "priority": float(ctx.unc[i]) + len(have ^ pred),
-            "reason": "review: labelled " + (";".join(sorted(have, key=ids.index)) or "-")
-                      + ", model says " + (";".join(sorted(pred, key=ids.index)) or "-"),
-            "labels": ";".join(sorted(have, key=ids.index)) or "-",
-        })
-    return pd.DataFrame(extra).sort_values("priority", ascending=False, kind="stable")
+    return {
+        **ctx.row(i, pred, set(rule_evidence) & set(ids)),
+        "priority": float(ctx.unc[i]) + len(have ^ pred),
+        "reason": "review: labelled " + (";".join(sorted(have, key=ids.index)) or "-")
+                  + ", model says " + (";".join(sorted(pred, key=ids.index)) or "-"),
+        "labels": ";".join(sorted(have, key=ids.index)) or "-",
+    }
 
 
 def evidence_from_column(values) -> list[dict]:

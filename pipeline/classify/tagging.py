@@ -137,7 +137,8 @@ def _frame_for(model, sentences: pd.DataFrame, embeddings_path=None) -> pd.DataF
 
 
 def _frame_and_embeddings(model, sentences: pd.DataFrame, embeddings_path=None) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """:func:`_frame_for` and its ``embedding`` column as one matrix (None without embeddings)."""
+    """:func:`_frame_for` and its ``embedding`` column as one matrix (None without embeddings).
+    ``embeddings_path``: the embed stage's output, or the rows' vectors as a matrix."""
     X = pd.DataFrame({"text": sentences["text"].fillna("").astype(str).to_numpy()})
     if "terms" in sentences.columns:
         X["terms"] = [list(t) if t is not None and not isinstance(t, float) else [] for t in sentences["terms"]]
@@ -151,13 +152,18 @@ def _frame_and_embeddings(model, sentences: pd.DataFrame, embeddings_path=None) 
         from pipeline.labels import council_of
 
         X["domain"] = [council_of(v) for v in sentences[src].tolist()]
-    if getattr(model, "use_embeddings", False) and embeddings_path and Path(embeddings_path).exists():
+    if not getattr(model, "use_embeddings", False) or embeddings_path is None:
+        return X, None
+    if isinstance(embeddings_path, np.ndarray):  # the rows' vectors, already aligned (classify by meeting)
+        E = embeddings_path if len(X) else np.zeros((0, 0), np.float32)
+    elif Path(embeddings_path).exists():
         from pipeline.classify.features import load_embeddings_for
 
         E = load_embeddings_for(sentences["sentence_id"].astype(str).tolist(), embeddings_path)
-        X["embedding"] = list(E)
-        return X, E
-    return X, None
+    else:
+        return X, None
+    X["embedding"] = list(E)
+    return X, E
 
 
 def with_source_file(sentences: pd.DataFrame, meetings: pd.DataFrame | None) -> pd.DataFrame:
@@ -214,8 +220,8 @@ def classify_tables(model, sentences: pd.DataFrame, *, embeddings=None, topics: 
     elif model_key and "meeting_id" in sent.columns:
         from pipeline.classify.cache import tag_by_meeting
 
-        tags, P, rule_ev, _ = tag_by_meeting(model, X, sent["meeting_id"].astype(str).tolist(), model_key, cache_dir,
-                                             embeddings=E)
+        tags, P, rule_ev, cache_stats = tag_by_meeting(model, X, sent["meeting_id"].astype(str).tolist(), model_key,
+                                                       cache_dir, embeddings=E)
     else:
         tags, P, rule_ev = model.tag(X, return_details=True)
     sent["themes"] = [t["themes"] for t in tags]
@@ -237,6 +243,8 @@ def classify_tables(model, sentences: pd.DataFrame, *, embeddings=None, topics: 
     sent["topic_label"] = sent["topic_label"].fillna("").astype(str)
     sent["topic_prob"] = sent["topic_prob"].astype(float)
     out = {"sentences": sent, "_proba": P, "_rule_evidence": rule_ev}
+    if model_key and len(X) and "meeting_id" in sent.columns:
+        out["_cached"] = cache_stats["cached"]
     if "embedding" in X.columns:  # read once: the label queue needs them too (same rows, same order)
         out["_embeddings"] = E if E is not None else (np.vstack(X["embedding"].to_numpy()) if len(X)
                                                       else np.zeros((0, 0), np.float32))

@@ -314,17 +314,25 @@ def topic_layout(data: ReportData) -> pd.DataFrame | None:
 
 def _topic_term_matrix(data: ReportData, ids: list[int]) -> np.ndarray | None:
     s = data.sentences
-    if "terms" not in s.columns:
-        return None
-    s = s[s["topic_id"].isin(ids)]
-    long = s[["topic_id", "terms"]].explode("terms").dropna()
-    if long.empty:
-        return None
-    # topic x term counts, terms in sorted order (as pd.crosstab gave them, ~2 s on full Tokyo)
-    rows = pd.Index(ids).get_indexer(long["topic_id"])
-    cols, vocab = pd.factorize(long["terms"].astype(str), sort=True)
-    counts = np.zeros((len(ids), len(vocab)), dtype=np.int64)
-    np.add.at(counts, (rows, cols), 1)
+    if "terms" in s.columns:
+        s = s[s["topic_id"].isin(ids)]
+        long = s[["topic_id", "terms"]].explode("terms").dropna()
+        if long.empty:
+            return None
+        # topic x term counts, terms in sorted order (as pd.crosstab gave them, ~2 s on full Tokyo)
+        rows = pd.Index(ids).get_indexer(long["topic_id"])
+        cols, vocab = pd.factorize(long["terms"].astype(str), sort=True)
+        counts = np.zeros((len(ids), len(vocab)), dtype=np.int64)
+        np.add.at(counts, (rows, cols), 1)
+    else:  # loaded lean: the same counts aggregated from the sentences table on disk, part by part
+        from pipeline.report.data import topic_term_counts
+
+        path = data.input_dir / "sentences.parquet"
+        got = topic_term_counts(path, ids, set(s["sentence_id"]) if data.subset else None) \
+            if path.exists() else None
+        if got is None:
+            return None
+        counts = got[0]
     tf = counts.astype(float)
     tf = tf / np.maximum(tf.sum(axis=1, keepdims=True), 1)
     avg = counts.sum() / max(len(ids), 1)

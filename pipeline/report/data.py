@@ -36,6 +36,9 @@ LIST_COLUMNS = {
     "topics_over_time": ["terms"],
 }
 PROCEDURAL = "procedural"
+#: sentence columns the report never holds in memory: ``terms`` is aggregated straight from disk
+#: (:func:`topic_term_counts`, part by part), ``theme_evidence`` is not shown
+NOT_LOADED = {"sentences": ("terms", "theme_evidence")}
 
 
 @dataclass
@@ -102,11 +105,12 @@ class ReportData:
         return self._cached(f"theme_long:{substantive_only}", compute)
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    from pipeline.io import read_parts
+def _read_table(path: Path, skip: tuple[str, ...] = ()) -> pd.DataFrame:
+    from pipeline.dataset import columns_of, read_table
 
     try:
-        return read_parts(path).to_pandas()  # a single file or a partitioned dataset directory
+        cols = [c for c in columns_of(path) if c not in skip] if skip else None
+        return read_table(path, columns=cols)  # a single file or a partitioned dataset directory
     except PipelineError:
         raise
     except Exception as exc:  # pyarrow raises several types for corrupt files
@@ -176,11 +180,14 @@ def topic_model_note(data: ReportData) -> str:
             f"{m.get('n_sentences_fitted')} sentences{tail})")
 
 
-def load_processed(input_dir: str | Path, taxonomy: str | Path | list[Theme] | None = None) -> ReportData:
+def load_processed(input_dir: str | Path, taxonomy: str | Path | list[Theme] | None = None,
+                   lean: bool = True) -> ReportData:
     """Read a pipeline output directory into :class:`ReportData`.
 
     ``sentences``, ``utterances`` and ``meetings`` parquet tables are required;
     the others are optional. Raises :class:`PipelineError` naming the bad file.
+    ``lean``: the sentences' ``terms`` and ``theme_evidence`` columns stay on disk (:data:`NOT_LOADED`;
+    the topic map reads ``terms`` part by part); ``lean=False`` loads every column.
     """
     d = Path(input_dir)
     if not d.is_dir():
@@ -190,7 +197,7 @@ def load_processed(input_dir: str | Path, taxonomy: str | Path | list[Theme] | N
         p = d / f"{name}.parquet"
         if not p.exists():
             raise PipelineError(p, f"required table {name}.parquet is missing (run the pipeline first)")
-        df = _read_table(p)
+        df = _read_table(p, NOT_LOADED.get(name, ()) if lean else ())
         missing = [c for c in cols if c not in df.columns]
         if missing:
             raise PipelineError(p, f"missing column(s): {', '.join(missing)}")
@@ -334,3 +341,42 @@ def subset(data: ReportData, meetings: list[str] | None = None, speakers: list[s
                    meetings=m.reset_index(drop=True), entities=ents, topic_info=ti,
                    topics_per_class=tpc, topics_over_time=tot, label_queue=lq,
                    subset="; ".join(desc))
+
+
+def topic_term_counts(path: Path, ids: list[int], sentence_ids: set | None = None
+                      ) -> tuple[np.ndarray, list[str]] | None:
+    """Topic x term counts of the sentences' content terms (rows: ``ids``; columns: the terms,
+    sorted), read from the sentences table one part at a time (only ``topic_id`` and ``terms``, plus
+    ``sentence_id`` for a subset): memory holds the counts, not the sentences. None when the table
+    has no ``terms`` or no sentence of these topics has a term."""
+    import pyarrow.parquet as pq
+
+    from pipeline.dataset import columns_of, part_files
+
+    have = columns_of(path)
+    if "terms" not in have or "topic_id" not in have:
+        return None
+    cols = ["topic_id", "terms"] + (["sentence_id"] if sentence_ids is not None else [])
+    row_of = {int(t): i for i, t in enumerate(ids)}
+    counts: dict[tuple[int, str], int] = {}
+    for f in part_files(path):
+        t = pq.read_table(f, columns=[c for c in cols if c in pq.read_schema(f).names]).to_pydict()
+        keep = t.get("sentence_id")
+        for k, (tid, terms) in enumerate(zip(t["topic_id"], t["terms"])):
+            if tid is None or not terms or (sentence_ids is not None and keep[k] not in sentence_ids):
+                continue
+            r = row_of.get(int(tid))
+            if r is None:
+                continue
+            for term in (_to_list(terms) if isinstance(terms, str) else terms):
+                if term is not None:
+                    counts[(r, str(term))] = counts.get((r, str(term)), 0) + 1
+    if not counts:
+        return None
+    vocab = sorted({term for _, term in counts})
+    col = {term: j for j, term in enumerate(vocab)}
+    M = np.zeros((len(ids), len(vocab)), dtype=np.int64)
+    for (r, term), c in counts.items():
+        M[r, col[term]] = c
+    return M, vocab
+

@@ -25,13 +25,20 @@ from pipeline.topics.tables import over_time_topics
 log = logging.getLogger("policy_topics.topics")
 
 
-def _read_parquet(path: str | Path, what: str) -> pd.DataFrame:
+#: what :func:`pipeline.topics.stage.prepare_frame` takes from utterances (never their text)
+UTTERANCE_COLUMNS = ("utterance_id", "meeting_id", "meeting_date", "speaker_role", "agenda_item",
+                     "speaker_name", "speaker_raw")
+
+
+def _read_parquet(path: str | Path, what: str, columns=None) -> pd.DataFrame:
     p = Path(path)
     if not p.exists():
         raise PipelineError(p, f"{what} file not found")
-    from pipeline.io import read_parts
+    from pipeline.dataset import columns_of, read_table
 
-    return read_parts(p).to_pandas()  # a single file or a partitioned dataset directory
+    if columns is not None:
+        columns = [c for c in columns_of(p) if c in columns]
+    return read_table(p, columns=columns)  # a single file or a partitioned dataset directory
 
 
 def assign_new(model, frame: pd.DataFrame, E: np.ndarray | None, plan: inc.Plan, params: dict,
@@ -135,7 +142,7 @@ def run_topics(sentences: str | Path, embeddings: str | Path, out_dir: str | Pat
         if col not in sent.columns:
             raise PipelineError(sentences, f"sentences table lacks column {col!r}")
     backend = _embeddings_backend(embeddings)  # the vectors are read below, only those needed
-    utt = _read_parquet(utterances, "utterances") if utterances else None
+    utt = _read_parquet(utterances, "utterances", UTTERANCE_COLUMNS) if utterances else None
     labs = load_labels(labels) if labels else None
     model_dir = Path(model_dir)
     with stage_timer("topics") as st:
@@ -197,7 +204,8 @@ def _write(res: TopicResult, state: dict, frame, out_dir: Path, assignments, mod
            refit: bool, hashes: list[str] | None = None) -> None:
     from pipeline.io import atomic_path, write_json, write_metrics, write_parquet
 
-    write_parquet(res.assignments, assignments)
+    parts = write_assignments(res.assignments, frame, assignments, keep=not refit)
+    log.info("sentence topics: %d meeting part(s) written, %d kept unchanged", parts["written"], parts["kept"])
     write_parquet(res.topic_info, out_dir / "topic_info.parquet")
     write_parquet(res.topics_per_class, out_dir / "topics_per_class.parquet")
     write_parquet(res.topics_over_time, out_dir / "topics_over_time.parquet")
@@ -212,3 +220,59 @@ def _write(res: TopicResult, state: dict, frame, out_dir: Path, assignments, mod
     else:
         inc.save_state(model_dir, state, ledger, tables=group_tables)
     write_metrics(res.metrics, metrics)  # fit_seconds -> metrics/timings/, not into dvc.lock
+
+
+def meeting_runs(frame: pd.DataFrame) -> list[tuple[str | None, int, int]]:
+    """(meeting id, start, stop) of each run of consecutive rows of one meeting, in row order (one run
+    per meeting in a parse output); one run of the whole frame without a ``meeting_id`` column."""
+    if "meeting_id" not in frame.columns or not len(frame):
+        return [(None, 0, len(frame))]
+    m = frame["meeting_id"].astype(str).to_numpy()
+    starts = np.flatnonzero(np.r_[True, m[1:] != m[:-1]])
+    stops = np.r_[starts[1:], len(m)]
+    return [(str(m[a]), int(a), int(b)) for a, b in zip(starts, stops)]
+
+
+def write_assignments(assignments: pd.DataFrame, frame: pd.DataFrame, path: str | Path, keep: bool = True) -> dict:
+    """``sentence_topics``: a dataset of one Parquet file per meeting (named in the file's metadata),
+    rows in ``frame`` order. With ``keep`` (assign mode), a meeting whose rows equal its part of the
+    previous output keeps that file as it is (same bytes and mtime): only new or changed meetings'
+    parts are written. Returns {"written": n, "kept": n}. A single file at ``path`` (the layout
+    left by an older version, which wrote one file) is replaced by the dataset."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.dataset import DatasetWriter, partitions
+
+    path = Path(path)
+    runs = meeting_runs(frame)
+    old: dict[str, list[Path]] = {}
+    if keep and path.is_dir():
+        try:
+            for k, f in partitions(path):
+                old.setdefault(str(k), []).append(f)
+        except PipelineError:
+            old = {}
+    n_runs: dict[str | None, int] = {}
+    for m, _, _ in runs:
+        n_runs[m] = n_runs.get(m, 0) + 1
+    w = DatasetWriter(path, replace_file=True)
+    try:
+        for m, a, b in runs:
+            part = pa.Table.from_pandas(assignments.iloc[a:b], preserve_index=False)
+            prev = old.get(str(m)) if m is not None and n_runs[m] == 1 else None
+            if prev is not None and len(prev) == 1:
+                try:
+                    same = pq.read_table(prev[0]).equals(part)
+                except (pa.ArrowException, OSError):
+                    same = False
+                if same:
+                    w.keep(prev[0])
+                    continue
+            w.write(part, partition=m)
+    except BaseException:
+        w.abort()
+        raise
+    w.commit()
+    return {"written": len(w.files) - w.kept, "kept": w.kept}
+
