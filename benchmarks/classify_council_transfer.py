@@ -34,6 +34,19 @@ choice. With one council in training (2 and 3) there are no council blocks (``do
 fit without councils), so those two figures depend on the weight only and are computed once per
 weight and run (and gate setting).
 
+Run on 2026-12-03, 22:58-23:27 UTC (547 sample rows, 884 Tokyo label-record rows; macro-F1 of
+(1) / (2) / (3) / (4) -> transfer; sample grouped CV micro / macro; 180-330 CPU-s per candidate):
+
+    off 1.0   0.720 / 0.126 / 0.388 / 0.204 -> 0.3594   CV 0.791 / 0.747 (fails)
+    off 0.05  0.821 / 0.123 / 0.412 / 0.147 -> 0.3756   CV 0.821 / 0.799 (fails by 0.001)
+    on  1.0   0.767 / 0.126 / 0.388 / 0.156 -> 0.3589   CV 0.817 / 0.782 (fails)
+    on  0.05  0.808 / 0.123 / 0.412 / 0.160 -> 0.3755   CV 0.839 / 0.826  <- chosen (the only one meeting it)
+    on  0.05 + context_gate  0.793 / 0.129 / 0.435 / 0.146 -> 0.3757   CV 0.840 / 0.829
+
+Off-taxonomy shares, on 0.05 without -> with the gate: Tokyo no-theme label records 10.75 % -> 8.91 %,
+unlabelled committee sentences (1,994) 0.75 % -> 0.85 %, sample no-theme (grouped CV) 2.31 % -> 2.69 %;
+mean 4.60 % -> 4.15 %, transfer 0.3755 -> 0.3757, CV holds -> context_gate adopted by the rule.
+
     nice -n 19 .venv/bin/python benchmarks/classify_council_transfer.py --candidates on:1,off:1 --out A.jsonl
     nice -n 19 .venv/bin/python benchmarks/classify_council_transfer.py --candidates on:0.05,off:0.05 --out B.jsonl
     nice -n 19 .venv/bin/python benchmarks/classify_council_transfer.py --candidates CHOSEN:committee,CHOSEN:gate \\
