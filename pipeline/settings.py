@@ -312,9 +312,9 @@ class ClassifySettings(StageModel):
                                                                      "pseudo-label at calibrated p >= this")
     label_record_weight: float = Field(0.05, gt=0.0, description="training weight of a label-record row (a "
                                        "labelled meeting outside the corpus, e.g. another council's) vs a corpus row")
-    domain_adaptation: bool = Field(False, description="feature copy shared by all councils + one per labelled "
+    domain_adaptation: bool = Field(True, description="feature copy shared by all councils + one per labelled "
                                     "council (Daume III 2007); a council never seen: shared copy only")
-    context_gate: bool = Field(False, description="a long sentence's turn context counts in proportion to its own "
+    context_gate: bool = Field(True, description="a long sentence's turn context counts in proportion to its own "
                                "evidence for the theme (short follow-ups: in full)")
     cross_group: Literal["agenda_item", "meeting_id"] = Field(
         "agenda_item", description="leave-one-out figure next to the CV: agenda_item (one labelled meeting) | "

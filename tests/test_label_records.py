@@ -362,6 +362,7 @@ def test_context_gate_scales_a_long_sentences_context_by_its_own_evidence(theme_
 
     X, _ = labelled_sample
     m = copy.copy(theme_model)
+    m.context_gate = False
     df = m.prepare(X.iloc[:120])
     RB, Hb, _ = m._rule_block(df)
     S_lex, S_emb = m._base_scores(m.bases_, df["terms"].tolist(), RB, None)

@@ -26,7 +26,8 @@ every feature twice -- a copy shared by all councils and a copy in its own counc
 III 2007, "Frustratingly easy domain adaptation"), so one council's labelling habits go to its own
 weights instead of bending the shared ones. A row of a council seen in training is scored with
 shared + its council's weights; a row of any other council (or without ``domain``) with the shared
-weights only. Off, or with one council: exactly the model without councils.
+weights only. Off, or with one council: exactly the model without councils (and with
+``context_gate=False`` too: the model before both, bit for bit).
 ``Y`` is a 0/1 matrix [n, n_themes] in taxonomy order (``classes_``).
 """
 from __future__ import annotations
@@ -82,8 +83,8 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
         use_definitions: bool = True,
         self_training: bool = True,
         pseudo_min_proba: float = 0.8,
-        domain_adaptation: bool = False,
-        context_gate: bool = False,
+        domain_adaptation: bool = True,
+        context_gate: bool = True,
         random_state: int = 42,
     ):
         self.taxonomy = taxonomy
