@@ -78,6 +78,7 @@ class DatasetWriter:
         self.schemas: list[pa.Schema] = []
         self.rows = 0
         self.kept = 0
+        self._kept: set[Path] = set()
         self._empty: pa.Table | None = None
         self._final = False
 
@@ -112,6 +113,7 @@ class DatasetWriter:
         self.schemas.append(md.schema.to_arrow_schema())
         self.rows += md.num_rows
         self.kept += 1
+        self._kept.add(f)
 
     def _with_meta(self, table: pa.Table, extra: dict[bytes, bytes] | None = None) -> pa.Table:
         if not self.metadata and not extra:
@@ -134,8 +136,10 @@ class DatasetWriter:
                     t = t.select(target.names).cast(target).replace_schema_metadata(t.schema.metadata)
                     f.unlink()  # a kept part is a hard link to the previous output: never write through it
                     pq.write_table(t, f)
+                    self._kept.discard(f)
         for f in self.files:
-            os.chmod(f, 0o666 & ~_UMASK)
+            if f not in self._kept:  # a kept part keeps its inode's mode (it may be a DVC cache link)
+                os.chmod(f, 0o666 & ~_UMASK)
         self._final = True
 
     def commit(self) -> Path:
