@@ -88,18 +88,14 @@ class _Vectors:
         self.index = {str(s): i for i, s in enumerate(np.asarray(ids).tolist())}
 
     def get(self, meeting_id: str, sentence_ids: list[str]) -> np.ndarray:
-        if self.table is not None:
-            part = self.table.get(meeting_id)
-            index = {s: i for i, s in enumerate(part["sentence_id"].astype(str).tolist())}
-            vecs = np.vstack(part["vector"].to_numpy()).astype(np.float32, copy=False) if len(part) else None
-        else:
-            index, vecs = self.index, self.vecs
-        missing = [s for s in sentence_ids if s not in index]
-        if missing:
-            raise PipelineError(self.path, f"{len(missing)} sentence(s) have no embedding, e.g. {missing[0]}")
-        if not sentence_ids:
-            return np.zeros((0, 0), dtype=np.float32)
-        return np.asarray(vecs[[index[s] for s in sentence_ids]], dtype=np.float32)
+        from pipeline.classify.features import align_vectors
+
+        if self.table is None:
+            return align_vectors(self.index, self.vecs, sentence_ids, self.path)
+        part = self.table.get(meeting_id)
+        index = {s: i for i, s in enumerate(part["sentence_id"].astype(str).tolist())}
+        vecs = np.vstack(part["vector"].to_numpy()) if len(part) else np.zeros((0, 0), np.float32)
+        return align_vectors(index, vecs, sentence_ids, self.path)
 
 
 def classify_dataset(model, sentences: str | Path, out_dir: str | Path, *, embeddings: str | Path | None = None,
