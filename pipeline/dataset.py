@@ -1,8 +1,8 @@
 """Partitioned Parquet datasets: the on-disk form of the large stage outputs.
 
-A big table (parse's sentences / tokens / entities, embed's embeddings, classify's
-sentences) is a *directory* named like the old single file (``sentences.parquet/``)
-holding one Parquet file per partition, normally one meeting::
+A big table (parse's sentences / tokens / entities, embed's embeddings, topics'
+sentence_topics, classify's sentences and utterances) is a *directory* named like the old single
+file (``sentences.parquet/``) holding one Parquet file per partition, normally one meeting::
 
     data/interim/sentences.parquet/
         part-00000.parquet      # first meeting (input order)
@@ -13,8 +13,9 @@ Files are written as partitions finish (:class:`DatasetWriter`), so a stage hold
 one partition's rows at a time, never the whole table. Row order = file order, then
 row order inside a file, i.e. the same order the single file had. Readers see the
 same columns as before (the table contracts in docs/ARCHITECTURE.md are unchanged):
-``pd.read_parquet(dir)``, :func:`read_table` (pyarrow datasets, with column projection
-and filters), :func:`iter_parts` (one partition at a time) or DuckDB
+``pd.read_parquet(dir)``, :func:`read_table` (file by file, with column projection
+and filters), :func:`iter_parts` (one partition at a time), :class:`MeetingTable` (one
+meeting's file, found from file metadata: :func:`partitions`) or DuckDB
 (``read_parquet('sentences.parquet/*.parquet')``). Single-file tables written by older
 versions are read the same way.
 
