@@ -10,8 +10,13 @@ themes):
 Prints and (with ``--out``) writes the share of sentences that get any theme / a policy theme
 (not ``procedural``) and the themes assigned. Uses models/classifier.joblib (``--model``).
 
+Councils (``classify.domain_adaptation``): by default the text carries no council, so it is scored
+as a council never seen in training (the shared weights only), as ``tag`` scores any input;
+``--council tokyo-assembly`` scores the turns as the ``classify`` stage would score these files
+placed under data/raw/tokyo-assembly/ (the Tokyo label records' council: shared + its own weights).
+
     .venv/bin/python benchmarks/classify_offtaxonomy.py [--model models/classifier.joblib] [--only plenary-2020]
-        [--out FILE]
+        [--council NAME] [--out FILE]
 """
 from __future__ import annotations
 
@@ -61,6 +66,7 @@ def main() -> int:
     ap.add_argument("--out", default=None)
     ap.add_argument("--only", default=None, help="one file of the corpus by stem, e.g. plenary-2020 (the held-out "
                                                   "plenary: measure there, never tune there)")
+    ap.add_argument("--council", default=None, help="score the turns as this council (default: none, i.e. unseen)")
     args = ap.parse_args()
     if not CORPUS.is_dir():
         print(f"corpus not found: {CORPUS}", file=sys.stderr)
@@ -76,8 +82,10 @@ def main() -> int:
     lines = tag_texts(rng.sample(sentences, min(args.lines, len(sentences))), model=model)
     picked = rng.sample(all_turns, min(args.turns, len(all_turns)))
     X = pd.DataFrame([{"text": s, "group": uid} for uid, t in picked for s in split(t)])
+    if args.council:
+        X["domain"] = args.council
     in_context = model.tag(X)
-    res = {"model": args.model, "corpus": args.only or "all files", "lines": shares(lines), "turns": shares(in_context)}
+    res = {"model": args.model, "corpus": args.only or "all files", "council": args.council, "lines": shares(lines), "turns": shares(in_context)}
     print(json.dumps(res, ensure_ascii=False, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(res, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -49,7 +49,7 @@ def unmasked(m, df):
     """(calibrated scores before the scope mask, {window: scope mask}) for prepared rows ``df``."""
     RB, Hb, _ = m._rule_block(df)
     E = np.vstack(df["embedding"].to_numpy()) if m.use_embeddings else None
-    S_lex, S_emb = m._base_scores(m.bases_, df["terms"].tolist(), RB, E)
+    S_lex, S_emb = m._base_scores(m.bases_, df["terms"].tolist(), RB, E, m._domain_index(df))
     feats = m._meta_features(S_lex, S_emb, Hb, df["group"].to_numpy(), df["text"].str.len().to_numpy(),
                              m._definition_similarity(E))
     P = m._calibrated(feats, len(df))

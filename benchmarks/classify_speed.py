@@ -81,10 +81,11 @@ def main() -> int:
     t0 = time.perf_counter()
     turns = committee_turns(args.n - len(gold))
     new_turns = committee_turns(args.n, skip=args.n)
-    rows = [{"text": t, "group": f"sample{i // 8}"} for i, (t, _) in enumerate(gold)]
-    rows += [{"text": s, "group": g} for g, ss in turns for s in ss]
+    # councils as `train` names them (classify.domain_adaptation): the sample's and Tokyo's
+    rows = [{"text": t, "group": f"sample{i // 8}", "domain": "mic-chiiki-ict"} for i, (t, _) in enumerate(gold)]
+    rows += [{"text": s, "group": g, "domain": "tokyo-assembly"} for g, ss in turns for s in ss]
     X = pd.DataFrame(rows)
-    Xn = pd.DataFrame([{"text": s, "group": "new:" + g} for g, ss in new_turns for s in ss])
+    Xn = pd.DataFrame([{"text": s, "group": "new:" + g, "domain": "tokyo-assembly"} for g, ss in new_turns for s in ss])
     both = pd.concat([X, Xn], ignore_index=True)
     both["terms"] = terms_for_texts(both["text"].tolist())
     both["embedding"] = list(encode_texts(both["text"].tolist(), params.get("embedding_backend", "use_multilingual")))

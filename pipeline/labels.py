@@ -215,6 +215,27 @@ def anchor_meeting(rec: dict) -> str:
     return f"{rec.get('source', '')}#{rec.get('meeting', '')}"
 
 
+_TRAILING_DATE = re.compile(r"[_-]?\d{4}-\d{2}-\d{2}$")
+_TRAILING_SESSION = re.compile(r"[_-]\d{1,3}$")
+
+
+def council_of(source) -> str:
+    """The council (``domain`` of the classifier's rows) that minutes come from, from where they were
+    read: a meeting's ``source_file`` (relative to the ingest folder), a label record's ``source``,
+    or a meeting id. Files in a sub-folder belong to the council named by its first folder
+    (``tokyo-assembly/committee-olympic.json`` -> ``tokyo-assembly``: one folder per council); a file
+    directly in the folder is its own council, named by the file stem without a trailing date and
+    session number (``mic-chiiki-ict-06_2024-04-24.txt`` -> ``mic-chiiki-ict``). Anything after '#'
+    (a meeting within a file) is ignored."""
+    s = str(source or "").replace("\\", "/").split("#", 1)[0]
+    parts = [x for x in s.split("/") if x not in ("", ".")]
+    if len(parts) > 1:
+        return parts[0]
+    stem = Path(parts[0]).stem if parts else ""
+    stem = _TRAILING_SESSION.sub("", _TRAILING_DATE.sub("", stem))
+    return stem or "(unknown)"
+
+
 def anchor_turn(rec: dict) -> str:
     """Speaker-turn id of an anchored record (unique across sources and meetings)."""
     return f"{anchor_meeting(rec)}#{rec.get('turn')}"

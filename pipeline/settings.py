@@ -310,10 +310,12 @@ class ClassifySettings(StageModel):
                                                   "retrain the base models")
     pseudo_min_proba: float = Field(0.8, ge=0.0, le=1.0, description="self-training: a theme becomes a "
                                                                      "pseudo-label at calibrated p >= this")
-    label_record_weight: float = Field(
-        0.05, gt=0.0, description="training weight of a label-record row (a labelled meeting outside the corpus, "
-                                 "e.g. another council's) relative to a corpus row; chosen on the sample's "
-                                 "leave-one-agenda-item-out only")
+    label_record_weight: float = Field(0.05, gt=0.0, description="training weight of a label-record row (a "
+                                       "labelled meeting outside the corpus, e.g. another council's) vs a corpus row")
+    domain_adaptation: bool = Field(False, description="feature copy shared by all councils + one per labelled "
+                                    "council (Daume III 2007); a council never seen: shared copy only")
+    context_gate: bool = Field(False, description="a long sentence's turn context counts in proportion to its own "
+                               "evidence for the theme (short follow-ups: in full)")
     cross_group: Literal["agenda_item", "meeting_id"] = Field(
         "agenda_item", description="leave-one-out figure next to the CV: agenda_item (one labelled meeting) | "
                                    "meeting_id")
@@ -326,7 +328,8 @@ class ClassifySettings(StageModel):
         "use_rules", "use_coding_rules", "use_terms", "meta", "label_interactions", "rule_weight",
         "use_definitions", "self_training", "pseudo_min_proba",
         "use_embeddings", "use_context", "C_lex", "C_emb", "C_meta", "inner_folds", "context_max_chars",
-        "context_window", "threshold_shrinkage"})
+        "context_window", "threshold_shrinkage", "domain_adaptation",
+        "context_gate"})
 
     def model_kwargs(self) -> dict[str, Any]:
         """ThemeClassifier keyword arguments (grids as tuples, sklearn style)."""

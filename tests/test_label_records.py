@@ -294,3 +294,86 @@ def test_a_theme_can_need_the_scope_closer_than_the_taxonomy_window():
     assert col["priority_domains"] == [True, True, False, False, False]
     assert col["dx_talent"] == [True, True, True, False, False]  # the taxonomy's window of 2
     assert col["new_network_tech"] == [True] * 5  # requires_scope: false
+
+
+# ------------------------------------------------------------------ councils (domain adaptation)
+def test_council_of_names_the_council_from_where_minutes_were_read():
+    from pipeline.classify.tagging import with_source_file
+    from pipeline.labels import council_of
+
+    assert council_of("tokyo-assembly/committee-olympic.json") == "tokyo-assembly"
+    assert council_of("tokyo-assembly/committee-olympic.json#2012-02-06") == "tokyo-assembly"
+    assert council_of("mic-chiiki-ict-06_2024-04-24.txt") == council_of("mic-chiiki-ict-06_2024-04-24") \
+        == council_of("mic-chiiki-ict-07_2024-05-30.txt") == "mic-chiiki-ict"
+    assert council_of(None) == "(unknown)"
+    sents = pd.DataFrame({"meeting_id": ["committee-olympic#1", "x"], "text": ["a", "b"]})
+    meets = pd.DataFrame({"meeting_id": ["committee-olympic#1"], "source_file": ["tokyo-assembly/committee-olympic.json"]})
+    assert [council_of(s) for s in with_source_file(sents, meets)["source_file"]] == ["tokyo-assembly", "x"]
+
+
+def test_council_blocks_keep_each_councils_convention_and_unseen_councils_get_the_shared_copy(labelled_sample):
+    """The clash of conventions above, with councils: the sample's own cybersecurity sentences keep
+    (nearly) the sample's scores when scored as the sample, get the other council's reading when scored
+    as that council, and a council never seen in training is scored by the shared weights only
+    (exactly as a row without a council). With one council the blocks are off: the fit without
+    councils."""
+    from sklearn.base import clone
+
+    from pipeline.classify.model import ThemeClassifier
+
+    X, Y = labelled_sample
+    j = IDS.index("cybersecurity")
+    pos = np.flatnonzero(Y[:, j])
+    other = X.iloc[pos].assign(group=lambda d: "other-" + d["group"], domain="other")
+    Xa = pd.concat([X.assign(domain="sample"), other], ignore_index=True)
+    Ya = np.vstack([Y, np.zeros((len(pos), Y.shape[1]), dtype=int)])
+    kw = dict(use_embeddings=False, C_lex=(1.0,), C_meta=(0.3,), self_training=False)
+    plain = ThemeClassifier(**kw).fit(Xa, Ya)
+    adapted = ThemeClassifier(**kw, domain_adaptation=True).fit(Xa, Ya)
+    assert adapted.domains_ == ["other", "sample"] and clone(adapted).get_params()["domain_adaptation"] is True
+    alone = float(ThemeClassifier(**kw).fit(X, Y).predict_proba(X.iloc[pos])[:, j].mean())
+
+    def cyber(m, domain=None):
+        rows = X.iloc[pos] if domain is None else X.iloc[pos].assign(domain=domain)
+        return m.predict_proba(rows)[:, j]
+
+    as_sample, as_other, unseen = cyber(adapted, "sample"), cyber(adapted, "other"), cyber(adapted, "new")
+    assert as_sample.mean() > cyber(plain).mean() + 0.05  # the other convention no longer drags the sample
+    assert abs(as_sample.mean() - alone) < abs(cyber(plain).mean() - alone) / 2
+    assert as_other.mean() < as_sample.mean() - 0.2  # the other council's reading stays its own
+    assert np.allclose(unseen, cyber(adapted), atol=1e-12)  # unseen council == no council: shared copy only
+    # the shared copy alone: a row of an unseen council has zeros in every council block
+    d = adapted._domain_index(pd.DataFrame({"domain": ["sample", "new"]}))
+    A = adapted._augment(np.ones((2, 3)), d)
+    assert A.shape == (2, 9) and A[1, 3:].sum() == 0 and A[0, 6:].sum() == 3 and A[0, 3:6].sum() == 0
+    # one council: no blocks, the same fit as without councils
+    one = ThemeClassifier(**kw, domain_adaptation=True).fit(X.assign(domain="sample"), Y)
+    assert one.domains_ == []
+    assert np.allclose(one.predict_proba(X.iloc[:80]), ThemeClassifier(**kw).fit(X, Y).predict_proba(X.iloc[:80]),
+                       atol=1e-12)
+
+
+def test_context_gate_scales_a_long_sentences_context_by_its_own_evidence(theme_model, labelled_sample):
+    """Real turns of the sample: with ``context_gate`` a long sentence's context features are its
+    ungated ones times its own base score for the theme; a short one keeps them unchanged."""
+    import copy
+
+    from pipeline.classify.bases import _sigmoid
+
+    X, _ = labelled_sample
+    m = copy.copy(theme_model)
+    df = m.prepare(X.iloc[:120])
+    RB, Hb, _ = m._rule_block(df)
+    S_lex, S_emb = m._base_scores(m.bases_, df["terms"].tolist(), RB, None)
+    args = (S_lex, S_emb, Hb, df["group"].to_numpy(), df["text"].str.len().to_numpy(), None)
+    plain = m._meta_features(*args)
+    m.context_gate = True
+    gated = m._meta_features(*args)
+    short = df["text"].str.len().to_numpy() <= m.context_max_chars
+    assert short.any() and (~short).any()
+    ctx = slice(3, 6)  # lexical score, cue hit, rule hit; then prev, next, window mean; short x prev
+    for j in range(len(plain)):
+        own = _sigmoid(S_lex[:, j])
+        assert np.allclose(gated[j][short, ctx], plain[j][short, ctx])
+        assert np.allclose(gated[j][~short, ctx], plain[j][~short, ctx] * own[~short, None])
+        assert np.allclose(gated[j][:, 6], plain[j][:, 6])  # a short sentence inherits as before

@@ -48,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sentences", required=True, help="parse output: data/interim/sentences.parquet")
     p.add_argument("--embeddings", help="embed output: data/interim/embeddings.parquet")
     p.add_argument("--labels", required=True, help="folder of labelled JSONL/CSV (data/labels)")
+    p.add_argument("--meetings", default=None,
+                   help="ingest meetings table (data/interim/meetings.parquet): each meeting's source_file names "
+                        "its council (classify.domain_adaptation); default: the council from the meeting id")
     p.add_argument("--taxonomy", default=None, help="taxonomy YAML (default configs/taxonomy.yaml)")
     p.add_argument("--model", required=True, help="where to write the fitted model (.joblib)")
     p.add_argument("--metrics", required=True, help="metrics JSON (metrics/classifier.json)")

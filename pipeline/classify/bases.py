@@ -67,7 +67,7 @@ class BaseModelsMixin:
         return block, Hb, evidence
 
     # ------------------------------------------------------------ base models
-    def _lex_matrix(self, vec, rules_block, terms):
+    def _lex_matrix(self, vec, rules_block, terms, d=None):
         from scipy import sparse
 
         blocks = []
@@ -77,16 +77,46 @@ class BaseModelsMixin:
             blocks.append(vec.transform(terms))
         if not blocks:
             return None
-        return sparse.hstack(blocks).tocsr()
+        return self._augment(sparse.hstack(blocks).tocsr(), d)
+
+    # ------------------------------------------------------------ councils (domains)
+    def _domain_index(self, df) -> np.ndarray | None:
+        """Per row of ``df``: the index of its council in ``domains_`` (the councils with labels in
+        training), -1 for a council never seen in training (or none given); None when the fit has
+        no council blocks (``domain_adaptation`` off, or fewer than two councils labelled)."""
+        domains = list(getattr(self, "domains_", None) or [])
+        if not domains:
+            return None
+        if "domain" not in df.columns:
+            return np.full(len(df), -1, dtype=int)
+        pos = {c: k for k, c in enumerate(domains)}
+        return np.array([pos.get(str(c), -1) for c in df["domain"]], dtype=int)
+
+    def _augment(self, M, d):
+        """Feature augmentation (Daume III 2007, "Frustratingly easy domain adaptation"): the
+        shared copy of every feature, then one copy per training council that is non-zero only on
+        that council's rows. A row of a council never seen in training (``d`` = -1) has the
+        shared copy only, so it is scored by the weights all councils share. ``d`` None: ``M``
+        unchanged (no council blocks)."""
+        if d is None or M is None:
+            return M
+        K = len(self.domains_)
+        if hasattr(M, "tocsr"):
+            from scipy import sparse
+
+            return sparse.hstack([M] + [sparse.diags((d == k).astype(M.dtype)) @ M for k in range(K)]).tocsr()
+        M = np.asarray(M)
+        return np.hstack([M] + [M * (d == k).astype(M.dtype)[:, None] for k in range(K)])
 
     def _new_vectorizer(self):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         return TfidfVectorizer(analyzer=_identity, sublinear_tf=True, min_df=2, norm="l2")
 
-    def _fit_bases(self, lex_train_terms, rules_train, E_train, Y, sample_weight, C_lex, C_emb):
-        """Fit per-label base models (rows weighted by ``sample_weight``, None: all 1); returns a
-        dict of fitted pieces. (The TF-IDF vocabulary and idf are unweighted: which terms exist.)"""
+    def _fit_bases(self, lex_train_terms, rules_train, E_train, Y, sample_weight, d, C_lex, C_emb):
+        """Fit per-label base models (rows weighted by ``sample_weight``, None: all 1; ``d`` the rows'
+        council indices for :meth:`_augment`, None: no council blocks); returns a dict of fitted
+        pieces. (The TF-IDF vocabulary and idf are unweighted: which terms exist.)"""
         from sklearn.linear_model import LogisticRegression
 
         vec = None
@@ -96,7 +126,8 @@ class BaseModelsMixin:
                 vec.fit(lex_train_terms)
             except ValueError:  # empty vocabulary
                 vec = None
-        Xl = self._lex_matrix(vec, rules_train, lex_train_terms)
+        Xl = self._lex_matrix(vec, rules_train, lex_train_terms, d)
+        E_train = self._augment(E_train, d)
 
         def fit_or_prior(X, y, C):
             # a label constant in this fold (or a missing view) scores as its base rate
@@ -109,10 +140,11 @@ class BaseModelsMixin:
         emb = [fit_or_prior(E_train, Y[:, j], C_emb) for j in range(Y.shape[1])]
         return {"vec": vec, "lex": lex, "emb": emb}
 
-    def _base_scores(self, bases, terms, rules_block, E):
+    def _base_scores(self, bases, terms, rules_block, E, d=None):
         n = rules_block.shape[0]
         L = len(bases["lex"])
-        Xl = self._lex_matrix(bases["vec"], rules_block, terms)
+        Xl = self._lex_matrix(bases["vec"], rules_block, terms, d)
+        E = self._augment(E, d)
         S_lex = np.zeros((n, L))
         S_emb = np.zeros((n, L))
         for j in range(L):
@@ -127,21 +159,26 @@ class BaseModelsMixin:
 
     @staticmethod
     def _with_rows(base, extra):
-        """Training pieces (terms, rules, E, Y, weights) plus extra rows (prototypes, pseudo-labels;
-        four pieces, or five with their weights). Weights stay None while both sides are unweighted;
-        extra rows without weights weigh 1."""
+        """Training pieces (terms, rules, E, Y, weights, council indices) plus extra rows
+        (prototypes, pseudo-labels; four pieces, five with their weights, six with their council
+        indices). Weights stay None while both sides are unweighted (extra rows without weights
+        weigh 1); council indices stay None without council blocks (extra rows without them:
+        -1, the shared copy only -- the taxonomy's prototypes belong to no council)."""
         from scipy import sparse
 
         if extra is None:
             return base
-        t, r, e, y, w = base
+        t, r, e, y, w, d = base
         te, re_, ee, ye = extra[:4]
         we = extra[4] if len(extra) > 4 else None
+        de = extra[5] if len(extra) > 5 else None
         if w is not None or we is not None:
             w = np.concatenate([np.ones(len(y)) if w is None else np.asarray(w, dtype=float),
                                 np.ones(len(ye)) if we is None else np.asarray(we, dtype=float)])
+        if d is not None:
+            d = np.concatenate([d, np.full(len(ye), -1, dtype=int) if de is None else np.asarray(de, dtype=int)])
         return (list(t) + list(te), sparse.vstack([r, re_]).tocsr(),
-                None if e is None or ee is None else np.vstack([e, ee]), np.vstack([y, ye]), w)
+                None if e is None or ee is None else np.vstack([e, ee]), np.vstack([y, ye]), w, d)
 
     # ------------------------------------------------------------ C on inner folds
     def _inner_folds(self, groups):
@@ -150,7 +187,7 @@ class BaseModelsMixin:
         k = max(2, min(int(self.inner_folds), len(set(groups))))
         return list(GroupKFold(n_splits=k).split(np.zeros(len(groups)), groups=groups))
 
-    def _tune_bases(self, terms, RB, E, Y, folds, proto, w=None):
+    def _tune_bases(self, terms, RB, E, Y, folds, proto, w=None, d=None):
         """Out-of-fold base scores for every C on the grids (inner grouped CV); sets ``C_lex_`` /
         ``C_emb_`` (best mean average precision, rows weighted by ``w``) and returns the OOF scores
         at those Cs."""
@@ -160,14 +197,15 @@ class BaseModelsMixin:
         oof_lex = {c: np.zeros((len(Y), L)) for c in grid_lex}
         oof_emb = {c: np.zeros((len(Y), L)) for c in grid_emb}
         for tr, te in folds:
-            tterms, trb, te_, ty, tw = self._with_rows(
+            tterms, trb, te_, ty, tw, td = self._with_rows(
                 ([terms[i] for i in tr], RB[tr], E[tr] if E is not None else None, Y[tr],
-                 None if w is None else w[tr]), proto)
+                 None if w is None else w[tr], None if d is None else d[tr]), proto)
             for ci in range(max(len(grid_lex), len(grid_emb))):
                 cl = grid_lex[min(ci, len(grid_lex) - 1)]
                 ce = grid_emb[min(ci, len(grid_emb) - 1)]
-                b = self._fit_bases(tterms, trb, te_, ty, tw, cl, ce)
-                sl, se = self._base_scores(b, [terms[i] for i in te], RB[te], E[te] if E is not None else None)
+                b = self._fit_bases(tterms, trb, te_, ty, tw, td, cl, ce)
+                sl, se = self._base_scores(b, [terms[i] for i in te], RB[te], E[te] if E is not None else None,
+                                           None if d is None else d[te])
                 if ci < len(grid_lex):
                     oof_lex[cl][te] = sl
                 if ci < len(grid_emb):

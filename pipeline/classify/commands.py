@@ -92,14 +92,15 @@ def training_data(sentences: pd.DataFrame, labels_dir, taxonomy, embeddings=None
 def _label_record_frame(records: list[dict], model, with_embeddings: bool) -> pd.DataFrame:
     """Model input for off-corpus label records: text, terms (parse stage), group = the record's
     turn, meeting_id, agenda_item "(none)", speaker, embedding (the embed backend) -- cached."""
-    from pipeline.labels import anchor_meeting, anchor_turn, anchored_features
+    from pipeline.labels import anchor_meeting, anchor_turn, anchored_features, council_of
 
     terms, E = anchored_features(records, model.embedding_backend if with_embeddings else None)
     X = pd.DataFrame({"text": [str(r["text"]) for r in records], "terms": terms,
                       "group": [anchor_turn(r) for r in records],
                       "meeting_id": [anchor_meeting(r) for r in records],
                       "agenda_item": "(none)",
-                      "speaker": [str(r.get("speaker") or anchor_turn(r)) for r in records]})
+                      "speaker": [str(r.get("speaker") or anchor_turn(r)) for r in records],
+                      "domain": [council_of(r.get("source")) for r in records]})
     if with_embeddings:
         X["embedding"] = list(E)
     return X
@@ -123,6 +124,16 @@ def unlabelled_data(sentences: pd.DataFrame, X_labelled: pd.DataFrame, embedding
     return _frame_for(model, rest.reset_index(drop=True), embeddings)
 
 
+def _train_sentences(args) -> pd.DataFrame:
+    """The parse sentences, with each meeting's ``source_file`` from ``--meetings`` (its council)."""
+    sentences = _read_parquet(args.sentences)
+    if getattr(args, "meetings", None):
+        from pipeline.classify.tagging import with_source_file
+
+        sentences = with_source_file(sentences, _read_parquet(args.meetings))
+    return sentences
+
+
 def run_train_cli(args) -> int:
     import joblib
 
@@ -132,7 +143,7 @@ def run_train_cli(args) -> int:
     params = _settings()
     with stage_timer("train") as stats:
         tax = load_taxonomy(args.taxonomy)
-        sentences = _read_parquet(args.sentences)
+        sentences = _train_sentences(args)
         model = make_model(params, taxonomy=str(Path(args.taxonomy)) if args.taxonomy else None)
         emb = args.embeddings
         if model.use_embeddings and emb:

@@ -17,8 +17,16 @@ out-of-fold calibrated scores, and the C of each base model on inner folds, so
 all tuning happens inside ``fit``. Abstention (no theme) is a normal outcome.
 
 ``X`` is a DataFrame with ``text`` and optionally ``terms`` (list of content terms),
-``group`` (speaker-turn id; rows in document order) and ``embedding`` (vector);
-missing terms/embeddings are computed with the parse/embed libraries.
+``group`` (speaker-turn id; rows in document order), ``embedding`` (vector) and ``domain``
+(the council the row comes from, :func:`pipeline.labels.council_of`); missing terms/embeddings
+are computed with the parse/embed libraries.
+
+Councils (``domain_adaptation``): with labelled rows of two or more councils, each base model sees
+every feature twice -- a copy shared by all councils and a copy in its own council's block (Daume
+III 2007, "Frustratingly easy domain adaptation"), so one council's labelling habits go to its own
+weights instead of bending the shared ones. A row of a council seen in training is scored with
+shared + its council's weights; a row of any other council (or without ``domain``) with the shared
+weights only. Off, or with one council: exactly the model without councils.
 ``Y`` is a 0/1 matrix [n, n_themes] in taxonomy order (``classes_``).
 """
 from __future__ import annotations
@@ -74,6 +82,8 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
         use_definitions: bool = True,
         self_training: bool = True,
         pseudo_min_proba: float = 0.8,
+        domain_adaptation: bool = False,
+        context_gate: bool = False,
         random_state: int = 42,
     ):
         self.taxonomy = taxonomy
@@ -96,6 +106,8 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
         self.use_definitions = use_definitions
         self.self_training = self_training
         self.pseudo_min_proba = pseudo_min_proba
+        self.domain_adaptation = domain_adaptation
+        self.context_gate = context_gate
         self.random_state = random_state
 
     # ------------------------------------------------------------ inputs
@@ -125,6 +137,8 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
             df["group"] = X["utterance_id"].astype(str).to_numpy()
         else:
             df["group"] = [f"row{i}" for i in range(len(df))]
+        if "domain" in X.columns:
+            df["domain"] = X["domain"].fillna("").astype(str).to_numpy()
         if self.use_embeddings:
             if "embedding" in X.columns:
                 df["embedding"] = list(np.vstack(X["embedding"].to_numpy()).astype(np.float32)) if len(X) else []
@@ -151,6 +165,8 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
         tax = self._load_taxonomy()
         self._setup_rules(tax)
         df, Y, df_u, w, w_u = self._split_labelled(self.prepare(X), Y, sample_weight)
+        self.domains_ = self._training_domains(df)
+        d = self._domain_index(df)
         proto = self._definition_rows(tax)
         terms = df["terms"].tolist()
         groups = df["group"].to_numpy()
@@ -158,14 +174,23 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
         RB, Hb, _ = self._rule_block(df)
         E = np.vstack(df["embedding"].to_numpy()) if self.use_embeddings and len(df) else None
         folds = self._inner_folds(groups)
-        S_lex, S_emb = self._tune_bases(terms, RB, E, Y, folds, proto, w)
+        S_lex, S_emb = self._tune_bases(terms, RB, E, Y, folds, proto, w, d)
         feats = self._meta_features(S_lex, S_emb, Hb, groups, lengths, self._definition_similarity(E))
         self._fit_calibrator(feats, Y, folds, self.allowed(df), w)
         # ---- final base models on all the data (+ the definition prototypes)
-        full = self._with_rows((terms, RB, E, Y, w), proto)
+        full = self._with_rows((terms, RB, E, Y, w, d), proto)
         self.bases_ = self._fit_bases(*full, self.C_lex_, self.C_emb_)
         self._self_train(df_u, full, E is not None, w_u)
         return self
+
+    def _training_domains(self, df) -> list[str]:
+        """The councils that get a block of their own: those of the labelled rows, when
+        ``domain_adaptation`` is on and there are two or more (one council: no blocks, the fit
+        without councils)."""
+        if not self.domain_adaptation or "domain" not in df.columns:
+            return []
+        domains = sorted(set(df["domain"].astype(str)))
+        return domains if len(domains) >= 2 else []
 
     def _split_labelled(self, df, Y, sample_weight=None):
         """(labelled rows, their Y, unlabelled rows, labelled rows' weights, unlabelled rows'
@@ -202,8 +227,9 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
         if keep.any():
             RBu, _, _ = self._rule_block(df_u)
             Eu = np.vstack(df_u["embedding"].to_numpy())[keep] if with_embeddings else None
+            du = self._domain_index(df_u)
             extra = ([df_u["terms"].iloc[i] for i in np.flatnonzero(keep)], RBu[keep], Eu, Yu[keep],
-                     None if w_u is None else w_u[keep])
+                     None if w_u is None else w_u[keep], None if du is None else du[keep])
             self.bases_ = self._fit_bases(*self._with_rows(full, extra), self.C_lex_, self.C_emb_)
             self.n_pseudo_ = {str(t): int(Yu[:, j].sum()) for j, t in enumerate(self.classes_) if Yu[:, j].any()}
 
@@ -217,7 +243,7 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
             return df, np.zeros((0, L)), [], np.zeros((0, L))
         RB, Hb, evidence = self._rule_block(df)
         E = np.vstack(df["embedding"].to_numpy()) if self.use_embeddings else None
-        S_lex, S_emb = self._base_scores(self.bases_, df["terms"].tolist(), RB, E)
+        S_lex, S_emb = self._base_scores(self.bases_, df["terms"].tolist(), RB, E, self._domain_index(df))
         feats = self._meta_features(S_lex, S_emb, Hb, df["group"].to_numpy(), df["text"].str.len().to_numpy(),
                                     self._definition_similarity(E))
         P = self._calibrated(feats, len(df)) * self.allowed(df)
@@ -276,6 +302,7 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
             RB, _, _ = self._rule_block(df)
             Xl = self._lex_matrix(self.bases_["vec"], RB, df["terms"].tolist())
         names = self._lex_feature_names()
+        d = self._domain_index(df)
         for i in range(len(df)):
             themes = [str(self.classes_[j]) for j in np.flatnonzero(Yp[i])]
             ev = {}
@@ -283,7 +310,7 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
                 j = int(np.flatnonzero(self.classes_ == t)[0])
                 cues = list(evidence[i].get(t, []))
                 if not cues and Xl is not None:
-                    cues = self._top_terms(Xl[i], j, names, top_terms)
+                    cues = self._top_terms(Xl[i], j, names, top_terms, -1 if d is None else int(d[i]))
                 ev[t] = cues
             out.append({
                 "themes": themes,
@@ -300,12 +327,16 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
             names += list(self.bases_["vec"].get_feature_names_out())
         return np.array(names, dtype=object)
 
-    def _top_terms(self, row, j, names, k):
+    def _top_terms(self, row, j, names, k, d: int = -1):
         m = self.bases_["lex"][j]
         if not hasattr(m, "coef_"):
             return []
         row = row.tocoo()
-        contrib = row.data * m.coef_[0][row.col]
+        coef = m.coef_[0]
+        F = row.shape[1]
+        # with council blocks: the row's weights are the shared copy plus its council's (if seen)
+        w = coef[:F] + (coef[F * (d + 1):F * (d + 2)] if d >= 0 else 0.0)
+        contrib = row.data * w[row.col]
         order = np.argsort(-contrib)
         out = []
         for o in order[:k]:

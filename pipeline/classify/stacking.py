@@ -56,6 +56,7 @@ class StackingMixin:
         if D is not None:
             Dctx = self._context(D, groups, lengths)[2] if self.use_context else D
         L = S_lex.shape[1]
+        gated = self.use_context and getattr(self, "context_gate", False)
         for j in range(L):
             f = []
             if has_lex:
@@ -64,13 +65,18 @@ class StackingMixin:
                 f.append(S_emb[:, j])
             if self.use_rules:
                 f += [Hb[:, j, 0], Hb[:, j, 1]]
+            # context_gate: a long sentence's context counts in proportion to its own evidence for
+            # the theme (its own base score), so a long speech's theme does not spread to its
+            # off-topic sentences; a short sentence (a follow-up) still takes its context in full
+            g = short[:, 0] + (1.0 - short[:, 0]) * P[:, j] if gated else None
             if self.use_context:
-                f += [prev[:, j], nxt[:, j], mean[:, j], short[:, 0] * prev[:, j]]
+                ctx = [prev[:, j], nxt[:, j], mean[:, j]]
+                f += ([c * g for c in ctx] if gated else ctx) + [short[:, 0] * prev[:, j]]
             if D is not None:
                 # similarity to the theme's definition prototypes, absolute and relative to the
                 # sentence's mean over themes (one weight shared by all themes: a prior that
                 # does not depend on the sample's wording), and its turn-context mean
-                f += [D[:, j], D[:, j] - D.mean(1), Dctx[:, j]]
+                f += [D[:, j], D[:, j] - D.mean(1), Dctx[:, j] * g if gated else Dctx[:, j]]
             feats.append(np.column_stack(f) if f else np.zeros((len(S_lex), 1)))
         return feats
 

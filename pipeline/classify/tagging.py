@@ -147,6 +147,11 @@ def _frame_and_embeddings(model, sentences: pd.DataFrame, embeddings_path=None) 
     for c in ("meeting_id", "agenda_item", "speaker"):  # held-out units of the cross-group evaluation; queue spread
         if c in sentences.columns:
             X[c] = sentences[c].astype(object).where(sentences[c].notna(), "(none)").astype(str).to_numpy()
+    src = next((c for c in ("source_file", "meeting_id") if c in sentences.columns), None)
+    if src is not None:  # the council: seen in training -> its own weights too, else the shared ones only
+        from pipeline.labels import council_of
+
+        X["domain"] = [council_of(v) for v in sentences[src].tolist()]
     if not getattr(model, "use_embeddings", False) or embeddings_path is None:
         return X, None
     if isinstance(embeddings_path, np.ndarray):  # the rows' vectors, already aligned (classify by meeting)
@@ -159,6 +164,17 @@ def _frame_and_embeddings(model, sentences: pd.DataFrame, embeddings_path=None) 
         return X, None
     X["embedding"] = list(E)
     return X, E
+
+
+def with_source_file(sentences: pd.DataFrame, meetings: pd.DataFrame | None) -> pd.DataFrame:
+    """``sentences`` with its meetings' ``source_file`` (from a meetings or utterances table, by
+    ``meeting_id``) when it lacks one: the council of a sentence comes from where its minutes were
+    read (:func:`pipeline.labels.council_of`)."""
+    if (meetings is None or "source_file" in sentences.columns or "meeting_id" not in sentences.columns
+            or not {"meeting_id", "source_file"} <= set(meetings.columns)):
+        return sentences
+    files = meetings.drop_duplicates("meeting_id").set_index("meeting_id")["source_file"]
+    return sentences.assign(source_file=sentences["meeting_id"].map(files).fillna(sentences["meeting_id"]).to_numpy())
 
 
 def theme_shares(sent: pd.DataFrame, ids: list[str]) -> dict[str, dict[str, float]]:
@@ -198,7 +214,7 @@ def classify_tables(model, sentences: pd.DataFrame, *, embeddings=None, topics: 
     the per-meeting cache (:mod:`pipeline.classify.cache`): only new or changed meetings are tagged."""
     ids = [str(c) for c in model.classes_]
     sent = sentences.reset_index(drop=True).copy()
-    X, E = _frame_and_embeddings(model, sent, embeddings)
+    X, E = _frame_and_embeddings(model, with_source_file(sent, utterances), embeddings)
     if not len(X):
         tags, P, rule_ev = [], np.zeros((0, len(ids))), []
     elif model_key and "meeting_id" in sent.columns:

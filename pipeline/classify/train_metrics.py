@@ -34,6 +34,8 @@ def train_figures(model, X, Y, params, sample_weight=None) -> dict:
     res["sample_grouped_cv"] = _sample_grouped_cv(model, X, Y, params, sample_weight)
     res["cross_group"] = _cross_group(model, X, Y, params, params.n_boot, sample_weight)
     res["cross_meeting"] = _cross_meeting(model, X, Y, params, sample_weight)
+    res["cross_council"] = _cross_council(model, X, Y, params, sample_weight)
+    res["transfer"] = transfer_summary(res)
     if params.ablations:
         res["ablations"] = _ablations(model, X, Y, params, sample_weight)
     return res
@@ -64,7 +66,7 @@ def _sample_grouped_cv(model, X, Y, params, sample_weight=None) -> dict | None:
     "sample grouped CV" means): ``n_splits`` GroupKFold folds over the corpus rows' speaker turns;
     the label-record rows (another council) are training rows in every fold and never scored.
     None without label records (then the pooled CV is this figure)."""
-    from pipeline.classify.evaluate import bootstrap_ci, cross_val_predict, prf
+    from pipeline.classify.evaluate import bootstrap_ci, cross_val_predict, no_policy_theme_tagged, prf
 
     if "label_record" not in X.columns or not X["label_record"].any() or X["label_record"].all():
         return None
@@ -74,7 +76,8 @@ def _sample_grouped_cv(model, X, Y, params, sample_weight=None) -> dict | None:
     folds = corpus_folds(record, groups, params.n_splits)
     corpus, always = np.flatnonzero(~record), np.flatnonzero(record)
     _, Yp = cross_val_predict(model, X, Y, folds, sample_weight)
-    ids = model._load_taxonomy().ids
+    tax = model._load_taxonomy()
+    ids = tax.ids
     r = prf(Y[corpus], Yp[corpus])
     return {"scheme": f"GroupKFold ({len(folds)} folds) over the speaker turns of the corpus's labelled "
                       "sentences (the sample); label-record rows (another council) in training in every fold, "
@@ -82,6 +85,7 @@ def _sample_grouped_cv(model, X, Y, params, sample_weight=None) -> dict | None:
             "micro_f1": round(r["micro_f1"], 4), "macro_f1": round(r["macro_f1"], 4),
             "ci95": bootstrap_ci(Y[corpus], Yp[corpus], groups[corpus], n_boot=params.n_boot, seed=params.seed),
             "per_label_f1": {t: round(float(r["f1"][j]), 4) for j, t in enumerate(ids)},
+            "no_policy_theme_tagged": no_policy_theme_tagged(Y[corpus], Yp[corpus], tax)["share"],
             "n_scored": int(len(corpus)), "n_always_training": int(len(always))}
 
 
@@ -138,7 +142,16 @@ def _cross_meeting(model, X, Y, params, sample_weight=None) -> dict:
                         "(see cross_group for leave-one-agenda-item-out)"}
     res = cross_group(model, X, Y, meetings.to_numpy(), n_boot=params.n_boot, seed=params.seed, what="meeting",
                       per_group_ci=True, sample_weight=sample_weight)
-    res.pop("oof")
+    oof = res.pop("oof")
+    if "label_record" in X.columns and X["label_record"].any():
+        # the label records' meetings (another council) pooled: a meeting never seen, its council seen
+        from pipeline.classify.evaluate import no_policy_theme_tagged, prf
+
+        rec = X["label_record"].to_numpy(dtype=bool)
+        r = prf(Y[rec], oof["pred"][rec])
+        res["label_record_meetings_pooled"] = {
+            "micro_f1": round(r["micro_f1"], 4), "macro_f1": round(r["macro_f1"], 4), "n_sentences": int(rec.sum()),
+            "no_policy_theme_tagged": no_policy_theme_tagged(Y[rec], oof["pred"][rec], model._load_taxonomy())}
     res["n_meetings"] = res.pop("n_groups")
     res["meetings"] = res.pop("groups")
     res["mean_over_meetings"] = res.pop("mean_over_groups")
@@ -153,6 +166,45 @@ def _cross_meeting(model, X, Y, params, sample_weight=None) -> dict:
                          per_group_ci=True, sample_weight=sample_weight)
         res["by_source"] = {"scheme": by["scheme"], "sources": by["groups"]}
     return res
+
+
+def _cross_council(model, X, Y, params, sample_weight=None) -> dict | None:
+    """Leave-one-council-out: each council (``X['domain']``, :func:`pipeline.labels.council_of`) held
+    out whole -- trained on the other councils' labels only, its text given unlabelled: a council
+    never seen, scored (with ``classify.domain_adaptation``) by the weights all councils share.
+    None with fewer than two councils."""
+    from pipeline.classify.evaluate import cross_group
+
+    if "domain" not in X.columns or X["domain"].nunique() < 2:
+        return None
+    res = cross_group(model, X, Y, X["domain"].astype(str).to_numpy(dtype=object), n_boot=params.n_boot,
+                      seed=params.seed, what="council", per_group_ci=True, sample_weight=sample_weight)
+    res.pop("oof")
+    res["councils"] = res.pop("groups")
+    res.pop("n_groups")
+    return res
+
+
+def transfer_summary(res: dict) -> dict | None:
+    """The transfer figure ``classify.domain_adaptation`` and ``label_record_weight`` were chosen
+    on (benchmarks/classify_council_transfer.py): the mean macro- (and micro-) F1 of the sample's
+    leave-one-agenda-item-out, each council held out whole, and the label records' meetings held
+    out one at a time (pooled)."""
+    parts = {}
+    if res.get("cross_group"):
+        parts["sample_leave_one_agenda_item_out"] = res["cross_group"]
+    for c, r in ((res.get("cross_council") or {}).get("councils") or {}).items():
+        parts[f"council_held_out: {c}"] = r
+    lr = (res.get("cross_meeting") or {}).get("label_record_meetings_pooled")
+    if lr:
+        parts["label_record_meetings_held_out"] = lr
+    if len(parts) < 2:
+        return None
+    return {"macro_f1": round(float(np.mean([r["macro_f1"] for r in parts.values()])), 4),
+            "micro_f1": round(float(np.mean([r["micro_f1"] for r in parts.values()])), 4),
+            "parts": {k: {"micro_f1": r["micro_f1"], "macro_f1": r["macro_f1"]} for k, r in parts.items()},
+            "note": "mean over the parts; the criterion (fixed before running) for classify.domain_adaptation and "
+                    "label_record_weight, with sample_grouped_cv >= 0.80 micro and macro as a constraint"}
 
 
 def _ablations(model, X, Y, params, sample_weight=None) -> dict:
