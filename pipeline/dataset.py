@@ -1,8 +1,8 @@
 """Partitioned Parquet datasets: the on-disk form of the large stage outputs.
 
-A big table (parse's sentences / tokens / entities, embed's embeddings, classify's
-sentences) is a *directory* named like the old single file (``sentences.parquet/``)
-holding one Parquet file per partition, normally one meeting::
+A big table (parse's sentences / tokens / entities, embed's embeddings, topics'
+sentence_topics, classify's sentences and utterances) is a *directory* named like the old single
+file (``sentences.parquet/``) holding one Parquet file per partition, normally one meeting::
 
     data/interim/sentences.parquet/
         part-00000.parquet      # first meeting (input order)
@@ -13,8 +13,9 @@ Files are written as partitions finish (:class:`DatasetWriter`), so a stage hold
 one partition's rows at a time, never the whole table. Row order = file order, then
 row order inside a file, i.e. the same order the single file had. Readers see the
 same columns as before (the table contracts in docs/ARCHITECTURE.md are unchanged):
-``pd.read_parquet(dir)``, :func:`read_table` (pyarrow datasets, with column projection
-and filters), :func:`iter_parts` (one partition at a time) or DuckDB
+``pd.read_parquet(dir)``, :func:`read_table` (file by file, with column projection
+and filters), :func:`iter_parts` (one partition at a time), :class:`MeetingTable` (one
+meeting's file, found from file metadata: :func:`partitions`) or DuckDB
 (``read_parquet('sentences.parquet/*.parquet')``). Single-file tables written by older
 versions are read the same way.
 
@@ -78,6 +79,7 @@ class DatasetWriter:
         self.schemas: list[pa.Schema] = []
         self.rows = 0
         self.kept = 0
+        self._kept: set[Path] = set()
         self._empty: pa.Table | None = None
         self._final = False
 
@@ -112,6 +114,7 @@ class DatasetWriter:
         self.schemas.append(md.schema.to_arrow_schema())
         self.rows += md.num_rows
         self.kept += 1
+        self._kept.add(f)
 
     def _with_meta(self, table: pa.Table, extra: dict[bytes, bytes] | None = None) -> pa.Table:
         if not self.metadata and not extra:
@@ -134,8 +137,10 @@ class DatasetWriter:
                     t = t.select(target.names).cast(target).replace_schema_metadata(t.schema.metadata)
                     f.unlink()  # a kept part is a hard link to the previous output: never write through it
                     pq.write_table(t, f)
+                    self._kept.discard(f)
         for f in self.files:
-            os.chmod(f, 0o666 & ~_UMASK)
+            if f not in self._kept:  # a kept part keeps its inode's mode (it may be a DVC cache link)
+                os.chmod(f, 0o666 & ~_UMASK)
         self._final = True
 
     def commit(self) -> Path:
@@ -245,7 +250,7 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None, filter: A
                arrow: bool = False) -> pd.DataFrame | pa.Table:
     """Read a table (or only ``columns`` / rows matching a pyarrow ``filter`` expression).
 
-    Part by part (each file opened once and read whole or projected, then one concatenation with the
+    Part by part (``pyarrow.parquet.read_table`` on each file, then one concatenation with the
     schemas promoted to their union): file order is row order, and it is faster than scanning a
     ``pyarrow.dataset`` fragment by fragment cast to the unified schema (``benchmarks/dataset_read.py``).
     Columns asked for but absent are an error naming the file; a column missing from some parts is
@@ -255,26 +260,25 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None, filter: A
     if not files:
         raise PipelineError(path, "cannot read parquet (a dataset directory without parts)")
     try:
-        pfs = [pq.ParquetFile(f) for f in files]
-        schemas = [pf.schema_arrow for pf in pfs]
+        try:  # the common case: every part has every column asked for
+            tables = [pq.read_table(f, columns=columns, filters=filter) for f in files]
+        except pa.ArrowInvalid:  # a column absent from some part (or from all: the error below)
+            tables = None
+        schemas = [t.schema for t in tables] if tables is not None else [pq.read_schema(f) for f in files]
         schema = schemas[0] if len(schemas) == 1 else pa.unify_schemas(schemas, promote_options="permissive")
-        if columns is not None:
-            missing = [c for c in columns if c not in schema.names]
+        if tables is None:
+            missing = [c for c in columns or () if c not in schema.names]
             if missing:
                 raise PipelineError(path, f"table lacks column(s) {missing}")
+            tables = [pq.read_table(f, columns=[c for c in columns if c in sch.names], filters=filter)
+                      for f, sch in zip(files, schemas)]
         names = list(columns) if columns is not None else schema.names
-        tables = []
-        for f, pf, sch in zip(files, pfs, schemas):
-            want = names if len(files) == 1 else [c for c in names if c in sch.names]
-            tables.append(pf.read(columns=want) if filter is None else pq.read_table(f, columns=want, filters=filter))
-        for pf in pfs:
-            pf.close()
         if len(tables) == 1 and tables[0].column_names == names:
             return tables[0] if arrow else tables[0].to_pandas()
         t = pa.concat_tables(tables, promote_options="permissive").select(names)
-        target = pa.schema([schema.field(n) for n in names], metadata=schema.metadata)
-        if not t.schema.equals(target, check_metadata=False):
-            t = t.cast(target)
+        meta = {k: v for k, v in (schema.metadata or {}).items() if k != PARTITION_KEY}  # not one part's key
+        target = pa.schema([schema.field(n) for n in names], metadata=meta)
+        t = t.cast(target) if not t.schema.equals(target, check_metadata=False) else t.replace_schema_metadata(meta)
     except (pa.ArrowException, OSError) as exc:
         raise PipelineError(path, f"cannot read parquet ({exc})") from exc
     return t if arrow else t.to_pandas()

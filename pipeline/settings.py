@@ -164,6 +164,10 @@ class ClusteringSettings(StageModel):
         "auto", description="hdbscan: auto = 1 % of substantive sentences, between 5 and 100")
     min_samples: int | None = Field(3, description="hdbscan: small = robust on one meeting / a fit sample")
     cluster_selection_method: Literal["eom", "leaf"] = Field("eom", description="hdbscan")
+    max_cluster_share: float | None = Field(
+        0.25, gt=0.0, le=1.0,
+        description="hdbscan: no topic holds more than this share of the substantive fit sentences "
+                    "(eom otherwise may select one corpus-wide cluster); null = no cap")
 
 
 class UmapSettings(StageModel):

@@ -122,6 +122,7 @@ def test_metrics_quality_gates(result):
     for k in ["n_topics", "outlier_share", "topic_diversity", "npmi_coherence", "nmi_test", "nmi_all"]:
         assert m[k] is not None, k
     assert m["topic_diversity"] >= 0.8
+    assert 0.0 < m["largest_topic_share"] <= 0.25 + 1e-9  # the hdbscan cap (topics.clustering.max_cluster_share)
     if m["nmi"]["n_labelled"] >= 500:  # both annotators' files complete
         assert m["nmi_test"] >= 0.50, m["nmi"]
 
@@ -219,6 +220,27 @@ def test_outlier_strategies_keep_words_consistent(inputs):
             continue
         members = s.loc[(moved.assignments["topic_id"] == row.topic_id).to_numpy(), "terms"]
         assert any(row.terms[0] in list(ts) for ts in members), (row.topic_id, row.terms[:3])
+
+
+def test_hdbscan_cap_keeps_eom_from_choosing_one_corpus_wide_cluster():
+    """Six overlapping groups and two far ones: excess of mass prefers the stable parent of the six
+    (one cluster of ~88 %), as it did on the full Tokyo corpus (92 %); the cap makes it pick below it."""
+    from pipeline.topics.clustering import ProceduralAwareClusterer
+
+    rng = np.random.default_rng(0)
+    centres = [(np.cos(a), np.sin(a)) for a in np.linspace(0, 2 * np.pi, 7)[:-1]]
+    X = np.vstack([rng.normal(c, 0.25, size=(150, 2)) for c in centres]
+                  + [rng.normal(far, 0.3, size=(60, 2)) for far in ((20, 0), (0, 20))])
+
+    def largest(share):
+        lab = ProceduralAwareClusterer(method="hdbscan", min_cluster_size=10, min_samples=3,
+                                       cluster_selection_method="eom", max_cluster_share=share).fit(X).labels_
+        return np.bincount(lab[lab >= 0]).max() / len(X), len(set(lab[lab >= 0].tolist()))
+
+    share, n = largest(None)
+    assert share > 0.5 and n <= 4
+    share, n = largest(0.25)
+    assert share <= 0.25 and n >= 6
 
 
 def test_tiny_inputs(inputs):

@@ -34,14 +34,21 @@ def encode_texts(texts: Sequence[str], backend: str | None = None) -> np.ndarray
 
 def load_embeddings_for(sentence_ids: Sequence[str], path) -> np.ndarray:
     """Rows of the embeddings (dataset or .npz) aligned to ``sentence_ids`` (raises if any id is missing)."""
+    ids, vecs = _read_vectors(path)
+    return align_vectors({str(s): i for i, s in enumerate(np.asarray(ids).tolist())}, vecs, sentence_ids, path)
+
+
+def align_vectors(index: dict[str, int], vecs, sentence_ids: Sequence[str], path) -> np.ndarray:
+    """``vecs`` rows (``index``: sentence id -> row) in ``sentence_ids`` order; a missing id is an error
+    naming ``path``."""
     from pipeline.errors import PipelineError
 
-    ids, vecs = _read_vectors(path)
-    index = {str(s): i for i, s in enumerate(np.asarray(ids).tolist())}
     missing = [s for s in sentence_ids if str(s) not in index]
     if missing:
         raise PipelineError(path, f"{len(missing)} sentence(s) have no embedding, e.g. {missing[0]}")
     vecs = np.asarray(vecs, dtype=np.float32)
+    if not len(sentence_ids):
+        return vecs[:0] if vecs.ndim == 2 else np.zeros((0, 0), dtype=np.float32)
     return vecs[[index[str(s)] for s in sentence_ids]]
 
 

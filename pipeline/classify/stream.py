@@ -69,31 +69,33 @@ def _meeting_order(sentences, utterances) -> list[str | None]:
     return order
 
 
-def _embeddings(path: Path | None, model):
-    if path is None or not getattr(model, "use_embeddings", False) or not Path(path).exists():
-        return None
-    from pipeline.dataset import MeetingTable
+class _Vectors:
+    """The embeddings of one meeting's sentences, in their order: the embed stage's dataset is read one
+    meeting's file at a time; a legacy ``.npz`` (or parts without a meeting) is read once."""
 
-    if Path(path).is_dir():
-        t = MeetingTable(path, columns=["sentence_id", "vector"])
-        if t.indexed:
-            return t
-    return path  # a legacy .npz (or unindexed parts): read by sentence ids per meeting
+    def __init__(self, path: Path):
+        from pipeline.dataset import MeetingTable
 
+        self.path, self.table = path, None
+        if path.is_dir():
+            t = MeetingTable(path, columns=["sentence_id", "vector"])
+            if t.indexed:
+                self.table = t
+                return
+        from pipeline.classify.features import _read_vectors
 
-def _vectors(emb, meeting_id: str, sentence_ids: list[str], path) -> np.ndarray | str | None:
-    """The meeting's embeddings aligned to its sentences (every id must have one), or the path."""
-    if emb is None or isinstance(emb, (str, Path)):
-        return emb
-    part = emb.get(meeting_id)
-    index = {s: i for i, s in enumerate(part["sentence_id"].astype(str).tolist())}
-    missing = [s for s in sentence_ids if s not in index]
-    if missing:
-        raise PipelineError(path, f"{len(missing)} sentence(s) have no embedding, e.g. {missing[0]}")
-    if not len(sentence_ids):
-        return np.zeros((0, 0), dtype=np.float32)
-    vecs = np.vstack(part["vector"].to_numpy()).astype(np.float32, copy=False)
-    return vecs[[index[s] for s in sentence_ids]]
+        ids, self.vecs = _read_vectors(path)
+        self.index = {str(s): i for i, s in enumerate(np.asarray(ids).tolist())}
+
+    def get(self, meeting_id: str, sentence_ids: list[str]) -> np.ndarray:
+        from pipeline.classify.features import align_vectors
+
+        if self.table is None:
+            return align_vectors(self.index, self.vecs, sentence_ids, self.path)
+        part = self.table.get(meeting_id)
+        index = {s: i for i, s in enumerate(part["sentence_id"].astype(str).tolist())}
+        vecs = np.vstack(part["vector"].to_numpy()) if len(part) else np.zeros((0, 0), np.float32)
+        return align_vectors(index, vecs, sentence_ids, self.path)
 
 
 def classify_dataset(model, sentences: str | Path, out_dir: str | Path, *, embeddings: str | Path | None = None,
@@ -116,7 +118,8 @@ def classify_dataset(model, sentences: str | Path, out_dir: str | Path, *, embed
     sent_t = MeetingTable(sentences) if by_meeting else None
     utt_t = MeetingTable(utterances) if utterances and by_meeting else None
     top_t = _Topics(Path(topics)) if topics and by_meeting else None
-    emb = _embeddings(Path(embeddings) if embeddings else None, model)
+    emb = _Vectors(Path(embeddings)) if embeddings and getattr(model, "use_embeddings", False) \
+        and Path(embeddings).exists() else None
     run = ClassifyRun()
     qb = QueueBuilder(model, labelled, queue_size)
     paths = {"sentences": out / "sentences.parquet"}
@@ -140,7 +143,7 @@ def classify_dataset(model, sentences: str | Path, out_dir: str | Path, *, embed
             else:
                 parts = whole
             s_m = parts["sentences"]
-            E = _vectors(emb, m, s_m["sentence_id"].astype(str).tolist(), embeddings)
+            E = emb.get(m, s_m["sentence_id"].astype(str).tolist()) if emb is not None else None
             tables = classify_tables(model, s_m, embeddings=E, topics=parts["topics"], utterances=parts["utterances"],
                                      model_key=model_key, cache_dir=cache_dir)
             s = tables["sentences"]

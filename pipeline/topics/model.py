@@ -135,6 +135,7 @@ class PolicyTopicModel:
             min_cluster_size=self.s.clustering.min_cluster_size,
             min_samples=self.s.clustering.min_samples,
             cluster_selection_method=self.s.clustering.cluster_selection_method,
+            max_cluster_share=self.s.clustering.max_cluster_share,
             random_state=self.seed, procedural=procedural)
         vectorizer = CountVectorizer(analyzer=self.analyzer_, min_df=int(self.s.min_df),
                                      lowercase=False)

@@ -149,6 +149,7 @@ def run_topics(sentences: str | Path, embeddings: str | Path, out_dir: str | Pat
         t0 = time.perf_counter()
         try:
             frame = prepare_frame(sent, utt)
+            sent = None  # from here on the frame holds the rows: one copy of the table in memory, not two
             hashes = inc.text_hashes(frame["text"])
             key = inc.fit_key(params, backend)
             plan = inc.plan(frame, model_dir, key, params, refit, hashes=hashes)
@@ -158,7 +159,7 @@ def run_topics(sentences: str | Path, embeddings: str | Path, out_dir: str | Pat
             if plan.refit:
                 log.info("fitting the topic model: %s", plan.reason)
                 ids, vecs = load_embeddings(embeddings)
-                res, state = _fit(sent, (ids, vecs), frame, params, utt, labs, backend, key, plan.reason)
+                res, state = _fit(frame, (ids, vecs), frame, params, utt, labs, backend, key, plan.reason)
                 state["fit_signals"] = plan.signals
             else:
                 state = plan.state

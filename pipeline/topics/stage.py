@@ -183,6 +183,12 @@ def build_result(model, frame: pd.DataFrame, topics: np.ndarray, probs: np.ndarr
     return res
 
 
+def _largest_share(topics: np.ndarray) -> float:
+    """Share of substantive sentences in the largest topic (outliers excluded): near 1 = no topics."""
+    t = topics[topics != -1]
+    return round(float(np.bincount(t - t.min()).max() / len(topics)), 4) if len(t) else 0.0
+
+
 def topic_metrics(model, frame: pd.DataFrame, info: pd.DataFrame, topics: np.ndarray, proc: np.ndarray,
                   params: dict, labels: dict | None) -> dict[str, Any]:
     from pipeline.topics import evaluate as ev
@@ -201,6 +207,7 @@ def topic_metrics(model, frame: pd.DataFrame, info: pd.DataFrame, topics: np.nda
         "outlier_share_before_reduction": None,
         "outlier_share": round(float((topics == -1).mean()), 4) if n else 0.0,
         "outlier_share_substantive": round(float((topics[substantive] == -1).mean()), 4) if substantive.any() else 0.0,
+        "largest_topic_share": _largest_share(topics[substantive]),
         "topic_diversity": ev.topic_diversity(topic_words),
         "npmi_coherence": ev.npmi_coherence(topic_words, ev.documents_by(frame, "terms", "utterance_id"))["mean"],
         "npmi_document_unit": "utterance" if "utterance_id" in frame.columns else "sentence",
