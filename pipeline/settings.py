@@ -314,12 +314,9 @@ class ClassifySettings(StageModel):
                                                   "retrain the base models")
     pseudo_min_proba: float = Field(0.8, ge=0.0, le=1.0, description="self-training: a theme becomes a "
                                                                      "pseudo-label at calibrated p >= this")
-    label_record_weight: float = Field(0.05, gt=0.0, description="training weight of a label-record row (a "
-                                       "labelled meeting outside the corpus, e.g. another council's) vs a corpus row")
-    domain_adaptation: bool = Field(True, description="feature copy shared by all councils + one per labelled "
-                                    "council (Daume III 2007); a council never seen: shared copy only")
-    context_gate: bool = Field(True, description="a long sentence's turn context counts in proportion to its own "
-                               "evidence for the theme (short follow-ups: in full)")
+    label_record_weight: float = Field(0.05, gt=0.0, description="weight of a label-record row vs a corpus row")
+    domain_adaptation: bool = Field(True, description="per-council feature copies + a shared one; unseen: shared")
+    context_gate: bool = Field(True, description="a long sentence's turn context scaled by its own evidence")
     cross_group: Literal["agenda_item", "meeting_id"] = Field(
         "agenda_item", description="leave-one-out figure next to the CV: agenda_item (one labelled meeting) | "
                                    "meeting_id")
