@@ -342,6 +342,14 @@ def test_council_blocks_keep_each_councils_convention_and_unseen_councils_get_th
     assert abs(as_sample.mean() - alone) < abs(cyber(plain).mean() - alone) / 2
     assert as_other.mean() < as_sample.mean() - 0.2  # the other council's reading stays its own
     assert np.allclose(unseen, cyber(adapted), atol=1e-12)  # unseen council == no council: shared copy only
+    # `tag` JSON lines may name the council: scored as the classify stage scores that council's rows
+    from pipeline.classify.tagging import tag_records
+
+    recs = [{"id": int(i), "text": X["text"].iloc[i], "turn": X["group"].iloc[i]} for i in pos]
+    tagged = {c: np.array([r["scores"]["cybersecurity"] for r in tag_records(
+        [{**r, "council": c} for r in recs] if c else recs, model=adapted)]) for c in ("other", "sample", None)}
+    assert np.allclose(tagged["other"], as_other, atol=1e-3) and np.allclose(tagged["sample"], as_sample, atol=1e-3)
+    assert np.allclose(tagged[None], cyber(adapted), atol=1e-3)
     # the shared copy alone: a row of an unseen council has zeros in every council block
     d = adapted._domain_index(pd.DataFrame({"domain": ["sample", "new"]}))
     A = adapted._augment(np.ones((2, 3)), d)
@@ -378,3 +386,47 @@ def test_context_gate_scales_a_long_sentences_context_by_its_own_evidence(theme_
         assert np.allclose(gated[j][short, ctx], plain[j][short, ctx])
         assert np.allclose(gated[j][~short, ctx], plain[j][~short, ctx] * own[~short, None])
         assert np.allclose(gated[j][:, 6], plain[j][:, 6])  # a short sentence inherits as before
+
+
+def test_council_round_trip_queues_only_the_new_council_and_weighs_its_answers_as_corpus(labelled_sample,
+                                                                                          monkeypatch):
+    """A new council in one sitting (``cross_council.label_queue_simulation``): the sample's second
+    half poses as a council never seen, its rows given as label records (weight 0.05); the round
+    trip queues only its sentences, trains on them at the corpus's weight 1, and scores the same
+    unqueued sentences before and after."""
+    import pipeline.classify.evaluate as ev
+    from pipeline.classify.model import ThemeClassifier
+    from pipeline.classify.train_metrics import council_round_trip
+
+    X, Y = labelled_sample
+    half = len(X) // 2
+    councils = np.where(np.arange(len(X)) < half, "first", "new")
+    Xc = X.assign(domain=councils)
+    weights = np.where(councils == "new", 0.05, 1.0)
+    seen = []
+    fit = ev._fit_predict_held_out
+
+    def spy(model, X_, Y_, test, extra_train=None, sample_weight=None):
+        seen.append((test.copy(), None if extra_train is None else extra_train.copy(), sample_weight))
+        return fit(model, X_, Y_, test, extra_train=extra_train, sample_weight=sample_weight)
+
+    monkeypatch.setattr(ev, "_fit_predict_held_out", spy)
+    model = ThemeClassifier(use_embeddings=False, C_lex=(1.0,), C_meta=(0.3,), self_training=False,
+                            domain_adaptation=True)
+    r = council_round_trip(model, Xc, Y, "new", 20, weights)
+    assert r["group"] == "new" and r["n_group"] == len(X) - half and r["n_queued"] == 20
+    assert r["n_rest"] == r["n_group"] - 20 and r["queued_speakers"] >= 5
+    (test0, extra0, w0), (test1, extra1, w1) = seen[:2]
+    assert extra0 is None and (test0 == (councils == "new")).all()
+    assert extra1.sum() == 20 and (councils[extra1] == "new").all()  # only the new council is queued
+    assert (w1[councils == "new"] == 1.0).all() and (w1[councils == "first"] == 1.0).all()
+    for k in ("before_rest", "after_rest", "before_whole_group"):
+        assert 0.0 <= r[k]["micro_f1"] <= 1.0 and 0.0 <= r[k]["macro_f1"] <= 1.0
+    # the council's own labels teach it: its 50 answers do not make the rest worse
+    r50 = council_round_trip(model, Xc, Y, "new", 50, weights)
+    assert r50["n_queued"] == 50 and r50["after_rest"]["micro_f1"] >= r50["before_rest"]["micro_f1"] - 0.02
+    # classify.domain_min_rows: a council with fewer labelled rows has no block of its own (shared only)
+    few = pd.DataFrame({"domain": ["first"] * 120 + ["new"] * 50})
+    assert model._training_domains(few) == ["first", "new"]
+    assert model.set_params(domain_min_rows=100)._training_domains(few) == ["first"]
+    assert model.set_params(domain_min_rows=200)._training_domains(few) == []

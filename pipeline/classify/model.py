@@ -84,6 +84,7 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
         self_training: bool = True,
         pseudo_min_proba: float = 0.8,
         domain_adaptation: bool = True,
+        domain_min_rows: int = 0,
         context_gate: bool = True,
         random_state: int = 42,
     ):
@@ -108,6 +109,7 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
         self.self_training = self_training
         self.pseudo_min_proba = pseudo_min_proba
         self.domain_adaptation = domain_adaptation
+        self.domain_min_rows = domain_min_rows
         self.context_gate = context_gate
         self.random_state = random_state
 
@@ -185,13 +187,16 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
         return self
 
     def _training_domains(self, df) -> list[str]:
-        """The councils that get a block of their own: those of the labelled rows, when
-        ``domain_adaptation`` is on and there are two or more (one council: no blocks, the fit
-        without councils)."""
+        """The councils that get a block of their own: those of the labelled rows with at least
+        ``domain_min_rows`` rows, when ``domain_adaptation`` is on and the labelled rows come from two
+        or more councils (one council: no blocks, the fit without councils). A council below the
+        minimum trains and is scored by the shared copy only, like a council never seen."""
         if not self.domain_adaptation or "domain" not in df.columns:
             return []
-        domains = sorted(set(df["domain"].astype(str)))
-        return domains if len(domains) >= 2 else []
+        counts = df["domain"].astype(str).value_counts()
+        if len(counts) < 2:
+            return []
+        return sorted(c for c, k in counts.items() if k >= int(self.domain_min_rows))
 
     def _split_labelled(self, df, Y, sample_weight=None):
         """(labelled rows, their Y, unlabelled rows, labelled rows' weights, unlabelled rows'

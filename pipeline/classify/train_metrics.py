@@ -1,7 +1,8 @@
 """The figures ``train`` writes next to the grouped CV: the grouped CV scored on the corpus's
 (the sample's) rows only (``sample_grouped_cv``), leave-one-agenda-item-out (``cross_group``,
 with the label-queue round trip), leave-one-meeting-out (``cross_meeting``, also per council
-with several meetings) and the ablations; and the training rows' weights (label records of
+with several meetings), leave-one-council-out (``cross_council``, with a new council's label-queue
+round trip) and the ablations; and the training rows' weights (label records of
 another council against the corpus's labels)."""
 from __future__ import annotations
 
@@ -106,9 +107,7 @@ def _cross_group(model, X, Y, params, n_boot, sample_weight=None) -> dict | None
     res.pop("oof")
     n = params.queue_size
     plain_model = model.__class__(**{**model.get_params(), "use_coding_rules": False})
-    sents = pd.DataFrame({"sentence_id": [str(i) for i in range(len(X))], "text": X["text"],
-                          "utterance_id": X["group"], "speaker": X.get("speaker", X["group"]),
-                          "meeting_id": X.get("meeting_id", "")})
+    sents = _queue_sentences(X)
     sims = []
     for g, size in pd.Series([u for u in units if u is not None]).value_counts().items():
         if size >= 3 * n and not str(g).endswith("(none)"):
@@ -127,6 +126,13 @@ def _cross_group(model, X, Y, params, n_boot, sample_weight=None) -> dict | None
     res["plain_cues_only"] = {"micro_f1": plain["micro_f1"], "macro_f1": plain["macro_f1"],
                               "per_label_f1": plain["per_label_f1"]}
     return res
+
+
+def _queue_sentences(X: pd.DataFrame) -> pd.DataFrame:
+    """The labelled rows as the parse table ``build_queue`` spreads over (turns, speakers)."""
+    return pd.DataFrame({"sentence_id": [str(i) for i in range(len(X))], "text": X["text"],
+                         "utterance_id": X["group"], "speaker": X.get("speaker", X["group"]),
+                         "meeting_id": X.get("meeting_id", "")})
 
 
 def _cross_meeting(model, X, Y, params, sample_weight=None) -> dict:
@@ -177,12 +183,31 @@ def _cross_council(model, X, Y, params, sample_weight=None) -> dict | None:
 
     if "domain" not in X.columns or X["domain"].nunique() < 2:
         return None
-    res = cross_group(model, X, Y, X["domain"].astype(str).to_numpy(dtype=object), n_boot=params.n_boot,
+    councils = X["domain"].astype(str).to_numpy(dtype=object)
+    res = cross_group(model, X, Y, councils, n_boot=params.n_boot,
                       seed=params.seed, what="council", per_group_ci=True, sample_weight=sample_weight)
     res.pop("oof")
     res["councils"] = res.pop("groups")
     res.pop("n_groups")
+    res["label_queue_simulation"] = [council_round_trip(model, X, Y, c, params.queue_size, sample_weight)
+                                     for c in sorted(set(councils))
+                                     if (councils == c).sum() >= 3 * params.queue_size]
     return res
+
+
+def council_round_trip(model, X: pd.DataFrame, Y: np.ndarray, council: str, n: int, sample_weight=None) -> dict:
+    """A new council in one sitting: the label-queue round trip (:func:`simulate_queue`) with
+    ``council`` held out whole -- fitted without any of its labels (its text unlabelled), ``n``
+    of its sentences queued and answered with their gold labels, refitted; scored before and
+    after on its sentences not queued. The held-out council plays the user's corpus, so its
+    rows weigh 1 (a label record's ``label_record_weight`` would mute the answers); the other
+    councils' rows keep ``sample_weight``."""
+    from pipeline.classify.evaluate import simulate_queue
+
+    held_out = X["domain"].astype(str).to_numpy(dtype=object)
+    w = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight, dtype=float).copy()
+    w[held_out == council] = 1.0
+    return simulate_queue(model, X, Y, held_out, council, n=n, sentences=_queue_sentences(X), sample_weight=w)
 
 
 def transfer_summary(res: dict) -> dict | None:
