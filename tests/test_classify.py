@@ -425,6 +425,10 @@ def test_cli_tag_json_lines_turn_context(fitted, tmp_path):
     r = subprocess.run([sys.executable, "-m", "pipeline.cli", "tag", str(bad), "--model", str(model)],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 2 and "line 2" in r.stderr and r.stdout == ""
+    bad.write_text('{"id": 1, "text": "ok", "council": "x"}\n{"id": 2, "text": "ok", "council": 3}\n', encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "tag", str(bad), "--model", str(model)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 2 and "line 2" in r.stderr and "council" in r.stderr and r.stdout == ""
 
 
 def test_label_queue_round_trip_new_labels_count(fitted, sample, tmp_path):

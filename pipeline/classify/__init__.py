@@ -75,8 +75,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "tag", help="tag text (one per line, or JSON lines) with policy themes; prints one JSON object per line",
         description="Reads FILE (or stdin with '-' / no argument): plain text, one per line, or JSON lines "
-                    '{"id": ..., "text": ..., "turn": ...} (consecutive lines with the same turn are tagged '
-                    "as one speaker turn, with the context the pipeline uses). Prints "
+                    '{"id": ..., "text": ..., "turn": ..., "council": ...} (consecutive lines with the same turn '
+                    "are tagged as one speaker turn, with the context the pipeline uses; council, optional, scores "
+                    "a line as that council, default unseen). Prints "
                     '{"text", "themes", "scores", "evidence"} per input line (JSON lines: with id and turn echoed) '
                     "using the last trained model.")
     p.add_argument("file", nargs="?", default="-")

@@ -262,14 +262,18 @@ def _jsonl_record(line: str, path, n: int) -> dict:
     except json.JSONDecodeError as exc:
         raise PipelineError(path, f"line {n}: invalid JSON ({exc.msg}); JSON-lines input needs one object per line") from None
     if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
-        raise PipelineError(path, f"line {n}: expected an object with a string `text` (and optional `id`, `turn`)")
+        raise PipelineError(path, f"line {n}: expected an object with a string `text` (and optional `id`, `turn`, "
+                                  "`council`)")
+    if not isinstance(rec.get("council", ""), (str, type(None))):
+        raise PipelineError(path, f"line {n}: `council` must be a string (the council's name, e.g. its data/raw/ "
+                                  "sub-folder)")
     return rec
 
 
 def run_tag_cli(args) -> int:
-    """Plain lines (one text each) or JSON lines ``{"id", "text", "turn"}`` (detected from the
-    first non-blank line): consecutive JSON lines with the same ``turn`` are tagged as one
-    speaker turn. The whole input is read and checked first, so a bad line gives one error
+    """Plain lines (one text each) or JSON lines ``{"id", "text", "turn", "council"}`` (detected
+    from the first non-blank line): consecutive JSON lines with the same ``turn`` are tagged as
+    one speaker turn; ``council`` names the council a line is scored as (default: unseen). The whole input is read and checked first, so a bad line gives one error
     (exit 2) and no output."""
     import io
 

@@ -103,10 +103,13 @@ def turn_groups(turns) -> list[str]:
 
 
 def tag_records(records, model=None, model_path: str | Path = DEFAULT_MODEL) -> list[dict]:
-    """Tag ``[{"id", "text", "turn"}, ...]`` with the pipeline's turn context: consecutive
-    records with the same ``turn`` are one speaker turn (neighbouring sentences' scores and
-    turn-mean feed each sentence, as in the ``classify`` stage). One result per record, in
-    order, with ``id`` (and ``turn``) echoed; empty texts get no theme."""
+    """Tag ``[{"id", "text", "turn", "council"}, ...]`` with the pipeline's turn context:
+    consecutive records with the same ``turn`` are one speaker turn (neighbouring sentences'
+    scores and turn-mean feed each sentence, as in the ``classify`` stage). ``council``
+    (optional) scores a record as that council (``classify.domain_adaptation``: shared + its
+    own weights if it had labels in training, else the shared ones, as without it). One result
+    per record, in order, with ``id`` and ``turn`` (and ``council`` when given) echoed; empty
+    texts get no theme."""
     model = model if model is not None else load_model(model_path)
     ids = [str(c) for c in model.classes_]
     recs = list(records)
@@ -117,11 +120,14 @@ def tag_records(records, model=None, model_path: str | Path = DEFAULT_MODEL) -> 
     res: dict[int, dict] = {}
     if todo:
         X = pd.DataFrame({"text": [texts[i] for i in todo], "group": [groups[i] for i in todo]})
+        if any(recs[i].get("council") for i in todo):
+            X["domain"] = [str(recs[i].get("council") or "(unknown)") for i in todo]
         for i, r in zip(todo, tag_frame(model, X)):
             res[i] = r
     for i, rec in enumerate(recs):
         r = res.get(i) or {"themes": [], "scores": {c: 0.0 for c in ids}, "evidence": {}}
-        out.append({"id": rec.get("id"), "turn": rec.get("turn"), "text": texts[i], **r})
+        council = {"council": rec["council"]} if "council" in rec else {}
+        out.append({"id": rec.get("id"), "turn": rec.get("turn"), **council, "text": texts[i], **r})
     return out
 
 
