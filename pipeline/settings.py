@@ -316,7 +316,7 @@ class ClassifySettings(StageModel):
                                                                      "pseudo-label at calibrated p >= this")
     label_record_weight: float = Field(0.05, gt=0.0, description="weight of a label-record row vs a corpus row")
     domain_adaptation: bool = Field(True, description="per-council feature copies + a shared one; unseen: shared")
-    domain_min_rows: int = Field(0, ge=0, description="labelled rows a council needs for its own copy (fewer: shared)")
+    domain_min_rows: int = Field(100, ge=0, description="labelled rows a council needs for its own copy (fewer: shared)")
     context_gate: bool = Field(True, description="a long sentence's turn context scaled by its own evidence")
     cross_group: Literal["agenda_item", "meeting_id"] = Field(
         "agenda_item", description="leave-one-out figure next to the CV: agenda_item (one labelled meeting) | "

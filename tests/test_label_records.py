@@ -327,7 +327,7 @@ def test_council_blocks_keep_each_councils_convention_and_unseen_councils_get_th
     other = X.iloc[pos].assign(group=lambda d: "other-" + d["group"], domain="other")
     Xa = pd.concat([X.assign(domain="sample"), other], ignore_index=True)
     Ya = np.vstack([Y, np.zeros((len(pos), Y.shape[1]), dtype=int)])
-    kw = dict(use_embeddings=False, C_lex=(1.0,), C_meta=(0.3,), self_training=False)
+    kw = dict(use_embeddings=False, C_lex=(1.0,), C_meta=(0.3,), self_training=False, domain_min_rows=0)
     plain = ThemeClassifier(**kw).fit(Xa, Ya)
     adapted = ThemeClassifier(**kw, domain_adaptation=True).fit(Xa, Ya)
     assert adapted.domains_ == ["other", "sample"] and clone(adapted).get_params()["domain_adaptation"] is True
@@ -427,6 +427,6 @@ def test_council_round_trip_queues_only_the_new_council_and_weighs_its_answers_a
     assert r50["n_queued"] == 50 and r50["after_rest"]["micro_f1"] >= r50["before_rest"]["micro_f1"] - 0.02
     # classify.domain_min_rows: a council with fewer labelled rows has no block of its own (shared only)
     few = pd.DataFrame({"domain": ["first"] * 120 + ["new"] * 50})
-    assert model._training_domains(few) == ["first", "new"]
+    assert model.set_params(domain_min_rows=0)._training_domains(few) == ["first", "new"]
     assert model.set_params(domain_min_rows=100)._training_domains(few) == ["first"]
     assert model.set_params(domain_min_rows=200)._training_domains(few) == []

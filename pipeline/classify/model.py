@@ -84,7 +84,7 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
         self_training: bool = True,
         pseudo_min_proba: float = 0.8,
         domain_adaptation: bool = True,
-        domain_min_rows: int = 0,
+        domain_min_rows: int = default("classify.domain_min_rows"),
         context_gate: bool = True,
         random_state: int = 42,
     ):
