@@ -198,15 +198,63 @@ def open_datasets(paths: dict[str, str | Path], metadata: dict[str, dict] | None
             w.commit()
 
 
-def write_dataset(df: pd.DataFrame, path: str | Path, by: str | None = "meeting_id") -> Path:
-    """Write a whole frame as a dataset, one file per value of ``by`` (first-appearance order)."""
-    with DatasetWriter(path) as w:
-        if by and by in df.columns and len(df):
-            for _, part in df.groupby(by, sort=False, dropna=False):
-                w.write(part)
-        else:
-            w.write(df)
-    return Path(path)
+def key_runs(keys: Sequence | None, n: int) -> list[tuple[str | None, int, int]]:
+    """(key, start, stop) of each run of consecutive rows with the same key, in row order (one run
+    per meeting in a parse output); one run ``(None, 0, n)`` without keys or rows."""
+    if keys is None or not n:
+        return [(None, 0, n)]
+    k = pd.Series(keys).astype(str).to_numpy()
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    stops = np.r_[starts[1:], len(k)]
+    return [(str(k[a]), int(a), int(b)) for a, b in zip(starts, stops)]
+
+
+def write_dataset(df: pd.DataFrame, path: str | Path, by: str | Sequence | None = "meeting_id", *,
+                  keep: bool = False, replace_file: bool = False) -> dict:
+    """Write a whole frame as a dataset in row order: one file per run of consecutive rows with the
+    same key (``by``: a column of ``df``, or one key per row, e.g. the meeting ids of the frame the
+    rows belong to; None or a missing column: one file), the key in the file's metadata
+    (:func:`partitions`).
+
+    With ``keep`` (a stage that re-runs over mostly unchanged meetings), a key whose rows equal its
+    file in the previous dataset at ``path`` keeps that file as it is (same bytes and mtime,
+    :meth:`DatasetWriter.keep`): only new or changed keys' files are written. ``replace_file``: a
+    single file at ``path`` (an older version's layout) is replaced instead of being an error.
+    Returns {"written": files written, "kept": files kept}."""
+    keys = df[by].to_numpy() if isinstance(by, str) and by in df.columns else None if isinstance(by, str) else by
+    runs = key_runs(keys, len(df))
+    old = _previous_parts(path) if keep else {}
+    n_runs: dict[str | None, int] = {}
+    for k, _, _ in runs:
+        n_runs[k] = n_runs.get(k, 0) + 1
+    with DatasetWriter(path, replace_file=replace_file) as w:
+        for k, a, b in runs:
+            part = pa.Table.from_pandas(df.iloc[a:b], preserve_index=False)
+            prev = old.get(k) if k is not None and n_runs[k] == 1 else None
+            if prev is not None and len(prev) == 1 and _same_rows(prev[0], part):
+                w.keep(prev[0])
+            else:
+                w.write(part, partition=k)
+    return {"written": len(w.files) - w.kept, "kept": w.kept}
+
+
+def _previous_parts(path: str | Path) -> dict[str, list[Path]]:
+    """Key -> files of the dataset at ``path`` ({} if there is none, or it is unreadable)."""
+    old: dict[str, list[Path]] = {}
+    if Path(path).is_dir():
+        try:
+            for k, f in partitions(path):
+                old.setdefault(str(k), []).append(f)
+        except PipelineError:
+            return {}
+    return old
+
+
+def _same_rows(f: Path, table: pa.Table) -> bool:
+    try:
+        return pq.read_table(f).equals(table)
+    except (pa.ArrowException, OSError):
+        return False
 
 
 # --------------------------------------------------------------------------- reading

@@ -94,7 +94,9 @@ def test_kept_parts_are_the_same_files_and_meetings_are_found_by_metadata(tmp_pa
     assert not t.indexed and t.meetings == ["m003", "m001"]
     assert t.get("m003")["order"].tolist() == [30, 31, 32, 30, 31, 32]
     plain = tmp_path / "plain.parquet"  # parts without the metadata key: the meeting_id statistics
-    write_dataset(pd.concat([_meeting(i) for i in (5, 6)]), plain)
+    with DatasetWriter(plain) as w:
+        for i in (5, 6):
+            w.write(_meeting(i))
     assert [k for k, _ in partitions(plain)] == ["m005", "m006"] and MeetingTable(plain).indexed
 
 
@@ -150,3 +152,28 @@ def test_a_dataset_may_replace_a_legacy_single_file_when_asked(tmp_path):
         w.write(_meeting(1))
     assert old.is_dir() and read_table(old)["meeting_id"].tolist() == ["m001"] * 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sentence_topics.parquet"]
+
+
+def test_write_dataset_keeps_unchanged_meetings_and_keys_may_come_from_another_frame(tmp_path):
+    """write_dataset(keep=True): a meeting whose rows equal its previous part keeps that file (bytes
+    and mtime); a changed or new meeting is written; rows stay in frame order, a key split over two
+    runs is never kept. Keys may be given per row (sentence_topics: the sentences' meeting ids)."""
+    import hashlib
+    import os
+
+    from pipeline.dataset import partitions
+
+    path = tmp_path / "st.parquet"
+    first = pd.concat([_meeting(i) for i in (1, 2, 3)], ignore_index=True)
+    assert write_dataset(first.drop(columns="meeting_id"), path, by=first["meeting_id"]) == {"written": 3, "kept": 0}
+    before = {k: (hashlib.sha256(f.read_bytes()).digest(), os.stat(f).st_mtime_ns) for k, f in partitions(path)}
+    second = pd.concat([_meeting(1), _meeting(2, n=4), _meeting(3), _meeting(4)], ignore_index=True)
+    res = write_dataset(second.drop(columns="meeting_id"), path, by=second["meeting_id"].to_numpy(), keep=True)
+    assert res == {"written": 2, "kept": 2}
+    after = {k: (hashlib.sha256(f.read_bytes()).digest(), os.stat(f).st_mtime_ns) for k, f in partitions(path)}
+    assert list(after) == ["m001", "m002", "m003", "m004"]
+    assert after["m001"] == before["m001"] and after["m003"] == before["m003"] and after["m002"] != before["m002"]
+    pd.testing.assert_frame_equal(read_table(path), second.drop(columns="meeting_id"))
+    split = pd.concat([_meeting(1), _meeting(4), _meeting(1)], ignore_index=True)  # m001 in two runs
+    assert write_dataset(split, path, keep=True) == {"written": 3, "kept": 0}
+    assert read_table(path)["order"].tolist() == split["order"].tolist()

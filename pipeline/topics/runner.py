@@ -95,8 +95,8 @@ def assign_new(model, frame: pd.DataFrame, E: np.ndarray | None, plan: inc.Plan,
     return res, plan
 
 
-def _fit(sent, E_pair, frame, params, utt, labs, backend, key, reason):
-    res = fit_topics(sent, E_pair, params, utterances=utt, labels=labs, backend=backend)
+def _fit(frame, E_pair, params, utt, labs, backend, key, reason):
+    res = fit_topics(frame, E_pair, params, utterances=utt, labels=labs, backend=backend)
     return res, inc.new_state(res.model, frame, key, reason, n_fit=res.metrics["n_fit"])
 
 
@@ -159,7 +159,7 @@ def run_topics(sentences: str | Path, embeddings: str | Path, out_dir: str | Pat
             if plan.refit:
                 log.info("fitting the topic model: %s", plan.reason)
                 ids, vecs = load_embeddings(embeddings)
-                res, state = _fit(frame, (ids, vecs), frame, params, utt, labs, backend, key, plan.reason)
+                res, state = _fit(frame, (ids, vecs), params, utt, labs, backend, key, plan.reason)
                 state["fit_signals"] = plan.signals
             else:
                 state = plan.state
@@ -223,57 +223,14 @@ def _write(res: TopicResult, state: dict, frame, out_dir: Path, assignments, mod
     write_metrics(res.metrics, metrics)  # fit_seconds -> metrics/timings/, not into dvc.lock
 
 
-def meeting_runs(frame: pd.DataFrame) -> list[tuple[str | None, int, int]]:
-    """(meeting id, start, stop) of each run of consecutive rows of one meeting, in row order (one run
-    per meeting in a parse output); one run of the whole frame without a ``meeting_id`` column."""
-    if "meeting_id" not in frame.columns or not len(frame):
-        return [(None, 0, len(frame))]
-    m = frame["meeting_id"].astype(str).to_numpy()
-    starts = np.flatnonzero(np.r_[True, m[1:] != m[:-1]])
-    stops = np.r_[starts[1:], len(m)]
-    return [(str(m[a]), int(a), int(b)) for a, b in zip(starts, stops)]
-
-
 def write_assignments(assignments: pd.DataFrame, frame: pd.DataFrame, path: str | Path, keep: bool = True) -> dict:
-    """``sentence_topics``: a dataset of one Parquet file per meeting (named in the file's metadata),
-    rows in ``frame`` order. With ``keep`` (assign mode), a meeting whose rows equal its part of the
-    previous output keeps that file as it is (same bytes and mtime): only new or changed meetings'
-    parts are written. Returns {"written": n, "kept": n}. A single file at ``path`` (the layout
-    left by an older version, which wrote one file) is replaced by the dataset."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """``sentence_topics``: a dataset of one Parquet file per meeting of ``frame`` (the rows'
+    sentences, in the same order), :func:`pipeline.dataset.write_dataset`. With ``keep`` (assign
+    mode) only new or changed meetings' parts are written; the others keep their files (same bytes
+    and mtime). Returns {"written": n, "kept": n}. A single file at ``path`` (the layout left by an
+    older version, which wrote one file) is replaced by the dataset."""
+    from pipeline.dataset import write_dataset
 
-    from pipeline.dataset import DatasetWriter, partitions
-
-    path = Path(path)
-    runs = meeting_runs(frame)
-    old: dict[str, list[Path]] = {}
-    if keep and path.is_dir():
-        try:
-            for k, f in partitions(path):
-                old.setdefault(str(k), []).append(f)
-        except PipelineError:
-            old = {}
-    n_runs: dict[str | None, int] = {}
-    for m, _, _ in runs:
-        n_runs[m] = n_runs.get(m, 0) + 1
-    w = DatasetWriter(path, replace_file=True)
-    try:
-        for m, a, b in runs:
-            part = pa.Table.from_pandas(assignments.iloc[a:b], preserve_index=False)
-            prev = old.get(str(m)) if m is not None and n_runs[m] == 1 else None
-            if prev is not None and len(prev) == 1:
-                try:
-                    same = pq.read_table(prev[0]).equals(part)
-                except (pa.ArrowException, OSError):
-                    same = False
-                if same:
-                    w.keep(prev[0])
-                    continue
-            w.write(part, partition=m)
-    except BaseException:
-        w.abort()
-        raise
-    w.commit()
-    return {"written": len(w.files) - w.kept, "kept": w.kept}
+    keys = frame["meeting_id"].to_numpy() if "meeting_id" in frame.columns else None
+    return write_dataset(assignments, path, by=keys, keep=keep, replace_file=True)
 
