@@ -273,8 +273,8 @@ def _jsonl_record(line: str, path, n: int) -> dict:
 def run_tag_cli(args) -> int:
     """Plain lines (one text each) or JSON lines ``{"id", "text", "turn", "council"}`` (detected
     from the first non-blank line): consecutive JSON lines with the same ``turn`` are tagged as
-    one speaker turn; ``council`` names the council a line is scored as (default: unseen). The whole input is read and checked first, so a bad line gives one error
-    (exit 2) and no output."""
+    one speaker turn; ``council`` names the council a line is scored as (default: unseen). The
+    whole input is read and checked first, so a bad line gives one error (exit 2) and no output."""
     import io
 
     from pipeline.classify.tagging import load_model, tag_records, tag_texts
