@@ -511,6 +511,18 @@ def test_pdf_glyph_bomb_is_refused_with_the_page_reached(tmp_path, capsys, monke
     assert_one_line_error(code, errors, "glyphs.pdf", r"PDF has more than 15,000 glyphs by page 3 of 6: split it")
 
 
+def test_pdf_glyphs_are_counted_whatever_cjk_fonts_the_machine_has(tmp_path):
+    """Every glyph of a non-embedded CJK font counts, a form XObject each time it is drawn
+    (12 + 72 x 84 = 6,060 per page). PDFium's text page counted 98 per page on a machine
+    without CJK fonts, so the limit depended on the fonts installed."""
+    from pipeline.ingest.formats.pdf import count_glyphs
+
+    p = tmp_path / "two.pdf"
+    _bench().pdf_glyphs(p, pages=2)
+    data = p.read_bytes()
+    assert [count_glyphs(data, n) for n in (6_059, 6_060, 12_119, 12_120)] == [1, 2, 2, None]
+
+
 def test_encrypted_pdf_says_so(tmp_path, capsys):
     from reportlab.pdfgen import canvas
 
