@@ -125,6 +125,8 @@ def count_glyphs(data: bytes, limit: int) -> int | None:
     without fonts-noto-cjk: 98 of 6,061 glyphs per page counted), so the limit would depend on
     the fonts installed. A file pdfminer cannot interpret here is left to the extraction,
     which reports it."""
+    import io
+
     from pdfminer.pdfdevice import PDFDevice
     from pdfminer.pdfinterp import PDFPageInterpreter, PDFResourceManager
     from pdfminer.pdfpage import PDFPage
@@ -139,12 +141,10 @@ def count_glyphs(data: bytes, limit: int) -> int | None:
             font = textstate.font
             for obj in seq:
                 if isinstance(obj, (bytes, str)):
-                    raw = obj.encode("latin-1") if isinstance(obj, str) else obj
+                    raw = obj.encode("latin-1", "replace") if isinstance(obj, str) else obj
                     self.glyphs += sum(1 for _ in font.decode(raw)) if font is not None else len(raw)
             if self.glyphs > limit:
                 raise _Limit
-
-    import io
 
     rsrc = PDFResourceManager(caching=True)
     device = _Counter(rsrc)
