@@ -296,6 +296,25 @@ def test_a_theme_can_need_the_scope_closer_than_the_taxonomy_window():
     assert col["new_network_tech"] == [True] * 5  # requires_scope: false
 
 
+def test_bare_network_and_data_do_not_give_the_digital_angle_their_compounds_do():
+    """``ネットワーク`` and ``データ`` alone gave the scope only to sentences with no policy theme in
+    the labelled rows (a community network, a party's name); their digital compounds still do
+    (benchmarks/README.md, 2026-12-04). Sentences from the Tokyo label records and plain ones."""
+    from pipeline.classify.model import ThemeClassifier
+    from pipeline.classify.taxonomy import load_taxonomy
+
+    m = ThemeClassifier(use_embeddings=False)
+    m._setup_rules(load_taxonomy(TAXONOMY))
+    texts = ["行政区を越えた防災隣組の自主的なネットワークづくりを促進します。",
+             "生活者ネットワークから、防災対策の必要性を主張してまいりました。",
+             "避難所の被害状況のデータを集めています。",
+             "避難所のネットワーク回線を整備します。",
+             "防災情報のデータ連携を進めます。",
+             "避難所の通信環境を整備します。"]
+    df = pd.DataFrame({"text": texts, "terms": [[] for _ in texts], "group": [f"u{i}" for i in range(len(texts))]})
+    assert m.allowed(df)[:, IDS.index("priority_domains")].tolist() == [False, False, False, True, True, True]
+
+
 # ------------------------------------------------------------------ councils (domain adaptation)
 def test_council_of_names_the_council_from_where_minutes_were_read():
     from pipeline.classify.tagging import with_source_file
