@@ -299,7 +299,7 @@ def test_a_theme_can_need_the_scope_closer_than_the_taxonomy_window():
 def test_bare_network_and_data_do_not_give_the_digital_angle_their_compounds_do():
     """``ネットワーク`` and ``データ`` alone gave the scope only to sentences with no policy theme in
     the labelled rows (a community network, a party's name); their digital compounds still do
-    (benchmarks/README.md, 2026-12-04). Sentences from the Tokyo label records and plain ones."""
+    (benchmarks/README.md, 2026-12-04). Sentences shortened from the Tokyo label records, and plain ones."""
     from pipeline.classify.model import ThemeClassifier
     from pipeline.classify.taxonomy import load_taxonomy
 

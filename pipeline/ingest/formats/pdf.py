@@ -122,7 +122,7 @@ def count_glyphs(data: bytes, limit: int) -> int | None:
     drawn), from the string operands and the fonts' CMaps, without building characters or
     laying anything out (the costly part of pdfminer). Not PDFium's text page: it drops the
     glyphs of a non-embedded CJK font when the machine has no CJK font (seen with Debian
-    without fonts-noto-cjk: 98 of 6,061 glyphs per page counted), so the limit would depend on
+    without fonts-noto-cjk: 98 of 6,060 glyphs per page counted), so the limit would depend on
     the fonts installed. A file pdfminer cannot interpret here is left to the extraction,
     which reports it."""
     import io
