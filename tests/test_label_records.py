@@ -315,6 +315,25 @@ def test_bare_network_and_data_do_not_give_the_digital_angle_their_compounds_do(
     assert m.allowed(df)[:, IDS.index("priority_domains")].tolist() == [False, False, False, True, True, True]
 
 
+
+def test_bare_security_does_not_give_the_digital_angle_information_and_cyber_security_do():
+    """Bare ``セキュリティ`` left the scope: in the Tokyo committees every match is the Olympic
+    committee's セキュリティー (警備, 治安), and no labelled theme needed it (benchmarks/README.md,
+    2026-12-04). 情報セキュリティ(ー) and サイバーセキュリティ keep it, whatever the house style's
+    long vowel. The first two sentences are from the Tokyo label records, the others plain."""
+    from pipeline.classify.model import ThemeClassifier
+    from pipeline.classify.taxonomy import load_taxonomy
+
+    m = ThemeClassifier(use_embeddings=False)
+    m._setup_rules(load_taxonomy(TAXONOMY))
+    texts = ["最後がセキュリティー問題でございました。",
+             "前回の招致の際は宿泊施設、セキュリティー、交通インフラなどの項目で高い評価を受けました。",
+             "都庁の情報セキュリティー対策を強化します。",
+             "区役所のサイバーセキュリティ対策を強化します。"]
+    df = pd.DataFrame({"text": texts, "terms": [[] for _ in texts], "group": [f"u{i}" for i in range(len(texts))]})
+    assert m.allowed(df)[:, IDS.index("cybersecurity")].tolist() == [False, False, True, True]
+
+
 # ------------------------------------------------------------------ councils (domain adaptation)
 def test_council_of_names_the_council_from_where_minutes_were_read():
     from pipeline.classify.tagging import with_source_file
