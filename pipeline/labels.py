@@ -126,12 +126,19 @@ def _read_csv(path: Path) -> list[dict]:
 
 
 def load_labels(folder: str | Path, theme_ids: list[str] | None = None) -> LabelSet:
+    """The labelled files at the top level of ``folder`` (or the one ``.jsonl``/``.csv`` file
+    ``folder`` names: a held-out gold file for ``policy-topics score``)."""
     folder = Path(folder)
-    if not folder.is_dir():
+    if folder.is_file():
+        if folder.suffix.lower() not in (".jsonl", ".csv"):
+            raise PipelineError(folder, "labels must be a .jsonl or .csv file (text + labels)")
+        files = [folder]
+    elif not folder.is_dir():
         raise PipelineError(folder, "labels folder not found")
-    # JSONL first, then CSVs returned from the label queue (later files win on conflicts)
-    files = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".jsonl", ".csv")),
-                   key=lambda p: (p.suffix.lower() == ".csv", p.name))
+    else:
+        # JSONL first, then CSVs returned from the label queue (later files win on conflicts)
+        files = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".jsonl", ".csv")),
+                       key=lambda p: (p.suffix.lower() == ".csv", p.name))
     labels: dict[str, list[str]] = {}
     records: dict[str, dict] = {}
     n_rows = conflicts = 0

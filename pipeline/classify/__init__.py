@@ -1,9 +1,10 @@
 """Policy-theme classifier (issue 6): taxonomy-driven, multi-label, honest about its accuracy.
 
 Subcommands: ``train`` (grouped-CV evaluation + final model), ``classify`` (tag every
-sentence, assemble the processed tables), ``tag`` (tag new text, one line each) and
-``label-queue`` (the most uncertain sentences for annotation). Heavy imports stay
-inside the command functions so ``policy-topics --help`` stays fast.
+sentence, assemble the processed tables), ``tag`` (tag new text, one line each),
+``label-queue`` (the most uncertain sentences for annotation) and ``score`` (F1 against a
+held-out gold file). Heavy imports stay inside the command functions so ``policy-topics
+--help`` stays fast.
 """
 from __future__ import annotations
 
@@ -83,6 +84,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("file", nargs="?", default="-")
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.set_defaults(func=_run("run_tag_cli"))
+
+    p = subparsers.add_parser(
+        "score", help="F1 of the pipeline's theme tags against a held-out gold file (JSON)",
+        description="GOLD: sentences a council's annotators labelled (JSONL or CSV with `text` and `labels`, "
+                    "'-' for no theme), kept outside data/labels/ (a file there is training data). PREDICTIONS: "
+                    "the classify stage's data/processed/sentences.parquet or `tag`'s JSON lines. Prints micro/"
+                    "macro F1 with bootstrap CIs over speaker turns, per-theme precision/recall, the share of "
+                    "no-theme sentences given a policy theme, and the gold texts that matched no sentence.")
+    p.add_argument("gold", help="held-out labelled JSONL/CSV")
+    p.add_argument("--predictions", default="data/processed/sentences.parquet",
+                   help="classified sentences table (default) or `tag` JSON-lines output")
+    p.add_argument("--meeting", action="append", default=None,
+                   help="only sentences of this meeting_id (repeatable; sentences table only)")
+    p.add_argument("--taxonomy", default=None, help="taxonomy YAML (default configs/taxonomy.yaml)")
+    p.add_argument("--labels", default=None,
+                   help="the model's training labels, to count gold texts found there (default: params "
+                        "classify.labels_dir)")
+    p.add_argument("--held-out-only", action="store_true",
+                   help="leave out gold texts that are training labels (e.g. the label queue's answers)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates for the CIs")
+    p.add_argument("-o", "--out", default="-", help="JSON path or '-' for stdout")
+    p.set_defaults(func=_run("run_score_cli"))
 
     p = subparsers.add_parser(
         "label-queue", help="export the N most uncertain / rules-vs-model disagreeing sentences as CSV",

@@ -397,3 +397,23 @@ def run_label_queue_cli(args) -> int:
         log.info("label queue: %d sentence(s) -> %s (fill `labels`, save into data/labels/, dvc repro)",
                  len(q), args.out)
     return 0
+
+
+def run_score_cli(args) -> int:
+    """``score``: the held-out figures of :mod:`pipeline.classify.scoring` as one JSON object."""
+    from pipeline.classify.scoring import read_predictions, score
+    from pipeline.classify.taxonomy import load_taxonomy
+
+    params = _settings()
+    preds = read_predictions(args.predictions, args.meeting)
+    res = score(args.gold, preds, load_taxonomy(args.taxonomy), training_labels=args.labels or params.labels_dir,
+                held_out_only=args.held_out_only, n_boot=args.n_boot, seed=params.seed)
+    res["predictions"] = Path(args.predictions).name
+    text = json.dumps(res, ensure_ascii=False, indent=2) + "\n"
+    if args.out in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        write_text(text, args.out)
+    log.info("score: micro-F1 %.3f, macro-F1 %.3f on %d sentence(s) of %s", res["micro_f1"], res["macro_f1"],
+             res["n_scored_sentences"], Path(args.gold).name)
+    return 0
