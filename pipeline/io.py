@@ -1,4 +1,5 @@
-"""Shared I/O: atomic, all-or-nothing outputs (files and directories), logging and stage timing."""
+"""Shared I/O: atomic, all-or-nothing outputs (files and directories), JSON-lines input, logging and
+stage timing."""
 from __future__ import annotations
 
 import contextlib
@@ -240,6 +241,23 @@ def atomic_path(path: str | Path, directory: bool = False, replace_file: bool = 
     except BaseException:
         _remove(tmp_path)
         raise
+
+
+def read_json_lines(path: Path, ok, needs: str, hint: str = "") -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for each non-blank line of a UTF-8 JSON-lines file. A line that
+    is not JSON, or an object ``ok(obj)`` rejects, is a one-line error naming the file and line
+    (``needs`` says what a line must hold; ``hint`` is appended to the invalid-JSON message)."""
+    with Path(path).open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise PipelineError(path, f"line {n}: invalid JSON ({exc.msg}){hint}") from None
+            if not isinstance(rec, dict) or not ok(rec):
+                raise PipelineError(path, f"line {n}: {needs}")
+            yield n, rec
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:

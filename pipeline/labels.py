@@ -90,19 +90,10 @@ def parse_label_field(value) -> list[str] | None:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PipelineError(path, f"line {n}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(rec, dict) or "text" not in rec or "labels" not in rec:
-                raise PipelineError(path, f"line {n}: needs `text` and `labels`")
-            rows.append(rec)
-    return rows
+    from pipeline.io import read_json_lines
+
+    return [rec for _, rec in read_json_lines(path, lambda r: "text" in r and "labels" in r,
+                                              "needs `text` and `labels`")]
 
 
 def _read_csv(path: Path) -> list[dict]:

@@ -20,7 +20,6 @@ turns and the share of no-theme sentences given a policy theme.
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -59,22 +58,16 @@ def read_predictions(path: str | Path, meetings: list[str] | None = None) -> pd.
 
 
 def _read_tag_output(path: Path) -> pd.DataFrame:
+    from pipeline.io import read_json_lines
+
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PipelineError(path, f"line {n}: invalid JSON ({exc.msg}); expected `tag` output") from None
-            if not isinstance(rec, dict) or not isinstance(rec.get("text"), str) \
-                    or not isinstance(rec.get("themes"), list):
-                raise PipelineError(path, f"line {n}: expected `tag` output (an object with `text` and `themes`)")
-            turn = rec.get("turn")
-            rows.append({"text": rec["text"], "themes": [str(t) for t in rec["themes"]],
-                         # no turn: each line is its own unit in the bootstrap
-                         "group": f"turn:{turn}" if turn is not None else f"line:{n}"})
+    for n, rec in read_json_lines(path, lambda r: isinstance(r.get("text"), str) and isinstance(r.get("themes"), list),
+                                  "expected `tag` output (an object with `text` and `themes`)",
+                                  "; expected `tag` output"):
+        turn = rec.get("turn")
+        rows.append({"text": rec["text"], "themes": [str(t) for t in rec["themes"]],
+                     # no turn: each line is its own unit in the bootstrap
+                     "group": f"turn:{turn}" if turn is not None else f"line:{n}"})
     return pd.DataFrame(rows, columns=["text", "themes", "group"])
 
 
