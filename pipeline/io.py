@@ -244,10 +244,11 @@ def atomic_path(path: str | Path, directory: bool = False, replace_file: bool = 
 
 
 def read_json_lines(path: Path, ok, needs: str, hint: str = "") -> Iterator[tuple[int, dict]]:
-    """``(line number, object)`` for each non-blank line of a UTF-8 JSON-lines file. A line that
+    """``(line number, object)`` for each non-blank line of a UTF-8 JSON-lines file (a byte-order
+    mark, as Windows editors write, is skipped). A line that
     is not JSON, or an object ``ok(obj)`` rejects, is a one-line error naming the file and line
     (``needs`` says what a line must hold; ``hint`` is appended to the invalid-JSON message)."""
-    with Path(path).open(encoding="utf-8") as fh:
+    with Path(path).open(encoding="utf-8-sig") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue

@@ -112,7 +112,12 @@ def test_cli_score_writes_json_and_rejects_bad_input_in_one_line(tmp_path):
     nothing = _write_jsonl(tmp_path / "nothing.jsonl", [{"text": "どの予測にも現れない文。", "labels": []}])
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"text": "文", "themes": []}\nnot json\n', encoding="utf-8")
+    bom = tmp_path / "bom.jsonl"  # as a Windows editor saves it
+    bom.write_bytes(b"\xef\xbb\xbf" + gold_file.read_bytes())
+    r = _cli(bom, "--predictions", pred_file, "--labels", tmp_path / "no-labels", "--n-boot", 10)
+    assert r.returncode == 0 and json.loads(r.stdout)["n_gold_texts"] == res["n_gold_texts"], r.stderr
     for args, says in (((bad_gold, "--predictions", pred_file), "gold.txt: labels must be a .jsonl or .csv"),
+                       ((tmp_path / "absent-gold.jsonl", "--predictions", pred_file), "absent-gold.jsonl: gold file not"),
                        ((nothing, "--predictions", pred_file), "nothing.jsonl: none of its 1 labelled texts"),
                        ((gold_file, "--predictions", tmp_path / "absent.jsonl"), "absent.jsonl: predictions not found"),
                        ((gold_file, "--predictions", broken), "broken.jsonl: line 2: invalid JSON"),

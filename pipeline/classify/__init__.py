@@ -85,6 +85,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.set_defaults(func=_run("run_tag_cli"))
 
+    _register_score(subparsers)
+
+    p = subparsers.add_parser(
+        "label-queue", help="export the N most uncertain / rules-vs-model disagreeing sentences as CSV",
+        description="Fill the `labels` column (theme ids separated by ';', '-' for none), save the CSV "
+                    "into data/labels/ and `dvc repro` retrains.")
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--sentences", default="data/processed/sentences.parquet",
+                   help="classified sentences (data/processed/sentences.parquet) or parse sentences")
+    p.add_argument("--embeddings", default="data/interim/embeddings.parquet",
+                   help="sentence embeddings of those sentences (re-encoded when the file is absent)")
+    p.add_argument("--labels", default=None,
+                   help="already-labelled sentences are skipped (default: params classify.labels_dir)")
+    p.add_argument("-n", type=int, default=None, help="rows (params: classify.queue_size)")
+    p.add_argument("--meeting", action="append", default=None,
+                   help="only sentences of this meeting_id (repeatable); default: meetings with no labels yet")
+    p.add_argument("-o", "--out", default="-", help="CSV path or '-' for stdout")
+    p.set_defaults(func=_run("run_label_queue_cli"))
+
+
+def _register_score(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "score", help="F1 of the pipeline's theme tags against a held-out gold file (JSON)",
         description="GOLD: sentences a council's annotators labelled (JSONL or CSV with `text` and `labels`, "
@@ -106,20 +127,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates for the CIs")
     p.add_argument("-o", "--out", default="-", help="JSON path or '-' for stdout")
     p.set_defaults(func=_run("run_score_cli"))
-
-    p = subparsers.add_parser(
-        "label-queue", help="export the N most uncertain / rules-vs-model disagreeing sentences as CSV",
-        description="Fill the `labels` column (theme ids separated by ';', '-' for none), save the CSV "
-                    "into data/labels/ and `dvc repro` retrains.")
-    p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--sentences", default="data/processed/sentences.parquet",
-                   help="classified sentences (data/processed/sentences.parquet) or parse sentences")
-    p.add_argument("--embeddings", default="data/interim/embeddings.parquet",
-                   help="sentence embeddings of those sentences (re-encoded when the file is absent)")
-    p.add_argument("--labels", default=None,
-                   help="already-labelled sentences are skipped (default: params classify.labels_dir)")
-    p.add_argument("-n", type=int, default=None, help="rows (params: classify.queue_size)")
-    p.add_argument("--meeting", action="append", default=None,
-                   help="only sentences of this meeting_id (repeatable); default: meetings with no labels yet")
-    p.add_argument("-o", "--out", default="-", help="CSV path or '-' for stdout")
-    p.set_defaults(func=_run("run_label_queue_cli"))

@@ -84,6 +84,8 @@ def score(gold: str | Path, predictions: pd.DataFrame, taxonomy, *, training_lab
     from pipeline.labels import LabelSet, load_labels, match_labels
 
     gold = Path(gold)
+    if not gold.is_file():
+        raise PipelineError(gold, "gold file not found (a labelled .jsonl or .csv)")
     ids = list(taxonomy.ids)
     labelset = load_labels(gold, ids)
     flat = labelset.all_labels()  # anchored records too: scoring matches by text only
