@@ -296,24 +296,29 @@ def test_a_theme_can_need_the_scope_closer_than_the_taxonomy_window():
     assert col["new_network_tech"] == [True] * 5  # requires_scope: false
 
 
-def test_bare_network_and_data_do_not_give_the_digital_angle_their_compounds_do():
-    """``ネットワーク`` and ``データ`` alone gave the scope only to sentences with no policy theme in
-    the labelled rows (a community network, a party's name); their digital compounds still do
-    (benchmarks/README.md, 2026-12-04). Sentences shortened from the Tokyo label records, and plain ones."""
+def _scope_allows_alone(texts: list[str], theme: str) -> list[bool]:
+    """Whether the shipped taxonomy's scope gate allows ``theme`` on each text, each a turn of its
+    own (no neighbour lends the scope)."""
     from pipeline.classify.model import ThemeClassifier
     from pipeline.classify.taxonomy import load_taxonomy
 
     m = ThemeClassifier(use_embeddings=False)
     m._setup_rules(load_taxonomy(TAXONOMY))
+    df = pd.DataFrame({"text": texts, "terms": [[] for _ in texts], "group": [f"u{i}" for i in range(len(texts))]})
+    return m.allowed(df)[:, IDS.index(theme)].tolist()
+
+
+def test_bare_network_and_data_do_not_give_the_digital_angle_their_compounds_do():
+    """``ネットワーク`` and ``データ`` alone gave the scope only to sentences with no policy theme in
+    the labelled rows (a community network, a party's name); their digital compounds still do
+    (benchmarks/README.md, 2026-12-04). Sentences shortened from the Tokyo label records, and plain ones."""
     texts = ["行政区を越えた防災隣組の自主的なネットワークづくりを促進します。",
              "生活者ネットワークから、防災対策の必要性を主張してまいりました。",
              "避難所の被害状況のデータを集めています。",
              "避難所のネットワーク回線を整備します。",
              "防災情報のデータ連携を進めます。",
              "避難所の通信環境を整備します。"]
-    df = pd.DataFrame({"text": texts, "terms": [[] for _ in texts], "group": [f"u{i}" for i in range(len(texts))]})
-    assert m.allowed(df)[:, IDS.index("priority_domains")].tolist() == [False, False, False, True, True, True]
-
+    assert _scope_allows_alone(texts, "priority_domains") == [False, False, False, True, True, True]
 
 
 def test_bare_security_does_not_give_the_digital_angle_information_and_cyber_security_do():
@@ -321,17 +326,11 @@ def test_bare_security_does_not_give_the_digital_angle_information_and_cyber_sec
     committee's セキュリティー (警備, 治安), and no labelled theme needed it (benchmarks/README.md,
     2026-12-04). 情報セキュリティ(ー) and サイバーセキュリティ keep it, whatever the house style's
     long vowel. The first two sentences are from the Tokyo label records, the others plain."""
-    from pipeline.classify.model import ThemeClassifier
-    from pipeline.classify.taxonomy import load_taxonomy
-
-    m = ThemeClassifier(use_embeddings=False)
-    m._setup_rules(load_taxonomy(TAXONOMY))
     texts = ["最後がセキュリティー問題でございました。",
              "前回の招致の際は宿泊施設、セキュリティー、交通インフラなどの項目で高い評価を受けました。",
              "都庁の情報セキュリティー対策を強化します。",
              "区役所のサイバーセキュリティ対策を強化します。"]
-    df = pd.DataFrame({"text": texts, "terms": [[] for _ in texts], "group": [f"u{i}" for i in range(len(texts))]})
-    assert m.allowed(df)[:, IDS.index("cybersecurity")].tolist() == [False, False, True, True]
+    assert _scope_allows_alone(texts, "cybersecurity") == [False, False, True, True]
 
 
 # ------------------------------------------------------------------ councils (domain adaptation)

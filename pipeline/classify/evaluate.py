@@ -56,6 +56,14 @@ def prf(Y: np.ndarray, P: np.ndarray) -> dict:
             "precision": prec, "recall": rec, "f1": f1, "support": support, "predicted": P.sum(0)}
 
 
+def per_label_table(m: dict, ids) -> dict[str, dict]:
+    """``{theme: {precision, recall, f1, support, predicted}}`` of a :func:`prf` result (4 decimals),
+    as ``metrics/classifier.json`` and ``policy-topics score`` report it."""
+    return {t: {"precision": round(float(m["precision"][j]), 4), "recall": round(float(m["recall"][j]), 4),
+                "f1": round(float(m["f1"][j]), 4), "support": int(m["support"][j]),
+                "predicted": int(m["predicted"][j])} for j, t in enumerate(ids)}
+
+
 def calibration(Y, P, n_bins: int = 10) -> dict:
     """Brier score and expected calibration error of the out-of-fold theme scores (all labels pooled)."""
     y = np.asarray(Y, dtype=float).ravel()
@@ -207,11 +215,7 @@ def evaluate(model, X: pd.DataFrame, Y: np.ndarray, *, n_splits: int = 5, n_boot
     P, Yp = cross_val_predict(model, X, Y, folds, sample_weight)
     m = prf(Y, Yp)
     ci = bootstrap_ci(Y, Yp, groups, n_boot=n_boot, seed=seed)
-    per_label = {}
-    for j, t in enumerate(ids):
-        per_label[t] = {"precision": round(float(m["precision"][j]), 4), "recall": round(float(m["recall"][j]), 4),
-                        "f1": round(float(m["f1"][j]), 4), "support": int(m["support"][j]),
-                        "predicted": int(m["predicted"][j])}
+    per_label = per_label_table(m, ids)
     none_gold = ~Y.any(1)
     none_pred = ~Yp.any(1)
     res = {

@@ -80,7 +80,7 @@ def score(gold: str | Path, predictions: pd.DataFrame, taxonomy, *, training_lab
     score of those sentences is not a held-out one; with ``held_out_only`` they are left out of
     the score instead (after a label queue's answers: the meeting's other sentences, as
     ``label_queue_simulation`` in ``metrics/classifier.json`` scores them)."""
-    from pipeline.classify.evaluate import bootstrap_ci, no_policy_theme_tagged, prf
+    from pipeline.classify.evaluate import bootstrap_ci, no_policy_theme_tagged, per_label_table, prf
     from pipeline.labels import LabelSet, load_labels, match_labels
 
     gold = Path(gold)
@@ -127,9 +127,7 @@ def score(gold: str | Path, predictions: pd.DataFrame, taxonomy, *, training_lab
         "micro_f1": round(res["micro_f1"], 4),
         "macro_f1": round(res["macro_f1"], 4),
         "ci95": bootstrap_ci(Y, P, predictions["group"].to_numpy()[idx], n_boot=n_boot, seed=seed),
-        "per_label": {t: {"precision": round(float(res["precision"][j]), 4), "recall": round(float(res["recall"][j]), 4),
-                          "f1": round(float(res["f1"][j]), 4), "support": int(res["support"][j]),
-                          "predicted": int(res["predicted"][j])} for j, t in enumerate(ids)},
+        "per_label": per_label_table(res, ids),
         "no_policy_theme_tagged": no_policy_theme_tagged(Y, P, taxonomy),
     }
     if foreign:
