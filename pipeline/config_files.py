@@ -103,6 +103,8 @@ class TaxonomyFile(_File):
                                         "assigned only near a match ('' = no gate)")
     scope_window: int | None = Field(None, ge=0, description="sentences either side for scope "
                                                              "(absent: the Taxonomy dataclass default)")
+    scope_in_sentence: Text = Field("", description="rule that gives the scope to its own sentence only, not "
+                                                    "to neighbours ('' = none)")
     themes: list[ThemeEntry] = Field(min_length=1, description="one entry per theme")
     boundary_notes: Words = Field(default_factory=list, description="how to tell neighbouring themes apart")
 

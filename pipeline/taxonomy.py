@@ -51,6 +51,10 @@ class Taxonomy:
     #: only assigned when it matches the sentence or a neighbour within ``scope_window``
     scope: str = ""
     scope_window: int = 2
+    #: rule whose match gives the scope to its own sentence only, never to neighbours (words that
+    #: name a digital angle when the sentence itself is about them: システム in a neighbour is as
+    #: often 社会システム or 交通システム)
+    scope_in_sentence: str = ""
 
     @property
     def ids(self) -> list[str]:
@@ -118,4 +122,5 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
         ))
     return Taxonomy(name=f.name or path.stem, themes=tuple(themes), source=str(path),
                     boundary_notes=tuple(f.boundary_notes), scope=" ".join(f.scope.split()),
+                    scope_in_sentence=" ".join(f.scope_in_sentence.split()),
                     **({"scope_window": f.scope_window} if f.scope_window is not None else {}))

@@ -47,6 +47,7 @@ class BaseModelsMixin:
             seen[tid] = seen.get(tid, 0) + 1
             (Mc if seen[tid] <= n_cues[tid] else Mr)[k, tax.ids.index(tid)] = 1
         self.scope_rule_ = tax.scope or None
+        self.scope_in_sentence_rule_ = tax.scope_in_sentence or None
         self.scope_window_ = int(tax.scope_window)
         self.scope_windows_ = np.array([tax.scope_window if t.scope_window is None else t.scope_window
                                         for t in tax.themes], dtype=int)

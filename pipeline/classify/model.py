@@ -257,20 +257,27 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
 
     def allowed(self, df) -> np.ndarray:
         """[n, L] mask: False where a theme needs the taxonomy's scope and neither the sentence
-        nor a neighbour in its turn (within the theme's scope window) matches the scope rule."""
+        nor a neighbour in its turn (within the theme's scope window) matches the scope rule, nor
+        the sentence itself the ``scope_in_sentence`` rule."""
         from pipeline.classify.rules import Doc, compile_rule
 
         n, L = len(df), len(self.classes_)
-        if not getattr(self, "scope_rule_", None):
+        rules = [getattr(self, "scope_rule_", None), getattr(self, "scope_in_sentence_rule_", None)]
+        if not any(rules):
             return np.ones((n, L), dtype=bool)
-        node = compile_rule(self.scope_rule_)
-        hit = np.array([node.eval(Doc.make(t, terms))[0] for t, terms in zip(df["text"], df["terms"])], dtype=bool)
+        docs = [Doc.make(t, terms) for t, terms in zip(df["text"], df["terms"])]
+
+        def match(expr):
+            node = compile_rule(expr) if expr else None
+            return np.array([bool(node and node.eval(d)[0]) for d in docs], dtype=bool)
+
+        hit, own = match(rules[0]), match(rules[1])
         # one window per theme (models saved before per-theme windows: the taxonomy's for all)
         windows = getattr(self, "scope_windows_", np.full(L, self.scope_window_, dtype=int))
         groups = df["group"].to_numpy()
         out = np.ones((n, L), dtype=bool)
         for w in np.unique(windows):
-            inscope = _near(hit, groups, int(w))
+            inscope = _near(hit, groups, int(w)) | own
             cols = windows == w
             out[:, cols] = inscope[:, None] | ~self.requires_scope_[None, cols]
         return out

@@ -16,7 +16,8 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     from pipeline.classify.rules import RuleSyntaxError, compile_rule
 
     tax = taxonomy.load_taxonomy(path)
-    specs = tax.rule_specs() + ([("scope", tax.scope)] if tax.scope else [])
+    specs = tax.rule_specs() + [(key, expr) for key, expr in (("scope", tax.scope),
+                                                              ("scope_in_sentence", tax.scope_in_sentence)) if expr]
     for tid, expr in specs:
         try:
             compile_rule(expr)
