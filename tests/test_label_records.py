@@ -469,21 +469,25 @@ def test_council_round_trip_queues_only_the_new_council_and_weighs_its_answers_a
     assert model.set_params(domain_min_rows=200)._training_domains(few) == []
 
 
-def test_system_gives_the_scope_to_its_own_sentence_not_to_its_neighbours():
-    """``システム`` is in ``scope_in_sentence``: a sentence about a system keeps the digital angle,
-    but a neighbour's システム (社会システム, 交通システム in a disaster debate) no longer lends it;
-    情報システム stays in ``scope`` and still does (benchmarks/README.md, 2026-12-04). The first
-    turn's sentences are shortened from the Tokyo label records, the others plain."""
+def test_ambiguous_scope_words_give_the_scope_to_their_own_sentence_not_to_neighbours():
+    """``システム``, ``放送``, ``遠隔``, … are in ``scope_in_sentence``: a sentence about a system keeps
+    the digital angle, but a neighbour's システム (社会システム, 交通システム in a disaster debate) or
+    防災放送 no longer lends it; 情報システム stays in ``scope`` and still does (benchmarks/README.md,
+    2026-12-04). The first turn's sentences are shortened from the Tokyo label records, the others plain."""
     from pipeline.classify.model import ThemeClassifier
     from pipeline.classify.taxonomy import load_taxonomy
 
     tax = load_taxonomy(TAXONOMY)
-    assert tax.scope_in_sentence == "システム" and "システム" not in tax.scope.split(" OR ")
+    own_only = set(tax.scope_in_sentence.split(" OR "))
+    assert {"システム", "放送", "遠隔", "データベース", "スマート"} <= own_only
+    assert not own_only & set(tax.scope.split(" OR ")) and "情報システム" in tax.scope.split(" OR ")
     m = ThemeClassifier(use_embeddings=False)
     m._setup_rules(tax)
     texts = ["各主体が災害時に助け合う社会システムの確立に協力します。", "次に、多摩直下型地震についてお伺いをいたします。",
              "東京都版被災者支援システムについてお伺いいたします。",
-             "防災情報システムを更新します。", "避難所の運営を見直します。"]
-    df = pd.DataFrame({"text": texts, "terms": [[] for _ in texts], "group": ["u1", "u1", "u2", "u3", "u3"]})
+             "防災情報システムを更新します。", "避難所の運営を見直します。",
+             "防災行政無線の放送が聞こえにくい地域があります。", "避難所の運営を見直します。"]
+    df = pd.DataFrame({"text": texts, "terms": [[] for _ in texts],
+                       "group": ["u1", "u1", "u2", "u3", "u3", "u4", "u4"]})
     pd_col = m.allowed(df)[:, IDS.index("priority_domains")].tolist()
-    assert pd_col == [True, False, True, True, True]
+    assert pd_col == [True, False, True, True, True, True, False]
