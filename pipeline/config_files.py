@@ -104,7 +104,7 @@ class TaxonomyFile(_File):
     scope_window: int | None = Field(None, ge=0, description="sentences either side for scope "
                                                              "(absent: the Taxonomy dataclass default)")
     scope_in_sentence: Text = Field("", description="rule that gives the scope to its own sentence only, not "
-                                                    "to neighbours ('' = none)")
+                                                    "to neighbours ('' = none; no gate without scope)")
     themes: list[ThemeEntry] = Field(min_length=1, description="one entry per theme")
     boundary_notes: Words = Field(default_factory=list, description="how to tell neighbouring themes apart")
 

@@ -491,3 +491,5 @@ def test_ambiguous_scope_words_give_the_scope_to_their_own_sentence_not_to_neigh
                        "group": ["u1", "u1", "u2", "u3", "u3", "u4", "u4"]})
     pd_col = m.allowed(df)[:, IDS.index("priority_domains")].tolist()
     assert pd_col == [True, False, True, True, True, True, False]
+    m.scope_rule_ = None  # no `scope`, no gate: scope_in_sentence only widens it
+    assert m.allowed(df).all()

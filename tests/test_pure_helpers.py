@@ -167,6 +167,9 @@ def test_bad_rule_fails_in_the_classifier_loader_only(tmp_path):
     assert taxonomy.load_taxonomy(p).ids == ["a"]  # the report only needs ids and names
     with pytest.raises(PipelineError, match="tax.yaml.*bad rule"):
         load_taxonomy(p)
+    p.write_text("scope: デジタル\nscope_in_sentence: 'システム OR'\nthemes:\n  - id: a\n", encoding="utf-8")
+    with pytest.raises(PipelineError, match="tax.yaml: scope_in_sentence: bad rule"):
+        load_taxonomy(p)
 
 
 def test_topics_evaluation_does_not_import_bertopic():

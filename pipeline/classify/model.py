@@ -258,20 +258,22 @@ class ThemeClassifier(BaseModelsMixin, DefinitionsMixin, StackingMixin, BaseEsti
     def allowed(self, df) -> np.ndarray:
         """[n, L] mask: False where a theme needs the taxonomy's scope and neither the sentence
         nor a neighbour in its turn (within the theme's scope window) matches the scope rule, nor
-        the sentence itself the ``scope_in_sentence`` rule."""
+        the sentence itself the ``scope_in_sentence`` rule (which only widens the gate: no
+        ``scope``, no gate)."""
         from pipeline.classify.rules import Doc, compile_rule
 
         n, L = len(df), len(self.classes_)
-        rules = [getattr(self, "scope_rule_", None), getattr(self, "scope_in_sentence_rule_", None)]
-        if not any(rules):
+        if not getattr(self, "scope_rule_", None):
             return np.ones((n, L), dtype=bool)
         docs = [Doc.make(t, terms) for t, terms in zip(df["text"], df["terms"])]
 
         def match(expr):
-            node = compile_rule(expr) if expr else None
-            return np.array([bool(node and node.eval(d)[0]) for d in docs], dtype=bool)
+            node = compile_rule(expr)
+            return np.array([node.eval(d)[0] for d in docs], dtype=bool)
 
-        hit, own = match(rules[0]), match(rules[1])
+        hit = match(self.scope_rule_)
+        # models saved before scope_in_sentence: none
+        own = match(rule) if (rule := getattr(self, "scope_in_sentence_rule_", None)) else np.zeros(n, dtype=bool)
         # one window per theme (models saved before per-theme windows: the taxonomy's for all)
         windows = getattr(self, "scope_windows_", np.full(L, self.scope_window_, dtype=int))
         groups = df["group"].to_numpy()

@@ -16,11 +16,11 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     from pipeline.classify.rules import RuleSyntaxError, compile_rule
 
     tax = taxonomy.load_taxonomy(path)
-    specs = tax.rule_specs() + [(key, expr) for key, expr in (("scope", tax.scope),
-                                                              ("scope_in_sentence", tax.scope_in_sentence)) if expr]
-    for tid, expr in specs:
+    specs = [(f"theme {tid}", expr) for tid, expr in tax.rule_specs()]
+    specs += [(key, expr) for key, expr in (("scope", tax.scope), ("scope_in_sentence", tax.scope_in_sentence)) if expr]
+    for where, expr in specs:
         try:
             compile_rule(expr)
         except RuleSyntaxError as exc:
-            raise PipelineError(tax.source, f"theme {tid}: bad rule {expr!r}: {exc}") from exc
+            raise PipelineError(tax.source, f"{where}: bad rule {expr!r}: {exc}") from exc
     return tax
