@@ -436,6 +436,16 @@ class MeetingTable:
         return whole.iloc[rows].reset_index(drop=True)
 
 
+def select_meetings(df: pd.DataFrame, meetings: Sequence[str], source: str | Path, missing: str) -> pd.DataFrame:
+    """The rows of ``df`` whose ``meeting_id`` is one of ``meetings``. A meeting with no row is a
+    one-line error naming ``source``: ``missing.format(repr(meeting_id))``."""
+    ids = df["meeting_id"].astype(str)
+    absent = sorted(set(meetings) - set(ids))
+    if absent:
+        raise PipelineError(source, missing.format(repr(absent[0])))
+    return df[ids.isin(meetings).to_numpy()].reset_index(drop=True)
+
+
 def count_rows(path: str | Path) -> int:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in part_files(path))
 

@@ -172,6 +172,20 @@ def test_bad_rule_fails_in_the_classifier_loader_only(tmp_path):
         load_taxonomy(p)
 
 
+def test_select_meetings_keeps_order_and_names_a_missing_meeting():
+    """One meeting filter for `label-queue --meeting` and `score --meeting` (each its own message)."""
+    import pandas as pd
+
+    from pipeline.dataset import select_meetings
+    from pipeline.errors import PipelineError
+
+    df = pd.DataFrame({"meeting_id": ["m1", "m2", "m1", "m3"], "text": ["a", "b", "c", "d"]}, index=[7, 8, 9, 10])
+    got = select_meetings(df, ["m1", "m3"], "sents.parquet", "no sentences of meeting {}")
+    assert got["text"].tolist() == ["a", "c", "d"] and got.index.tolist() == [0, 1, 2]
+    with pytest.raises(PipelineError, match=r"sents\.parquet.*no sentences of meeting 'nope'"):
+        select_meetings(df, ["m1", "nope"], "sents.parquet", "no sentences of meeting {}")
+
+
 def test_topics_evaluation_does_not_import_bertopic():
     import subprocess
     import sys

@@ -369,6 +369,7 @@ def read_tag_input(file) -> tuple[str | Path, list[str]]:
 def run_label_queue_cli(args) -> int:
     from pipeline.classify.queue import build_queue
     from pipeline.classify.tagging import _frame_for, load_model
+    from pipeline.dataset import select_meetings
     from pipeline.labels import load_labels
 
     params = _settings()
@@ -377,10 +378,7 @@ def run_label_queue_cli(args) -> int:
     if getattr(args, "meeting", None):
         if "meeting_id" not in sentences.columns:
             raise PipelineError(args.sentences, "--meeting given but the table has no `meeting_id`")
-        missing = sorted(set(args.meeting) - set(sentences["meeting_id"].astype(str)))
-        if missing:
-            raise PipelineError(args.sentences, f"no sentences of meeting {missing[0]!r}")
-        sentences = sentences[sentences["meeting_id"].astype(str).isin(args.meeting)].reset_index(drop=True)
+        sentences = select_meetings(sentences, args.meeting, args.sentences, "no sentences of meeting {}")
     X = _frame_for(model, sentences, args.embeddings)
     _, P, rule_ev = model.tag(X, return_details=True)
     labelled = set()

@@ -38,17 +38,14 @@ def read_predictions(path: str | Path, meetings: list[str] | None = None) -> pd.
     if not path.exists():
         raise PipelineError(path, "predictions not found (data/processed/sentences.parquet or `tag` JSON lines)")
     if path.is_dir() or path.suffix.lower() == ".parquet":
-        from pipeline.dataset import read_table
+        from pipeline.dataset import read_table, select_meetings
 
         try:
             df = read_table(path, columns=["text", "themes", "utterance_id", "meeting_id"])
         except (KeyError, ValueError, OSError) as exc:
             raise PipelineError(path, f"not a classified sentences table ({exc})") from None
         if meetings:
-            unknown = sorted(set(meetings) - set(df["meeting_id"].astype(str)))
-            if unknown:
-                raise PipelineError(path, f"no meeting {unknown[0]!r} in the predictions")
-            df = df[df["meeting_id"].astype(str).isin(meetings)]
+            df = select_meetings(df, meetings, path, "no meeting {} in the predictions")
         return pd.DataFrame({"text": df["text"].astype(str).to_numpy(),
                              "themes": [list(t) if t is not None else [] for t in df["themes"]],
                              "group": df["utterance_id"].astype(str).to_numpy()})
